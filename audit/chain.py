@@ -1,0 +1,58 @@
+"""Canonical content and hashing of audit events (shared by writer and verifiers)."""
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+GENESIS_HASH = "0" * 64
+
+# The fields an event's hash covers, in this order (with the previous hash first).
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "outcome",
+    "target_type",
+    "target_id",
+    "target_label",
+    "role_id",
+    "role_label",
+    "scope",
+    "details",
+    "request_id",
+    "ip",
+    "user_agent",
+)
+
+
+def normalize_details(details: dict | None) -> dict:
+    """Details as they will read back from a JSON column (dates to strings and so on)."""
+    return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_content(fields: dict) -> str:
+    content = {}
+    for name in HASHED_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, datetime):
+            value = format_timestamp(value)
+        elif value is not None and name in ("actor_id", "role_id", "ip"):
+            value = str(value)
+        content[name] = value
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(prev_hash: str, fields: dict) -> str:
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(canonical_content(fields).encode("utf-8"))
+    return digest.hexdigest()

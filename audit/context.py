@@ -1,0 +1,31 @@
+"""Who and where of the current request, for audit events written deep inside services.
+
+The request-id middleware fills these; Celery tasks and commands leave them empty, and the
+audit record then says so (no request id, no IP).
+"""
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+
+
+_current: ContextVar[RequestContext] = ContextVar("pim_request_context", default=RequestContext())
+
+
+def current() -> RequestContext:
+    return _current.get()
+
+
+def bind(context: RequestContext):
+    """Make context current; returns the token to pass to reset()."""
+    return _current.set(context)
+
+
+def reset(token) -> None:
+    _current.reset(token)

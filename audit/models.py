@@ -1,0 +1,93 @@
+"""The tamper-evident audit log: append-only events in a gapless hash chain."""
+
+from django.conf import settings
+from django.db import models
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to edit or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events cannot be edited.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events cannot be deleted.")
+
+    _raw_delete = delete
+
+
+class AuditEvent(models.Model):
+    """One state change, written by the service that made it, in the same transaction.
+
+    Who and what are kept as static text too (``actor_label``, ``target_label``,
+    ``role_label``) so the record survives renames and deletions. ``hash`` covers the
+    previous event's hash and this event's canonical content (see audit.chain).
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        DENIED = "denied"
+
+    seq = models.BigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(db_index=True, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.PROTECT,  # people are deactivated, never deleted from history
+        related_name="+",
+        editable=False,
+    )
+    actor_label = models.CharField(max_length=300, editable=False)
+    action = models.CharField(max_length=64, db_index=True, editable=False)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, editable=False)
+    target_type = models.CharField(max_length=64, blank=True, editable=False)
+    target_id = models.CharField(max_length=64, blank=True, editable=False)
+    target_label = models.CharField(max_length=300, blank=True, editable=False)
+    role_id = models.UUIDField(null=True, editable=False)
+    role_label = models.CharField(max_length=300, blank=True, editable=False)
+    scope = models.CharField(max_length=400, blank=True, editable=False)
+    details = models.JSONField(default=dict, editable=False)
+    request_id = models.CharField(max_length=64, blank=True, editable=False)
+    ip = models.GenericIPAddressField(null=True, editable=False)
+    user_agent = models.CharField(max_length=400, blank=True, editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_event_target_idx"),
+            models.Index(fields=["role_id", "seq"], name="audit_event_role_idx"),
+            models.Index(fields=["actor", "seq"], name="audit_event_actor_idx"),
+            models.Index(fields=["request_id"], name="audit_event_request_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.seq} {self.action} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events cannot be edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The single row holding the chain's last sequence number and hash.
+
+    Writers lock it (SELECT ... FOR UPDATE) for the rest of their transaction: that is what
+    makes the sequence gapless and the chain linear under concurrency.
+    """
+
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"audit head #{self.last_seq}"

@@ -1,0 +1,248 @@
+"""The role catalog, role settings (policies) and eligible and active assignments."""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.Model):
+    """A privileged role: an Entra directory role, an Azure role, or one of the portal's own."""
+
+    class Kind(models.TextChoices):
+        ENTRA = "entra", "Entra directory role"
+        AZURE = "azure", "Azure resource role"
+        M365 = "m365", "Microsoft 365 workload role"
+        APP = "app", "Custom / local role"
+
+    class Tier(models.TextChoices):
+        CRITICAL = "critical"
+        HIGH = "high"
+        STANDARD = "standard"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Entra role template id / Azure role definition GUID; empty for local roles.
+    template_id = models.CharField(max_length=64, blank=True, default="")
+    privileged = models.BooleanField(default=False)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    builtin = models.BooleanField(default=False, editable=False)
+    # Anti-lockout: the last permanent holder can never be removed (Global Administrator,
+    # PIM Administrator).
+    lockout_protected = models.BooleanField(default=False)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_roles")
+    # Django permissions ("app_label.codename") granted while the role is active: this is how
+    # the portal's own roles (PIM Administrator, PIM Auditor) govern the portal itself.
+    grants_permissions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "template_id"],
+                condition=~Q(template_id=""),
+                name="roles_role_template_id_unique",
+            ),
+        ]
+        permissions = [
+            ("manage_eligible_assignments", "Manage the role's eligible assignments"),
+            ("manage_active_assignments", "Manage the role's active assignments"),
+            ("approve_activation", "Approve activations of the role"),
+            ("review_access", "Review access to the role"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("roles:role_detail", args=[self.pk])
+
+
+class RoleSettings(models.Model):
+    """The role's policy (Entra's 'role settings'); defaults follow Entra's."""
+
+    role = models.OneToOneField(Role, primary_key=True, on_delete=models.CASCADE, related_name="settings")
+    # Activation
+    activation_max_duration = models.DurationField(default=timedelta(hours=8))
+    require_mfa = models.BooleanField(default=True)
+    require_justification = models.BooleanField(default=True)
+    require_ticket = models.BooleanField(default=False)
+    require_approval = models.BooleanField(default=False)
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    approver_groups = models.ManyToManyField("accounts.DirectoryGroup", blank=True, related_name="+")
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approval_timeout = models.DurationField(default=timedelta(hours=24))
+    # Eligible assignments
+    eligible_allow_permanent = models.BooleanField(default=False)
+    eligible_max_duration = models.DurationField(default=timedelta(days=365))
+    # Active (direct) assignments
+    active_allow_permanent = models.BooleanField(default=False)
+    active_max_duration = models.DurationField(default=timedelta(days=180))
+    active_require_mfa = models.BooleanField(default=False)
+    active_require_justification = models.BooleanField(default=True)
+    # Extra addresses told of assignments and activations, one per line.
+    notification_recipients = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "role settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(activation_max_duration__gte=timedelta(minutes=30))
+                & Q(activation_max_duration__lte=timedelta(hours=24)),
+                name="roles_rolesettings_activation_duration_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1), name="roles_rolesettings_approvals_required_min"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Settings of {self.role}"
+
+
+class AssignmentQuerySet(models.QuerySet):
+    def current(self, at):
+        """Assignments in force at the moment `at` (exact to the microsecond)."""
+        return self.filter(
+            Q(starts_at__lte=at),
+            Q(ends_at__isnull=True) | Q(ends_at__gt=at),
+            Q(ended_at__isnull=True) | Q(ended_at__gt=at),
+        )
+
+    def for_user(self, user):
+        """Assignments of the user directly or through any of their groups."""
+        from accounts.models import DirectoryGroup
+
+        group_ids = DirectoryGroup.members.through.objects.filter(user_id=user.pk).values("directorygroup_id")
+        return self.filter(Q(user_id=user.pk) | Q(group_id__in=group_ids))
+
+
+class Assignment(models.Model):
+    """What eligible and active assignments share: who, which role, where, when."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey(
+        "accounts.DirectoryGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
+    scope = models.CharField(max_length=400, default="/")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True)  # None: permanent
+    justification = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set when the assignment ended before its end (removed, revoked, deactivated, expired
+    # by the job); the reason is in end_reason. Reads compare it with the time, so a job that
+    # has not run yet never extends access.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def principal(self):
+        return self.user if self.user_id else self.group
+
+    @property
+    def principal_label(self) -> str:
+        return self.principal.label
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.ends_at is None
+
+    def is_current(self, at) -> bool:
+        return (
+            self.starts_at <= at
+            and (self.ends_at is None or self.ends_at > at)
+            and (self.ended_at is None or self.ended_at > at)
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.role.name} for {self.principal_label} at {self.scope}"
+
+
+def _principal_constraints(model: str) -> list:
+    return [
+        models.CheckConstraint(
+            condition=(Q(user__isnull=False) & Q(group__isnull=True)) | (Q(user__isnull=True) & Q(group__isnull=False)),
+            name=f"roles_{model}_one_principal",
+        ),
+        models.CheckConstraint(
+            condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+            name=f"roles_{model}_ends_after_start",
+        ),
+    ]
+
+
+class EligibleAssignment(Assignment):
+    """A principal may activate the role at the scope between starts_at and ends_at."""
+
+    class EndReason(models.TextChoices):
+        REMOVED = "removed"
+        EXPIRED = "expired"
+        REVIEW = "review", "Removed by an access review"
+
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        constraints = _principal_constraints("eligibleassignment")
+        indexes = [
+            models.Index(fields=["user", "role"], name="roles_eligible_user_role_idx"),
+            models.Index(fields=["group", "role"], name="roles_eligible_group_role_idx"),
+            # the assignment-expiry reminder jobs look up ends_at of assignments still open
+            models.Index(fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_eligible_open_ends_idx"),
+        ]
+
+    def __str__(self):
+        return f"eligible: {self.label}"
+
+
+class ActiveAssignment(Assignment):
+    """The principal holds the role at the scope between starts_at and ends_at."""
+
+    class Origin(models.TextChoices):
+        ACTIVATION = "activation"
+        DIRECT = "direct", "Direct assignment"
+
+    class EndReason(models.TextChoices):
+        EXPIRED = "expired"
+        DEACTIVATED = "deactivated"
+        REVOKED = "revoked"
+        REMOVED = "removed"
+        REVIEW = "review", "Removed by an access review"
+
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.DIRECT)
+    eligible = models.ForeignKey(
+        EligibleAssignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="activations"
+    )
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        constraints = _principal_constraints("activeassignment")
+        indexes = [
+            models.Index(fields=["user", "role", "scope"], name="roles_active_user_role_idx"),
+            models.Index(fields=["group", "role", "scope"], name="roles_active_group_role_idx"),
+            # used by activations' expiry job (assignment_expire_due)
+            models.Index(fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_active_open_ends_idx"),
+        ]
+
+    def __str__(self):
+        return f"active: {self.label}"

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+app_name = "roles"
+urlpatterns = [
+    path("", views.my_roles, name="my_roles"),
+]
