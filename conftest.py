@@ -1,0 +1,95 @@
+"""Fixtures shared by all tests: personas, a TOTP-verified client, database helpers."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.factories import ActiveAssignmentFactory, UserFactory, portal_role, totp_code, totp_device
+
+PIM_ADMIN = "pim.administrator"
+PIM_AUDITOR = "pim.auditor"
+
+
+def _activate_portal_role(user, template_id):
+    """Give the user the portal role for the next few hours (as if they had activated it)."""
+    return ActiveAssignmentFactory(
+        user=user,
+        role=portal_role(template_id),
+        origin="activation",
+        starts_at=timezone.now() - timedelta(minutes=1),
+        ends_at=timezone.now() + timedelta(hours=4),
+    )
+
+
+@pytest.fixture
+def requester(db):
+    return UserFactory(username="requester", display_name="Rita Requester")
+
+
+@pytest.fixture
+def approver(db):
+    return UserFactory(username="approver", display_name="Arne Approver")
+
+
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(username="reviewer", display_name="Rene Reviewer")
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider", display_name="Otto Outsider")
+
+
+@pytest.fixture
+def admin(db):
+    """A PIM Administrator with the portal role currently active."""
+    user = UserFactory(username="pimadmin", display_name="Ada Admin")
+    _activate_portal_role(user, PIM_ADMIN)
+    return user
+
+
+@pytest.fixture
+def auditor(db):
+    """A PIM Auditor with the portal role currently active."""
+    user = UserFactory(username="auditor", display_name="Aud Itor")
+    _activate_portal_role(user, PIM_AUDITOR)
+    return user
+
+
+@pytest.fixture
+def verified_client(client):
+    """Sign a user in through the real forms: password, then a fresh TOTP code.
+
+    Returns a function: verified_client(user) -> the signed-in, step-up-verified client.
+    """
+
+    def sign_in(user):
+        from tests.factories import PASSWORD
+
+        device = totp_device(user)
+        response = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
+        assert response.status_code == 302, response.content
+        response = client.post("/accounts/verify/", {"otp_token": totp_code(device)})
+        assert response.status_code == 302, response.content
+        client.device = device
+        return client
+
+    return sign_in
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
