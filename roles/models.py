@@ -129,7 +129,9 @@ class Assignment(models.Model):
     """What eligible and active assignments share: who, which role, where, when."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     group = models.ForeignKey(
         "accounts.DirectoryGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -182,7 +184,8 @@ class Assignment(models.Model):
 def _principal_constraints(model: str) -> list:
     return [
         models.CheckConstraint(
-            condition=(Q(user__isnull=False) & Q(group__isnull=True)) | (Q(user__isnull=True) & Q(group__isnull=False)),
+            condition=(Q(user__isnull=False) & Q(group__isnull=True))
+            | (Q(user__isnull=True) & Q(group__isnull=False)),
             name=f"roles_{model}_one_principal",
         ),
         models.CheckConstraint(
@@ -208,7 +211,9 @@ class EligibleAssignment(Assignment):
             models.Index(fields=["user", "role"], name="roles_eligible_user_role_idx"),
             models.Index(fields=["group", "role"], name="roles_eligible_group_role_idx"),
             # the assignment-expiry reminder jobs look up ends_at of assignments still open
-            models.Index(fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_eligible_open_ends_idx"),
+            models.Index(
+                fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_eligible_open_ends_idx"
+            ),
         ]
 
     def __str__(self):
@@ -241,7 +246,9 @@ class ActiveAssignment(Assignment):
             models.Index(fields=["user", "role", "scope"], name="roles_active_user_role_idx"),
             models.Index(fields=["group", "role", "scope"], name="roles_active_group_role_idx"),
             # used by activations' expiry job (assignment_expire_due)
-            models.Index(fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_active_open_ends_idx"),
+            models.Index(
+                fields=["ends_at"], condition=Q(ended_at__isnull=True), name="roles_active_open_ends_idx"
+            ),
         ]
 
     def __str__(self):

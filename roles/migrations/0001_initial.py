@@ -8,150 +8,368 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('entra', 'Entra directory role'), ('azure', 'Azure resource role'), ('m365', 'Microsoft 365 workload role'), ('app', 'Custom / local role')], max_length=16)),
-                ('template_id', models.CharField(blank=True, default='', max_length=64)),
-                ('privileged', models.BooleanField(default=False)),
-                ('tier', models.CharField(choices=[('critical', 'Critical'), ('high', 'High'), ('standard', 'Standard')], default='standard', max_length=16)),
-                ('builtin', models.BooleanField(default=False, editable=False)),
-                ('lockout_protected', models.BooleanField(default=False)),
-                ('grants_permissions', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owners', models.ManyToManyField(blank=True, related_name='owned_roles', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("entra", "Entra directory role"),
+                            ("azure", "Azure resource role"),
+                            ("m365", "Microsoft 365 workload role"),
+                            ("app", "Custom / local role"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("template_id", models.CharField(blank=True, default="", max_length=64)),
+                ("privileged", models.BooleanField(default=False)),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("critical", "Critical"), ("high", "High"), ("standard", "Standard")],
+                        default="standard",
+                        max_length=16,
+                    ),
+                ),
+                ("builtin", models.BooleanField(default=False, editable=False)),
+                ("lockout_protected", models.BooleanField(default=False)),
+                ("grants_permissions", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owners",
+                    models.ManyToManyField(
+                        blank=True, related_name="owned_roles", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('manage_eligible_assignments', "Manage the role's eligible assignments"), ('manage_active_assignments', "Manage the role's active assignments"), ('approve_activation', 'Approve activations of the role'), ('review_access', 'Review access to the role')],
+                "ordering": ["name"],
+                "permissions": [
+                    ("manage_eligible_assignments", "Manage the role's eligible assignments"),
+                    ("manage_active_assignments", "Manage the role's active assignments"),
+                    ("approve_activation", "Approve activations of the role"),
+                    ("review_access", "Review access to the role"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EligibleAssignment',
+            name="EligibleAssignment",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('scope', models.CharField(default='/', max_length=400)),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField(blank=True, null=True)),
-                ('justification', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('end_reason', models.CharField(blank=True, choices=[('removed', 'Removed'), ('expired', 'Expired'), ('review', 'Removed by an access review')], max_length=16)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('ended_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.directorygroup')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('role', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='roles.role')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("scope", models.CharField(default="/", max_length=400)),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField(blank=True, null=True)),
+                ("justification", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "end_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("removed", "Removed"),
+                            ("expired", "Expired"),
+                            ("review", "Removed by an access review"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "ended_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.directorygroup",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "role",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="roles.role"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ActiveAssignment',
+            name="ActiveAssignment",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('scope', models.CharField(default='/', max_length=400)),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField(blank=True, null=True)),
-                ('justification', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('origin', models.CharField(choices=[('activation', 'Activation'), ('direct', 'Direct assignment')], default='direct', max_length=16)),
-                ('end_reason', models.CharField(blank=True, choices=[('expired', 'Expired'), ('deactivated', 'Deactivated'), ('revoked', 'Revoked'), ('removed', 'Removed'), ('review', 'Removed by an access review')], max_length=16)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('ended_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.directorygroup')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('eligible', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='activations', to='roles.eligibleassignment')),
-                ('role', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='roles.role')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("scope", models.CharField(default="/", max_length=400)),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField(blank=True, null=True)),
+                ("justification", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[("activation", "Activation"), ("direct", "Direct assignment")],
+                        default="direct",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "end_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("expired", "Expired"),
+                            ("deactivated", "Deactivated"),
+                            ("revoked", "Revoked"),
+                            ("removed", "Removed"),
+                            ("review", "Removed by an access review"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "ended_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.directorygroup",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "eligible",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="activations",
+                        to="roles.eligibleassignment",
+                    ),
+                ),
+                (
+                    "role",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="roles.role"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RoleSettings',
+            name="RoleSettings",
             fields=[
-                ('role', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='settings', serialize=False, to='roles.role')),
-                ('activation_max_duration', models.DurationField(default=datetime.timedelta(seconds=28800))),
-                ('require_mfa', models.BooleanField(default=True)),
-                ('require_justification', models.BooleanField(default=True)),
-                ('require_ticket', models.BooleanField(default=False)),
-                ('require_approval', models.BooleanField(default=False)),
-                ('approvals_required', models.PositiveSmallIntegerField(default=1)),
-                ('approval_timeout', models.DurationField(default=datetime.timedelta(days=1))),
-                ('eligible_allow_permanent', models.BooleanField(default=False)),
-                ('eligible_max_duration', models.DurationField(default=datetime.timedelta(days=365))),
-                ('active_allow_permanent', models.BooleanField(default=False)),
-                ('active_max_duration', models.DurationField(default=datetime.timedelta(days=180))),
-                ('active_require_mfa', models.BooleanField(default=False)),
-                ('active_require_justification', models.BooleanField(default=True)),
-                ('notification_recipients', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('approver_groups', models.ManyToManyField(blank=True, related_name='+', to='accounts.directorygroup')),
-                ('approvers', models.ManyToManyField(blank=True, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "role",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="settings",
+                        serialize=False,
+                        to="roles.role",
+                    ),
+                ),
+                ("activation_max_duration", models.DurationField(default=datetime.timedelta(seconds=28800))),
+                ("require_mfa", models.BooleanField(default=True)),
+                ("require_justification", models.BooleanField(default=True)),
+                ("require_ticket", models.BooleanField(default=False)),
+                ("require_approval", models.BooleanField(default=False)),
+                ("approvals_required", models.PositiveSmallIntegerField(default=1)),
+                ("approval_timeout", models.DurationField(default=datetime.timedelta(days=1))),
+                ("eligible_allow_permanent", models.BooleanField(default=False)),
+                ("eligible_max_duration", models.DurationField(default=datetime.timedelta(days=365))),
+                ("active_allow_permanent", models.BooleanField(default=False)),
+                ("active_max_duration", models.DurationField(default=datetime.timedelta(days=180))),
+                ("active_require_mfa", models.BooleanField(default=False)),
+                ("active_require_justification", models.BooleanField(default=True)),
+                ("notification_recipients", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "approver_groups",
+                    models.ManyToManyField(blank=True, related_name="+", to="accounts.directorygroup"),
+                ),
+                (
+                    "approvers",
+                    models.ManyToManyField(blank=True, related_name="+", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'verbose_name_plural': 'role settings',
+                "verbose_name_plural": "role settings",
             },
         ),
         migrations.AddConstraint(
-            model_name='role',
-            constraint=models.UniqueConstraint(condition=models.Q(('template_id', ''), _negated=True), fields=('kind', 'template_id'), name='roles_role_template_id_unique'),
+            model_name="role",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("template_id", ""), _negated=True),
+                fields=("kind", "template_id"),
+                name="roles_role_template_id_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='eligibleassignment',
-            index=models.Index(fields=['user', 'role'], name='roles_eligible_user_role_idx'),
+            model_name="eligibleassignment",
+            index=models.Index(fields=["user", "role"], name="roles_eligible_user_role_idx"),
         ),
         migrations.AddIndex(
-            model_name='eligibleassignment',
-            index=models.Index(fields=['group', 'role'], name='roles_eligible_group_role_idx'),
+            model_name="eligibleassignment",
+            index=models.Index(fields=["group", "role"], name="roles_eligible_group_role_idx"),
         ),
         migrations.AddIndex(
-            model_name='eligibleassignment',
-            index=models.Index(condition=models.Q(('ended_at__isnull', True)), fields=['ends_at'], name='roles_eligible_open_ends_idx'),
+            model_name="eligibleassignment",
+            index=models.Index(
+                condition=models.Q(("ended_at__isnull", True)),
+                fields=["ends_at"],
+                name="roles_eligible_open_ends_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='eligibleassignment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('user__isnull', False), ('group__isnull', True)), models.Q(('user__isnull', True), ('group__isnull', False)), _connector='OR'), name='roles_eligibleassignment_one_principal'),
+            model_name="eligibleassignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("user__isnull", False), ("group__isnull", True)),
+                    models.Q(("user__isnull", True), ("group__isnull", False)),
+                    _connector="OR",
+                ),
+                name="roles_eligibleassignment_one_principal",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='eligibleassignment',
-            constraint=models.CheckConstraint(condition=models.Q(('ends_at__isnull', True), ('ends_at__gt', models.F('starts_at')), _connector='OR'), name='roles_eligibleassignment_ends_after_start'),
+            model_name="eligibleassignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("ends_at__isnull", True), ("ends_at__gt", models.F("starts_at")), _connector="OR"
+                ),
+                name="roles_eligibleassignment_ends_after_start",
+            ),
         ),
         migrations.AddIndex(
-            model_name='activeassignment',
-            index=models.Index(fields=['user', 'role', 'scope'], name='roles_active_user_role_idx'),
+            model_name="activeassignment",
+            index=models.Index(fields=["user", "role", "scope"], name="roles_active_user_role_idx"),
         ),
         migrations.AddIndex(
-            model_name='activeassignment',
-            index=models.Index(fields=['group', 'role', 'scope'], name='roles_active_group_role_idx'),
+            model_name="activeassignment",
+            index=models.Index(fields=["group", "role", "scope"], name="roles_active_group_role_idx"),
         ),
         migrations.AddIndex(
-            model_name='activeassignment',
-            index=models.Index(condition=models.Q(('ended_at__isnull', True)), fields=['ends_at'], name='roles_active_open_ends_idx'),
+            model_name="activeassignment",
+            index=models.Index(
+                condition=models.Q(("ended_at__isnull", True)),
+                fields=["ends_at"],
+                name="roles_active_open_ends_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='activeassignment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('user__isnull', False), ('group__isnull', True)), models.Q(('user__isnull', True), ('group__isnull', False)), _connector='OR'), name='roles_activeassignment_one_principal'),
+            model_name="activeassignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("user__isnull", False), ("group__isnull", True)),
+                    models.Q(("user__isnull", True), ("group__isnull", False)),
+                    _connector="OR",
+                ),
+                name="roles_activeassignment_one_principal",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='activeassignment',
-            constraint=models.CheckConstraint(condition=models.Q(('ends_at__isnull', True), ('ends_at__gt', models.F('starts_at')), _connector='OR'), name='roles_activeassignment_ends_after_start'),
+            model_name="activeassignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("ends_at__isnull", True), ("ends_at__gt", models.F("starts_at")), _connector="OR"
+                ),
+                name="roles_activeassignment_ends_after_start",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rolesettings',
-            constraint=models.CheckConstraint(condition=models.Q(('activation_max_duration__gte', datetime.timedelta(seconds=1800)), ('activation_max_duration__lte', datetime.timedelta(days=1))), name='roles_rolesettings_activation_duration_range'),
+            model_name="rolesettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("activation_max_duration__gte", datetime.timedelta(seconds=1800)),
+                    ("activation_max_duration__lte", datetime.timedelta(days=1)),
+                ),
+                name="roles_rolesettings_activation_duration_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rolesettings',
-            constraint=models.CheckConstraint(condition=models.Q(('approvals_required__gte', 1)), name='roles_rolesettings_approvals_required_min'),
+            model_name="rolesettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("approvals_required__gte", 1)),
+                name="roles_rolesettings_approvals_required_min",
+            ),
         ),
     ]

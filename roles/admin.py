@@ -1,0 +1,252 @@
+"""Django admin for the catalog, role settings and assignments.
+
+The admin never saves a model itself: every add, change and delete calls the service that an
+API or portal view would call, so policy, anti-lockout and the audit event always apply. A
+refusal from the service is shown as an error message and nothing changes.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.utils import timezone
+
+from . import services
+from .models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
+from .scopes import scope_validate
+
+
+class ServiceBackedAdmin(admin.ModelAdmin):
+    """Turns service refusals into admin error messages (and no change)."""
+
+    actions = None  # no bulk delete: removals go one by one through the services
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (ValidationError, PermissionDenied) as error:
+            return self._refused(request, error)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except (ValidationError, PermissionDenied) as error:
+            return self._refused(request, error)
+
+    def _refused(self, request, error):
+        text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        self.message_user(request, f"Refused: {text}", level=messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def save_related(self, request, form, formsets, change):
+        """Relations are saved by the services."""
+
+
+@admin.register(Role)
+class RoleAdmin(ServiceBackedAdmin):
+    list_display = ("name", "kind", "tier", "privileged", "template_id", "lockout_protected")
+    list_filter = ("kind", "tier", "privileged", "builtin")
+    search_fields = ("name", "template_id", "description")
+    fields = (
+        "name",
+        "description",
+        "kind",
+        "template_id",
+        "tier",
+        "privileged",
+        "owners",
+        "lockout_protected",
+    )
+    filter_horizontal = ("owners",)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["lockout_protected"]
+        if obj is not None:
+            readonly += ["kind", "template_id"]
+            if obj.builtin:
+                readonly += ["name"]
+        return readonly
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            role = services.role_create(
+                actor=request.user,
+                name=data["name"],
+                kind=data["kind"],
+                description=data.get("description", ""),
+                template_id=data.get("template_id", ""),
+                privileged=data["privileged"],
+                tier=data["tier"],
+            )
+            obj.pk = role.pk
+            obj._state.adding = False
+        else:
+            changes = {
+                f: data[f] for f in ("name", "description", "tier", "privileged") if f in form.changed_data
+            }
+            if changes:
+                services.role_update(actor=request.user, role=obj, changes=changes)
+        if "owners" in form.changed_data:
+            role = Role.objects.get(pk=obj.pk)
+            wanted = set(data["owners"])
+            current = set(role.owners.all())
+            for user in wanted - current:
+                services.role_owner_add(actor=request.user, role=role, user=user)
+            for user in current - wanted:
+                services.role_owner_remove(actor=request.user, role=role, user=user)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # roles leave the catalog only by migration (history keeps pointing at them)
+
+
+class RoleSettingsForm(forms.ModelForm):
+    class Meta:
+        model = RoleSettings
+        exclude = ("role",)
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = self.instance
+        for field, value in cleaned.items():
+            if field not in ("approvers", "approver_groups", "role"):
+                setattr(candidate, field, value)
+        try:
+            services.role_settings_validate(
+                candidate,
+                approvers=cleaned.get("approvers", []),
+                approver_groups=cleaned.get("approver_groups", []),
+            )
+        except ValidationError as error:
+            raise ValidationError(
+                error.message_dict if hasattr(error, "error_dict") else error.messages
+            ) from None
+        return cleaned
+
+
+@admin.register(RoleSettings)
+class RoleSettingsAdmin(ServiceBackedAdmin):
+    form = RoleSettingsForm
+    list_display = (
+        "role",
+        "activation_max_duration",
+        "require_mfa",
+        "require_approval",
+        "approvals_required",
+    )
+    list_filter = ("require_mfa", "require_approval", "role__tier")
+    search_fields = ("role__name",)
+    filter_horizontal = ("approvers", "approver_groups")
+    readonly_fields = ("role",)
+
+    def has_add_permission(self, request):
+        return False  # created with the role
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = [f for f in services._SETTINGS_FIELDS if f in form.changed_data]
+        original = RoleSettings.objects.get(pk=obj.pk)
+        services.role_settings_update(
+            actor=request.user,
+            role=original.role,
+            changes={f: data[f] for f in fields},
+            approvers=list(data["approvers"]),
+            approver_groups=list(data["approver_groups"]),
+        )
+
+
+class AssignmentForm(forms.ModelForm):
+    reason = forms.CharField(required=False, widget=forms.Textarea, help_text="Why (kept in the audit log).")
+
+    def clean(self):
+        cleaned = super().clean()
+        role = cleaned.get("role") or getattr(self.instance, "role", None)
+        if role and cleaned.get("scope"):
+            cleaned["scope"] = scope_validate(cleaned["scope"], kind=role.kind)
+        if not self.instance._state.adding:
+            return cleaned
+        if bool(cleaned.get("user")) == bool(cleaned.get("group")):
+            raise ValidationError("Choose either a user or a group.")
+        return cleaned
+
+
+class AssignmentAdmin(ServiceBackedAdmin):
+    form = AssignmentForm
+    list_display = ("role", "principal_label", "scope", "starts_at", "ends_at", "ended_at", "end_reason")
+    list_filter = ("role__tier", "end_reason")
+    search_fields = ("role__name", "user__username", "user__display_name", "group__name", "scope")
+    list_select_related = ("role", "user", "group")
+    raw_id_fields = ("user", "group")
+    kind = ""
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification")
+        return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification", "reason")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("role", "user", "group", "scope", "starts_at", "justification", "ended_at", "end_reason")
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            created = self.assign(
+                actor=request.user,
+                role=data["role"],
+                principal=data.get("user") or data.get("group"),
+                scope=data["scope"],
+                starts_at=data.get("starts_at") or timezone.now(),
+                ends_at=data.get("ends_at"),
+                justification=data.get("justification", ""),
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+        elif "ends_at" in form.changed_data:
+            original = type(obj).objects.get(pk=obj.pk)
+            self.update(
+                actor=request.user,
+                assignment=original,
+                ends_at=data.get("ends_at"),
+                justification=data.get("reason", ""),
+            )
+
+    def delete_model(self, request, obj):
+        self.remove(actor=request.user, assignment=obj, reason="Removed in the admin")
+
+
+@admin.register(EligibleAssignment)
+class EligibleAssignmentAdmin(AssignmentAdmin):
+    @staticmethod
+    def assign(**kwargs):
+        return services.eligible_assign(**kwargs)
+
+    @staticmethod
+    def update(**kwargs):
+        return services.eligible_update(**kwargs)
+
+    @staticmethod
+    def remove(**kwargs):
+        return services.eligible_remove(**kwargs)
+
+
+@admin.register(ActiveAssignment)
+class ActiveAssignmentAdmin(AssignmentAdmin):
+    list_display = AssignmentAdmin.list_display + ("origin",)
+    list_filter = ("role__tier", "origin", "end_reason")
+
+    @staticmethod
+    def assign(**kwargs):
+        return services.active_assign(**kwargs)
+
+    @staticmethod
+    def update(**kwargs):
+        return services.active_update(**kwargs)
+
+    @staticmethod
+    def remove(**kwargs):
+        return services.active_remove(**kwargs)
