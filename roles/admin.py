@@ -103,7 +103,7 @@ class RoleAdmin(ServiceBackedAdmin):
 class RoleSettingsForm(forms.ModelForm):
     class Meta:
         model = RoleSettings
-        exclude = ("role",)
+        fields = (*services.SETTINGS_FIELDS, "approvers", "approver_groups")
 
     def clean(self):
         cleaned = super().clean()
@@ -147,7 +147,7 @@ class RoleSettingsAdmin(ServiceBackedAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        fields = [f for f in services._SETTINGS_FIELDS if f in form.changed_data]
+        fields = [f for f in services.SETTINGS_FIELDS if f in form.changed_data]
         original = RoleSettings.objects.get(pk=obj.pk)
         services.role_settings_update(
             actor=request.user,

@@ -36,7 +36,7 @@ Principal = User | DirectoryGroup
 
 # --- Role catalog and settings -------------------------------------------------------------
 
-_SETTINGS_FIELDS = (
+SETTINGS_FIELDS = (
     "activation_max_duration",
     "require_mfa",
     "require_justification",
@@ -126,7 +126,7 @@ def role_settings_update(
 ) -> RoleSettings:
     """Change a role's policy; the audit event carries the before/after diff."""
     _require_perm(actor, "roles.change_rolesettings")
-    unknown = set(changes) - set(_SETTINGS_FIELDS)
+    unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown role settings: {', '.join(sorted(unknown))}.")
     with transaction.atomic():
@@ -155,7 +155,7 @@ def role_settings_update(
 
 
 def _settings_snapshot(role_settings: RoleSettings) -> dict:
-    snapshot = {field: getattr(role_settings, field) for field in _SETTINGS_FIELDS}
+    snapshot = {field: getattr(role_settings, field) for field in SETTINGS_FIELDS}
     for field, value in snapshot.items():
         if isinstance(value, timedelta):
             snapshot[field] = int(value.total_seconds())
@@ -666,7 +666,8 @@ def _validate_window(role_settings, kind, *, starts_at, ends_at, now, measure_fr
         raise ValidationError(
             {
                 "ends_at": (
-                    f"{kind.capitalize()} assignments of {role_settings.role} last at most {_human(max_duration)}."
+                    f"{kind.capitalize()} assignments of {role_settings.role} "
+                    f"last at most {_human(max_duration)}."
                 )
             }
         )
