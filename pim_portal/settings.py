@@ -111,7 +111,7 @@ TEMPLATES = [
 ]
 
 # Database: PostgreSQL through DATABASE_URL in production and CI; a SQLite file otherwise.
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASE_URL = env_str("DATABASE_URL", "") or ""  # may hold a password: DATABASE_URL_FILE works too
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
@@ -208,7 +208,7 @@ EMAIL_BACKEND = (
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "PIM Portal <pim@localhost>")
 
 # Celery: Redis when REDIS_URL is set, otherwise a file-system transport that needs no server.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_str("REDIS_URL", "") or ""  # may hold a password: REDIS_URL_FILE works too
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}

@@ -1,0 +1,75 @@
+# PIM Portal: `make run` and `make test` are all a fresh machine needs (see README).
+# Every target is idempotent: the virtualenv is created once and requirements.txt is
+# installed again only when it changes (the stamp file records the last install).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+DATA_DIR := $(or $(PIM_DATA_DIR),var)
+DEMO_OUT := $(DATA_DIR)/demo-sign-ins.txt
+# Two cores on the reference machine; `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format check bench clean
+
+help:
+	@echo "make run      set up (virtualenv, install, migrate, demo data) and serve on http://127.0.0.1:8000/"
+	@echo "make test     run the test suite (SQLite, or PostgreSQL when DATABASE_URL is set)"
+	@echo "make lint     ruff check and ruff format --check"
+	@echo "make format   ruff format and ruff check --fix"
+	@echo "make check    manage.py check, missing migrations, check --deploy under production settings"
+	@echo "make bench    benchmarks (bench/README.md)"
+	@echo "make install  only create the virtualenv and install requirements.txt"
+	@echo "make clean    remove the virtualenv and the development data in var/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check --no-input --quiet -r requirements.txt
+	touch $@
+
+install: $(STAMP)
+
+# make run is a local development server over plain http, so DEBUG is on (it turns off
+# the SSL redirect and secure cookies). Production never runs `make run`.
+run: export DJANGO_DEBUG := 1
+run: $(STAMP)
+	$(PY) manage.py migrate --no-input
+	@mkdir -p $(DATA_DIR)
+	@$(PY) manage.py demo > $(DEMO_OUT) 2>&1 || { cat $(DEMO_OUT); echo "manage.py demo failed" >&2; exit 1; }
+	$(PY) -m pim_portal.runner --host 127.0.0.1 --port 8000 --show $(DEMO_OUT)
+
+# pytest exits 5 when it collected no test: that stays a failure, with a clear message.
+test: $(STAMP)
+	@$(PY) -m pytest --ds=tests.settings -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The last step runs the deploy checks under production-like settings: DEBUG off, a long
+# random secret key (any *_FILE variant in the environment would win, so it is removed).
+check: $(STAMP)
+	DJANGO_DEBUG=1 $(PY) manage.py check --fail-level WARNING
+	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	env -u DJANGO_SECRET_KEY_FILE DJANGO_DEBUG=0 DJANGO_ALLOWED_HOSTS=pim.example.org \
+	    DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	    $(PY) manage.py check --deploy --fail-level WARNING
+
+bench: $(STAMP)
+	@if [ -f bench/run.py ]; then $(PY) bench/run.py; \
+	else echo "No benchmarks yet: they land with the performance issue (bench/README.md)."; fi
+
+# Only the default data folder: a PIM_DATA_DIR set elsewhere is never removed by make.
+clean:
+	rm -rf $(VENV) var
