@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -372,12 +373,7 @@ def active_assign(
     """Directly assign the role (no activation needed): the admin's own policy checks apply."""
     _require_manage_active(actor, role)
     now = now or timezone.now()
-    role_settings = role.settings
-    if role_settings.active_require_mfa and actor is not None:
-        _require_fresh_mfa(mfa_verified_at, now)
-    justification = clean_text(
-        justification, field="justification", required=role_settings.active_require_justification
-    )
+
     return _assign(
         ActiveAssignment,
         actor=actor,
@@ -388,6 +384,7 @@ def active_assign(
         ends_at=ends_at,
         justification=justification,
         now=now,
+        policy=_active_admin_policy(actor, justification, mfa_verified_at, now),
         extra={"origin": ActiveAssignment.Origin.DIRECT},
     )
 
@@ -494,16 +491,29 @@ def active_assignments_revoke_for_user(
 # --- Shared mechanics ----------------------------------------------------------------------
 
 
-def _assign(model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra):
+def _assign(
+    model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra=None, policy=None
+):
+    """Create an assignment after locking the role's settings and checking them (policy() may
+    check more and returns the cleaned justification)."""
+    extra = extra or {}
     kind = "eligible" if model is EligibleAssignment else "active"
     scope = scope_validate(scope, kind=role.kind)
     justification = clean_text(justification, field="justification")
     starts_at = starts_at or now
     with transaction.atomic():
-        role_settings = RoleSettings.objects.select_for_update().get(role=role)
+        role_settings = RoleSettings.objects.select_for_update().select_related("role").get(role=role)
+        if policy is not None:
+            justification = policy(role_settings)
         _ensure_principal_usable(principal)
         _validate_window(
-            role_settings, kind, starts_at=starts_at, ends_at=ends_at, now=now, measure_from=starts_at
+            role_settings,
+            kind,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            now=now,
+            measure_from=starts_at,
+            new=True,
         )
         principal_field = "user" if isinstance(principal, User) else "group"
         overlapping = model.objects.filter(
@@ -583,7 +593,7 @@ def _update(assignment, *, actor, ends_at, justification, now, verb):
     return assignment
 
 
-def _renew(assignment, *, actor, ends_at, justification, now):
+def _renew(assignment, *, actor, ends_at, justification, now, policy=None):
     model = type(assignment)
     now = now or timezone.now()
     if assignment.is_current(now) or assignment.starts_at > now:
@@ -601,6 +611,7 @@ def _renew(assignment, *, actor, ends_at, justification, now):
             justification=justification,
             now=now,
             extra=extra,
+            policy=policy,
         )
         kind = "eligible" if model is EligibleAssignment else "active"
         audit_record(
@@ -613,6 +624,19 @@ def _renew(assignment, *, actor, ends_at, justification, now):
             at=now,
         )
     return renewed
+
+
+def _active_admin_policy(actor, justification, mfa_verified_at, now):
+    """The role's rules for whoever makes a direct active assignment (MFA, justification)."""
+
+    def check(role_settings: RoleSettings) -> str:
+        if role_settings.active_require_mfa and actor is not None:
+            _require_fresh_mfa(mfa_verified_at, now)
+        return clean_text(
+            justification, field="justification", required=role_settings.active_require_justification
+        )
+
+    return check
 
 
 def _lock_open(model, pk, now):
@@ -643,11 +667,11 @@ def _entry(action, actor, assignment, details) -> AuditEntry:
     )
 
 
-def _validate_window(role_settings, kind, *, starts_at, ends_at, now, measure_from) -> None:
+def _validate_window(role_settings, kind, *, starts_at, ends_at, now, measure_from, new=False) -> None:
     """The role's policy on how long an eligible or active assignment may last."""
     allow_permanent = getattr(role_settings, f"{kind}_allow_permanent")
     max_duration = getattr(role_settings, f"{kind}_max_duration")
-    if starts_at < now - _BACKDATE_TOLERANCE:
+    if new and starts_at < now - _BACKDATE_TOLERANCE:
         raise ValidationError({"starts_at": "An assignment cannot start in the past."})
     if ends_at is None:
         if not allow_permanent:
@@ -686,36 +710,34 @@ def _ensure_principal_usable(principal) -> None:
 
 
 def _ensure_lockout_safe(role: Role, *, now, removing=None, removing_user: User | None = None) -> None:
-    """Anti-lockout: never leave a protected role without a holder, nor its last permanent
-    holder with an end (so the last eligibility cannot lapse)."""
+    """Anti-lockout: never leave a protected role without a holder, nor take away its last
+    permanent holder (so the last eligibility cannot lapse at its end either)."""
     if not role.lockout_protected:
         return
     eligible, active = role_holders(role=role, at=now)
     if removing is not None:
+        if not removing.is_current(now):
+            return
+        lost = [qs.filter(pk=removing.pk) for qs in (eligible, active) if qs.model is type(removing)]
         eligible = eligible.exclude(pk=removing.pk) if isinstance(removing, EligibleAssignment) else eligible
         active = active.exclude(pk=removing.pk) if isinstance(removing, ActiveAssignment) else active
-    if removing_user is not None:
-        # Assignments of the user, and of groups in which the user is the only active member.
-        eligible = eligible.exclude(user=removing_user)
-        active = active.exclude(user=removing_user)
+    else:
+        # The user's own assignments, and those of groups where they are the only active member.
         sole_groups = [
             group.pk
             for group in DirectoryGroup.objects.filter(members=removing_user)
             if not group.members.filter(is_active=True).exclude(pk=removing_user.pk).exists()
         ]
-        eligible = eligible.exclude(group__in=sole_groups)
-        active = active.exclude(group__in=sole_groups)
+        gone = Q(user=removing_user) | Q(group__in=sole_groups)
+        lost = [eligible.filter(gone), active.filter(gone)]
+        eligible, active = eligible.exclude(gone), active.exclude(gone)
+    if not any(qs.exists() for qs in lost):
+        return
+    losing_permanent = any(qs.filter(ends_at__isnull=True).exists() for qs in lost)
     permanent_left = (
         eligible.filter(ends_at__isnull=True).exists() or active.filter(ends_at__isnull=True).exists()
     )
-    anyone_left = eligible.exists() or active.exists()
-    removing_permanent = removing is not None and removing.ends_at is None
-    if removing_user is not None:
-        had_permanent = role_holders(role=role, at=now)
-        removing_permanent = any(
-            qs.filter(user=removing_user, ends_at__isnull=True).exists() for qs in had_permanent
-        )
-    if (removing_permanent and not permanent_left) or not anyone_left:
+    if (losing_permanent and not permanent_left) or not (eligible.exists() or active.exists()):
         raise LockoutError(
             f"{role} must keep at least one permanent holder (anti-lockout): assign someone else first."
         )

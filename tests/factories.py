@@ -40,6 +40,7 @@ class DirectoryGroupFactory(factory.django.DjangoModelFactory):
 class RoleFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Role
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Test Role {n}")
     kind = Role.Kind.APP
