@@ -108,6 +108,33 @@ def user_can_manage_active(*, user: User, role: Role) -> bool:
     return user.has_perm("roles.manage_active_assignments")
 
 
+def role_get_for_viewer(*, user: User, pk) -> Role:
+    """A role whose assignments the user may see (PIM Administrators and Auditors while
+    active, the role's owners), else 404."""
+    role = Role.objects.select_related("settings").filter(pk=pk).first()
+    if role is None or not (
+        user.has_perm("roles.view_role") or user_can_manage_eligible(user=user, role=role)
+    ):
+        raise Http404("No such role.")
+    return role
+
+
+def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+    """The role's current and future eligible and active assignments, for its detail page."""
+    at = at or timezone.now()
+    still_open = (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
+    related = ("user", "group")
+    eligible = (
+        EligibleAssignment.objects.filter(still_open, role=role)
+        .select_related(*related)
+        .order_by("starts_at")
+    )
+    active = (
+        ActiveAssignment.objects.filter(still_open, role=role).select_related(*related).order_by("starts_at")
+    )
+    return eligible, active
+
+
 def eligible_get_for_manager(*, user: User, pk) -> EligibleAssignment:
     """An eligible assignment the user may manage, else 404 (as if it did not exist)."""
     assignment = EligibleAssignment.objects.select_related("role", "user", "group").filter(pk=pk).first()
