@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format check bench clean
+.PHONY: help install run codes test lint format check bench clean
 
 help:
 	@echo "make run      set up (virtualenv, install, migrate, demo data) and serve on http://127.0.0.1:8000/"
@@ -22,6 +22,7 @@ help:
 	@echo "make format   ruff format and ruff check --fix"
 	@echo "make check    manage.py check, missing migrations, check --deploy under production settings"
 	@echo "make bench    benchmarks (bench/README.md)"
+	@echo "make codes    the demo users' current TOTP codes"
 	@echo "make install  only create the virtualenv and install requirements.txt"
 	@echo "make clean    remove the virtualenv and the development data in var/"
 
@@ -42,6 +43,10 @@ run: $(STAMP)
 	@mkdir -p $(DATA_DIR)
 	@$(PY) manage.py demo > $(DEMO_OUT) 2>&1 || { cat $(DEMO_OUT); echo "manage.py demo failed" >&2; exit 1; }
 	$(PY) -m pim_portal.runner --host 127.0.0.1 --port 8000 --show $(DEMO_OUT)
+
+codes: export DJANGO_DEBUG := 1
+codes: $(STAMP)
+	@$(PY) manage.py demo --codes
 
 # pytest exits 5 when it collected no test: that stays a failure, with a clear message.
 test: $(STAMP)

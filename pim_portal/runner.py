@@ -26,6 +26,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 15.0
 READY_TIMEOUT_SECONDS = 60.0
+SETTLE_SECONDS = 15.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -35,8 +36,10 @@ class Child:
 
     name: str
     argv: Sequence[str]
+    ready_marker: str | None = None  # a line containing this means the process is up
     process: subprocess.Popen | None = None
     pump: threading.Thread | None = field(default=None, repr=False)
+    ready: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 def _find_prctl():
@@ -63,11 +66,11 @@ class Supervisor:
         self.out = out or sys.stdout
         self.grace = grace
         self.stop_requested: int | None = None  # the signal that asked us to stop
-        self._lock = threading.Lock()
+        self.output_lock = threading.Lock()
         self._width = max(len(child.name) for child in self.children)
 
     def say(self, name: str, line: str) -> None:
-        with self._lock:
+        with self.output_lock:
             self.out.write(f"{name:<{self._width}} | {line.rstrip()}\n")
             self.out.flush()
 
@@ -95,7 +98,13 @@ class Supervisor:
         if child.process is None or child.process.stdout is None:
             return
         for raw in iter(child.process.stdout.readline, b""):
-            self.say(child.name, raw.decode(errors="replace"))
+            line = raw.decode(errors="replace")
+            self.say(child.name, line)
+            if child.ready_marker and child.ready_marker in line:
+                child.ready.set()
+
+    def all_marked_ready(self) -> bool:
+        return all(child.ready.is_set() for child in self.children if child.ready_marker)
 
     def request_stop(self, signum: int, _frame=None) -> None:
         self.stop_requested = signum
@@ -116,11 +125,15 @@ class Supervisor:
         return None
 
     def stop(self) -> None:
-        """SIGTERM every process group still running; SIGKILL what is left after the grace."""
+        """SIGTERM each process; SIGKILL its whole group if it is still there after the grace.
+
+        Only the group leader gets SIGTERM: a Celery worker then stops its own pool after the
+        tasks in hand (warm shutdown) instead of seeing its pool killed under it.
+        """
         for child in self.children:
             if child.process and child.process.poll() is None:
                 self.say(child.name, "stopping")
-                _signal_group(child.process, signal.SIGTERM)
+                child.process.terminate()
         deadline = time.monotonic() + self.grace
         for child in self.children:
             if not child.process:
@@ -155,16 +168,45 @@ def portal_children(host: str, port: int) -> list[Child]:
     python = sys.executable
     return [
         Child("web", [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]),
-        Child("worker", [python, "-m", "celery", "-A", "pim_portal", "worker", "--loglevel", "INFO"]),
-        Child("beat", [python, "-m", "celery", "-A", "pim_portal", "beat", "--loglevel", "INFO"]),
+        Child(
+            "worker",
+            [python, "-m", "celery", "-A", "pim_portal", "worker", "--loglevel", "INFO"],
+            ready_marker=" ready.",
+        ),
+        Child(
+            "beat",
+            [python, "-m", "celery", "-A", "pim_portal", "beat", "--loglevel", "INFO"],
+            ready_marker="beat: Starting",
+        ),
     ]
+
+
+def portal_ready(supervisor: Supervisor, host: str, port: int, settle: float = SETTLE_SECONDS):
+    """A readiness test: the portal answers, and the worker and beat are up (or `settle`
+    seconds have passed since the portal answered: a worker waiting for its broker must not
+    hide the URL, the portal serves without it)."""
+    answered_at: list[float] = []
+
+    def ready() -> bool:
+        if not answered_at:
+            if not port_answers(host, port):
+                return False
+            answered_at.append(time.monotonic())
+        return supervisor.all_marked_ready() or time.monotonic() - answered_at[0] > settle
+
+    return ready
 
 
 def banner(url: str, show: Path | None) -> str:
     lines = ["", "=" * 72, f"PIM Portal is running at {url}", ""]
     if show and show.exists():
         lines += [show.read_text().rstrip(), ""]
-    lines += ["Press Ctrl-C to stop the portal, the worker and the scheduler.", "=" * 72, ""]
+    lines += [
+        "Current TOTP codes of the demo users: make codes",
+        "Press Ctrl-C to stop the portal, the worker and the scheduler.",
+        "=" * 72,
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -190,6 +232,8 @@ def run(supervisor: Supervisor, *, ready=None, on_ready=None) -> int:
             code = dead.process.returncode if dead.process else 1
             supervisor.say(dead.name, f"exited with code {code}; stopping the others")
             supervisor.stop()
+            if code < 0:  # killed by a signal: report it the way a shell does
+                return 128 - code
             return code or 1  # a server that exits by itself is a failure, even with 0
         supervisor.stop()
         return 0
@@ -210,11 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     url = f"http://{args.host}:{args.port}/"
     supervisor = Supervisor(portal_children(args.host, args.port))
-    return run(
-        supervisor,
-        ready=lambda: port_answers(args.host, args.port),
-        on_ready=lambda: supervisor.out.write(banner(url, args.show)),
-    )
+
+    def show_banner() -> None:
+        with supervisor.output_lock:
+            supervisor.out.write(banner(url, args.show))
+            supervisor.out.flush()
+
+    return run(supervisor, ready=portal_ready(supervisor, args.host, args.port), on_ready=show_banner)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 import io
 import signal
+import socket
 import sys
 
-from pim_portal.runner import Child, Supervisor, banner, portal_children, run
+from pim_portal.runner import Child, Supervisor, banner, portal_children, portal_ready, run
 
 
 def python(code: str) -> list[str]:
@@ -30,6 +31,13 @@ def test_one_child_dying_stops_the_others_with_its_exit_code():
     web = supervisor.children[0].process
     assert web.returncode == -signal.SIGTERM
     assert "worker | exited with code 3; stopping the others" in out.getvalue()
+
+
+def test_a_child_killed_by_a_signal_fails_the_run_like_a_shell_would():
+    killed = python("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    supervisor, _ = supervise(Child("web", SLEEPER), Child("worker", killed))
+
+    assert run(supervisor) == 128 + signal.SIGKILL
 
 
 def test_a_child_that_exits_cleanly_still_fails_the_run():
@@ -75,6 +83,51 @@ def test_the_banner_is_printed_once_the_portal_answers():
     run(supervisor, ready=lambda: True, on_ready=lambda: shown.append("banner"))
 
     assert shown == ["banner"]
+
+
+def test_ready_waits_for_the_worker_and_beat_to_say_they_are_up():
+    supervisor, _ = supervise(
+        Child("web", python("import time; time.sleep(60)")),
+        Child(
+            "worker",
+            python("import time; time.sleep(1); print('celery@x ready.', flush=True); time.sleep(60)"),
+            ready_marker=" ready.",
+        ),
+    )
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ready = portal_ready(supervisor, "127.0.0.1", listener.getsockname()[1], settle=30)
+        supervisor.start()
+        try:
+            assert not ready()  # the port answers, the worker has not said it is ready yet
+            assert supervisor.wait(until=ready, timeout=10) is None
+            assert ready()
+        finally:
+            supervisor.stop()
+
+
+def test_ready_gives_up_waiting_for_a_silent_worker_after_the_settle_time():
+    supervisor, _ = supervise(Child("worker", SLEEPER, ready_marker=" ready."))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ready = portal_ready(supervisor, "127.0.0.1", listener.getsockname()[1], settle=0.5)
+        supervisor.start()
+        try:
+            assert supervisor.wait(until=ready, timeout=10) is None
+            assert ready()
+            assert not supervisor.all_marked_ready()
+        finally:
+            supervisor.stop()
+
+
+def test_ready_is_false_while_the_portal_does_not_answer():
+    supervisor, _ = supervise(Child("web", SLEEPER))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        assert not portal_ready(supervisor, "127.0.0.1", port, settle=0)()
 
 
 def test_banner_shows_the_url_and_the_demo_sign_ins(tmp_path):
