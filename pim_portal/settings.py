@@ -166,6 +166,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# whitenoise's own default, frozen here: pytest-django turns settings.DEBUG off at run time,
+# and whitenoise would then warn on every request that STATIC_ROOT (not collected) is missing.
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # Sessions and cookies.
 SESSION_COOKIE_AGE = env_int("PIM_SESSION_AGE_SECONDS", 8 * 3600)
