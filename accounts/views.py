@@ -1,10 +1,122 @@
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+
+from . import selectors, services
+from .decorators import step_up_required, verification_redirect, verified_required
+from .forms import CodeForm
+from .mfa import mark_step_up, totp_qr_data_uri, totp_secret_display, user_is_verified
+from .redirects import next_or_home, safe_next, with_next
 
 
 class SignInView(auth_views.LoginView):
+    """Password first; then the code (verify) or, without an authenticator yet, enrolment."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def get_success_url(self):
+        next_url = self.get_redirect_url()  # LoginView keeps it only if it stays in the portal
+        user = self.request.user
+        if user_is_verified(user):
+            return next_url or super().get_success_url()
+        target = "accounts:verify" if selectors.mfa_is_enrolled(user=user) else "accounts:mfa_enrol"
+        return with_next(reverse(target), next_url)
+
 
 class SignOutView(auth_views.LogoutView):
-    pass
+    """POST only (Django's LogoutView refuses GET)."""
+
+
+@login_required
+def verify(request):
+    """Enter a code: completes sign-in, and is the step-up before sensitive actions."""
+    if not selectors.mfa_is_enrolled(user=request.user):
+        return redirect(with_next(reverse("accounts:mfa_enrol"), safe_next(request)))
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            device = services.mfa_verify_code(user=request.user, token=form.cleaned_data["otp_token"])
+        except services.MfaError as error:
+            form.add_error("otp_token", error)
+        else:
+            mark_step_up(request, device)
+            return redirect(next_or_home(request))
+    return render(request, "accounts/verify.html", {"form": form, "next": safe_next(request)})
+
+
+@never_cache
+@login_required
+def mfa_enrol(request):
+    """Set up an authenticator app: start (POST), scan and confirm with a code (POST)."""
+    if selectors.mfa_is_enrolled(user=request.user):
+        # Adding a second factor is itself sensitive: only right after a code check.
+        detour = verification_redirect(request, step_up=True)
+        if detour:
+            return detour
+    next_url = safe_next(request)
+    if request.method == "POST" and "start" in request.POST:
+        services.mfa_enrolment_start(user=request.user)
+        return redirect(with_next(reverse("accounts:mfa_enrol"), next_url))
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            device, codes = services.mfa_enrolment_confirm(
+                user=request.user, token=form.cleaned_data["otp_token"]
+            )
+        except services.MfaError as error:
+            form.add_error("otp_token", error)
+        else:
+            mark_step_up(request, device)
+            return _show_recovery_codes(request, codes, next_url=next_or_home(request), enrolled=True)
+    device = selectors.mfa_pending_device(user=request.user)
+    context = {"device": device, "form": form, "next": next_url}
+    if device is not None:
+        context.update(qr=totp_qr_data_uri(device), secret=totp_secret_display(device))
+    return render(request, "accounts/mfa_enrol.html", context)
+
+
+@verified_required
+def mfa_devices(request):
+    """The signed-in person's own authenticators and recovery codes; POST removes an app."""
+    if request.method == "POST":
+        return _mfa_device_remove(request)
+    context = {
+        "devices": selectors.mfa_devices_for_user(user=request.user),
+        "recovery_codes_left": selectors.recovery_codes_left(user=request.user),
+    }
+    return render(request, "accounts/mfa_devices.html", context)
+
+
+def _mfa_device_remove(request):
+    detour = verification_redirect(request, step_up=True)
+    if detour:
+        return detour
+    device = selectors.mfa_device_get_for_user(user=request.user, pk=request.POST.get("device", ""))
+    try:
+        services.mfa_device_remove(user=request.user, device=device)
+    except services.AccountError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"{device.name} was removed: its codes no longer work.")
+    return redirect("accounts:mfa_devices")
+
+
+@never_cache
+@step_up_required
+def mfa_recovery_codes(request):
+    """GET explains, POST replaces the recovery codes and shows the new ones once."""
+    if request.method == "POST":
+        codes = services.mfa_recovery_codes_regenerate(user=request.user)
+        return _show_recovery_codes(request, codes, next_url=reverse("accounts:mfa_devices"), enrolled=False)
+    left = selectors.recovery_codes_left(user=request.user)
+    return render(request, "accounts/mfa_recovery_codes.html", {"recovery_codes_left": left})
+
+
+def _show_recovery_codes(request, codes, *, next_url, enrolled):
+    # Rendered in the POST's response, never stored readable: shown exactly once.
+    context = {"codes": codes, "next": next_url, "enrolled": enrolled}
+    return render(request, "accounts/mfa_recovery_codes_new.html", context)

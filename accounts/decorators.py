@@ -1,0 +1,72 @@
+"""Guards for views: signed in and OTP-verified, and for sensitive actions a fresh step-up.
+
+Every portal view other than sign-in, enrolment and verification uses one of these."""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from .mfa import step_up_is_fresh, user_is_verified
+from .redirects import with_next
+from .selectors import mfa_is_enrolled
+
+STEP_UP_MESSAGE = "Confirm it's you: enter a code from your authenticator app to continue."
+
+
+def verification_redirect(request: HttpRequest, *, step_up: bool = False) -> HttpResponse | None:
+    """Where a request must go first (sign-in, enrolment, verification), or None to proceed.
+
+    After the detour the person comes back to this URL (for a POST: the page at the same URL,
+    so views that take a POST should also answer GET)."""
+    here = request.get_full_path()
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(here)
+    if not user_is_verified(user):
+        target = "accounts:verify" if mfa_is_enrolled(user=user) else "accounts:mfa_enrol"
+        return redirect(with_next(reverse(target), here))
+    if step_up and not step_up_is_fresh(request):
+        messages.info(request, STEP_UP_MESSAGE)
+        return redirect(with_next(reverse("accounts:verify"), here))
+    return None
+
+
+def verified_required(view):
+    """Signed in, with this session verified by an MFA code."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        return verification_redirect(request) or view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def step_up_required(view):
+    """Verified, and a code was checked within PIM_STEP_UP_WINDOW (sensitive actions)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        return verification_redirect(request, step_up=True) or view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class VerifiedRequiredMixin:
+    """verified_required for class-based views."""
+
+    step_up = False
+
+    def dispatch(self, request, *args, **kwargs):
+        return verification_redirect(request, step_up=self.step_up) or super().dispatch(
+            request, *args, **kwargs
+        )
+
+
+class StepUpRequiredMixin(VerifiedRequiredMixin):
+    """step_up_required for class-based views."""
+
+    step_up = True

@@ -1,0 +1,35 @@
+"""Reads about accounts and their MFA devices. Always the given user's own devices: a device
+id that is not the user's answers 404, so nobody can see or act on another person's devices."""
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .models import User
+
+
+def mfa_is_enrolled(*, user: User) -> bool:
+    """Whether the user has a confirmed authenticator app (recovery codes alone do not count)."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def mfa_pending_device(*, user: User) -> TOTPDevice | None:
+    """The authenticator the user is setting up and has not confirmed yet."""
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").last()
+
+
+def mfa_devices_for_user(*, user: User) -> QuerySet[TOTPDevice]:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+
+
+def recovery_codes_left(*, user: User) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def mfa_device_get_for_user(*, user: User, pk) -> TOTPDevice:
+    """One of the user's own confirmed authenticators; 404 for anyone else's (or a bad id)."""
+    if not str(pk).isdigit():
+        raise Http404("No such authenticator app.")
+    return get_object_or_404(TOTPDevice, user=user, confirmed=True, pk=int(pk))
