@@ -1,5 +1,6 @@
 """Fixtures shared by all tests: personas, a TOTP-verified client, database helpers."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,24 @@ def _activate_portal_role(user, template_id):
         starts_at=timezone.now() - timedelta(minutes=1),
         ends_at=timezone.now() + timedelta(hours=4),
     )
+
+
+@pytest.fixture(autouse=True)
+def role_catalog(request):
+    """The built-in catalog comes from a data migration; tests on a flushed database
+    (transaction=True) get it back here."""
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if not marker and not names & {"db", "transactional_db"}:
+        return
+    transactional = "transactional_db" in names or (marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+
+    from roles.models import Role
+
+    if not Role.objects.filter(builtin=True).exists():
+        importlib.import_module("roles.migrations.0002_builtin_catalog").load_catalog(apps, None)
 
 
 @pytest.fixture
