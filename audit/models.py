@@ -12,10 +12,15 @@ class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("Audit events cannot be edited.")
 
+    def bulk_update(self, objs, fields, batch_size=None):
+        # Refused before Django opens its atomic block, so the caller's transaction survives.
+        raise AppendOnlyError("Audit events cannot be edited.")
+
     def delete(self):
         raise AppendOnlyError("Audit events cannot be deleted.")
 
-    _raw_delete = delete
+    def _raw_delete(self, using):
+        raise AppendOnlyError("Audit events cannot be deleted.")
 
 
 class AuditEvent(models.Model):
@@ -42,7 +47,9 @@ class AuditEvent(models.Model):
     )
     actor_label = models.CharField(max_length=300, editable=False)
     action = models.CharField(max_length=64, db_index=True, editable=False)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, editable=False)
+    outcome = models.CharField(
+        max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, editable=False
+    )
     target_type = models.CharField(max_length=64, blank=True, editable=False)
     target_id = models.CharField(max_length=64, blank=True, editable=False)
     target_label = models.CharField(max_length=300, blank=True, editable=False)
