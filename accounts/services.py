@@ -1,4 +1,5 @@
-"""Account services: sign-in records, deactivation, MFA enrolment and verification."""
+"""Account services: sign-in records, profile changes, deactivation, group membership, MFA
+enrolment and verification."""
 
 import math
 import re
@@ -6,7 +7,8 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -15,7 +17,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import AuditEvent
 from audit.services import audit_record
 
-from .models import User
+from .hooks import user_deactivated
+from .models import DirectoryGroup, User
 
 
 class MfaError(ValidationError):
@@ -47,6 +50,72 @@ def user_sign_in_failure_record(*, username: str) -> None:
     )
 
 
+# --- Profile ---------------------------------------------------------------------------------
+
+# What an administrator may change about a person in the portal; the rest comes from the
+# directory (username, external id) or has its own service (deactivation, MFA).
+USER_EDITABLE_FIELDS = ("display_name", "email", "manager")
+# How far up a management chain is followed when looking for a loop.
+_MANAGER_CHAIN_LIMIT = 100
+
+
+def user_update(*, actor: User | None, user: User, changes: dict) -> User:
+    """Change a person's display name, email or manager; the event carries the before/after diff."""
+    _require_perm(actor, "accounts.change_user")
+    unknown = set(changes) - set(USER_EDITABLE_FIELDS)
+    if unknown:
+        raise AccountError(f"Only {', '.join(USER_EDITABLE_FIELDS)} can be changed here.")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        cleaned = _user_changes_clean(locked, changes)
+        before = {field: _audit_value(getattr(locked, field)) for field in cleaned}
+        after = {field: _audit_value(value) for field, value in cleaned.items()}
+        diff = {f: {"before": before[f], "after": after[f]} for f in cleaned if before[f] != after[f]}
+        if not diff:
+            return locked
+        for field in diff:
+            setattr(locked, field, cleaned[field])
+        locked.save(update_fields=list(diff))
+        audit_record(action="user.changed", actor=actor, target=locked, details={"changes": diff})
+    return locked
+
+
+def _user_changes_clean(user: User, changes: dict) -> dict:
+    from roles.text import clean_text  # roles depends on accounts
+
+    cleaned = dict(changes)
+    if "display_name" in cleaned:
+        cleaned["display_name"] = clean_text(cleaned["display_name"], field="display_name", max_length=256)
+    if "email" in cleaned:
+        email = clean_text(cleaned["email"], field="email", max_length=254)
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                raise AccountError({"email": "Enter a valid email address."}) from None
+        cleaned["email"] = email
+    if cleaned.get("manager") is not None:
+        _manager_validate(user, cleaned["manager"])
+    return cleaned
+
+
+def _manager_validate(user: User, manager: User) -> None:
+    if not manager.is_active:
+        raise AccountError({"manager": f"{manager} is deactivated."})
+    boss = manager
+    for _ in range(_MANAGER_CHAIN_LIMIT):
+        if boss is None:
+            return
+        if boss.pk == user.pk:
+            raise AccountError({"manager": "A person cannot be their own manager, directly or through others."})
+        boss = boss.manager
+    raise AccountError({"manager": "That management chain is too long."})
+
+
+def _audit_value(value):
+    return value.label if isinstance(value, User) else value
+
+
 # --- Deactivation ----------------------------------------------------------------------------
 
 
@@ -67,6 +136,7 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
         # The session hash includes the epoch: every session of the user dies at its next request.
         locked.session_epoch += 1
         locked.save(update_fields=["is_active", "session_epoch"])
+        user_deactivated.send(sender=User, user=locked, actor=actor, now=timezone.now())
         audit_record(action="user.deactivated", actor=actor, target=locked, details={"reason": reason})
     return locked
 
@@ -85,9 +155,112 @@ def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
     return locked
 
 
-def _require_perm(actor: User | None, perm: str) -> None:
+# --- Groups ----------------------------------------------------------------------------------
+# Members inherit a group's eligible and active assignments: membership changes are privileged
+# changes, audited like assignments.
+
+
+def group_create(*, actor: User | None, name: str, description: str = "") -> DirectoryGroup:
+    """Add a (portal-local) group with no members."""
+    from roles.text import clean_text  # roles depends on accounts
+
+    _require_perm(actor, "accounts.add_directorygroup", "You may not create groups.")
+    name = clean_text(name, field="name", required=True, max_length=256)
+    description = clean_text(description, field="description")
+    with transaction.atomic():
+        if DirectoryGroup.objects.filter(name__iexact=name).exists():
+            raise AccountError({"name": f"A group named “{name}” already exists."})
+        try:
+            with transaction.atomic():
+                group = DirectoryGroup.objects.create(name=name, description=description)
+        except IntegrityError:
+            raise AccountError({"name": f"A group named “{name}” already exists."}) from None
+        audit_record(
+            action="group.created",
+            actor=actor,
+            target=group,
+            details={"after": {"name": name, "description": description}},
+        )
+    return group
+
+
+def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict) -> DirectoryGroup:
+    """Rename a group or change its description."""
+    from roles.text import clean_text  # roles depends on accounts
+
+    _require_perm(actor, "accounts.change_directorygroup", "You may not change groups.")
+    if set(changes) - {"name", "description"}:
+        raise AccountError("Only the name and description of a group can be changed here.")
+    cleaned = {}
+    if "name" in changes:
+        cleaned["name"] = clean_text(changes["name"], field="name", required=True, max_length=256)
+    if "description" in changes:
+        cleaned["description"] = clean_text(changes["description"], field="description")
+    with transaction.atomic():
+        locked = DirectoryGroup.objects.select_for_update().get(pk=group.pk)
+        name = cleaned.get("name")
+        if name and DirectoryGroup.objects.filter(name__iexact=name).exclude(pk=locked.pk).exists():
+            raise AccountError({"name": f"A group named “{name}” already exists."})
+        diff = {
+            field: {"before": getattr(locked, field), "after": value}
+            for field, value in cleaned.items()
+            if getattr(locked, field) != value
+        }
+        if not diff:
+            return locked
+        for field in diff:
+            setattr(locked, field, cleaned[field])
+        locked.save(update_fields=list(diff))
+        audit_record(action="group.changed", actor=actor, target=locked, details={"changes": diff})
+    return locked
+
+
+def group_member_add(*, actor: User | None, group: DirectoryGroup, user: User) -> None:
+    """Add a person to a group: from now on they hold what the group holds."""
+    _require_perm(actor, "accounts.change_directorygroup", "You may not change group memberships.")
+    with transaction.atomic():
+        group = DirectoryGroup.objects.select_for_update().get(pk=group.pk)
+        user = User.objects.get(pk=user.pk)
+        if not user.is_active:
+            raise AccountError(f"{user} is deactivated and cannot join groups.")
+        if group.members.filter(pk=user.pk).exists():
+            raise AccountError(f"{user} is already a member of {group}.")
+        group.members.add(user)
+        audit_record(
+            action="group.member_added",
+            actor=actor,
+            target=user,
+            details={"group": group.name, "group_id": group.pk},
+        )
+
+
+def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User) -> None:
+    """Take a person out of a group: they lose what the group holds, and activations they made
+    of the group's eligibilities end now. Refused (LockoutError) if that would leave a
+    lockout-protected role without its last (permanent) holder."""
+    from roles.services import assignments_end_for_group_leaver  # roles depends on accounts
+
+    _require_perm(actor, "accounts.change_directorygroup", "You may not change group memberships.")
+    now = timezone.now()
+    with transaction.atomic():
+        group = DirectoryGroup.objects.select_for_update().get(pk=group.pk)
+        user = User.objects.get(pk=user.pk)
+        if not group.members.filter(pk=user.pk).exists():
+            raise AccountError(f"{user} is not a member of {group}.")
+        ended = assignments_end_for_group_leaver(actor=actor, group=group, user=user, now=now)
+        group.members.remove(user)
+        audit_record(
+            action="group.member_removed",
+            actor=actor,
+            target=user,
+            details={"group": group.name, "group_id": group.pk, "activations_ended": ended},
+            at=now,
+        )
+
+
+def _require_perm(actor: User | None, perm: str, message: str = "You may not change this account.") -> None:
     if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied("You may not change this account.")
+        raise PermissionDenied(message)
 
 
 def _clean_reason(reason: str) -> str:

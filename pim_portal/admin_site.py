@@ -1,10 +1,16 @@
 """The Django admin, governed like everything else: only for people who are OTP-verified and
 hold a portal role (PIM Administrator, PIM Auditor) right now, or the break-glass superuser."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
+
+from accounts.mfa import user_is_verified
+
+NO_ADMIN_RIGHTS_MESSAGE = (
+    "The administration pages are for PIM Administrators and Auditors: activate your role first."
+)
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -20,5 +26,10 @@ class PortalAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         # One sign-in door (password + TOTP) for the whole portal.
+        if request.user.is_authenticated and user_is_verified(request.user):
+            # Signed in and verified, yet no admin rights (no portal role active): the sign-in
+            # page would send them straight back here, round and round.
+            messages.error(request, NO_ADMIN_RIGHTS_MESSAGE)
+            return redirect("roles:my_roles")
         target = request.GET.get("next") or reverse("admin:index")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': target})}")

@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "roles",
+    "notifications",
+    "activations",
 ]
 
 MIDDLEWARE = [
@@ -238,11 +240,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Periodic jobs. Each one finds its work in the database and claims rows, so a missed or
 # doubled tick does no harm (SPEC 3).
 CELERY_BEAT_SCHEDULE: dict = {
-    "audit-checkpoint": {
-        "task": "audit.tasks.audit_checkpoint_write",
-        "schedule": crontab(minute="*/15"),
-    },
+    "activations-expire-due": {"task": "activations.tasks.activation_expire_due", "schedule": 60.0},
+    "activations-timeout-due": {"task": "activations.tasks.activation_timeout_due", "schedule": 60.0},
+    "activations-remind": {"task": "activations.tasks.reminders_send_due", "schedule": crontab(minute="*/15")},
+    "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
+    "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
 }
+
+# The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.
+PIM_DIRECTORY_BACKEND = os.environ.get("PIM_DIRECTORY_BACKEND", "roles.directory.NullBackend")
 
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))

@@ -6,5 +6,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="roles:my_roles", permanent=False)),
     path("accounts/", include("accounts.urls")),
     path("roles/", include("roles.urls")),
+    path("activations/", include("activations.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -151,6 +151,9 @@ class Assignment(models.Model):
     ended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The last expiry notice sent (14 or 1 days before the end, 0 once ended); claimed by
+    # activations.jobs.assignment_expiry_notices so each is sent once.
+    expiry_notice_days = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     objects = AssignmentQuerySet.as_manager()
 
@@ -253,3 +256,48 @@ class ActiveAssignment(Assignment):
 
     def __str__(self):
         return f"active: {self.label}"
+
+
+class DirectoryOperation(models.Model):
+    """An outbox row: a grant or revoke to carry out in the directory (Entra) after commit.
+
+    Written in the same transaction as the assignment change; a task claims and runs it, and
+    the periodic drain retries what failed transiently. The portal's own state is the source
+    of truth: access ends on time whether or not the directory has caught up.
+    """
+
+    class Operation(models.TextChoices):
+        GRANT = "grant"
+        REVOKE = "revoke"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    assignment = models.ForeignKey(
+        ActiveAssignment, on_delete=models.PROTECT, related_name="directory_operations"
+    )
+    operation = models.CharField(max_length=8, choices=Operation.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    # Next attempt; a claim pushes it forward (lease). Used by directory_outbox_drain.
+    next_attempt_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="roles_directory_due_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.operation} {self.assignment_id} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        return f"directory {self.operation} of {self.assignment_id}"

@@ -17,9 +17,11 @@ from guardian.shortcuts import assign_perm, remove_perm
 from accounts.models import DirectoryGroup, User
 from audit.services import AuditEntry, audit_record, audit_record_many
 
-from .models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
+from .directory_services import directory_operation_enqueue
+from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
 from .scopes import scope_validate
 from .selectors import pim_administrators, role_holders, user_can_manage_active, user_can_manage_eligible
+from .signals import active_assignment_ended
 from .text import clean_text
 
 # Object permissions a role's owners get on that role (delegated administration).
@@ -488,6 +490,38 @@ def active_assignments_revoke_for_user(
     return len(open_assignments)
 
 
+def assignments_end_for_group_leaver(
+    *, actor: User | None, group: DirectoryGroup, user: User, now: datetime | None = None
+) -> int:
+    """What leaving a group does to a person's roles (accounts.services.group_member_remove
+    calls this in its transaction, with the group locked, before the membership goes).
+
+    The user's live activations of the group's eligibilities end (their basis is gone).
+    Refused (LockoutError) if those, or the group's own assignments when the user is its last
+    active member, are the last hold on a lockout-protected role."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        derived = list(
+            ActiveAssignment.objects.select_for_update()
+            .filter(user=user, ended_at__isnull=True)
+            .filter(eligible__in=EligibleAssignment.objects.filter(group=group).values("pk"))
+            .exclude(ends_at__lte=now)
+        )
+        entries = []
+        for assignment in derived:
+            _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+            _end(assignment, actor=actor, reason=ActiveAssignment.EndReason.REMOVED, now=now)
+            because = f"{user.label} left {group.label}"
+            details = {"end_reason": "removed", "because": because}
+            entries.append(_entry("active_assignment.ended", actor, assignment, details))
+        # Checked after those ended: role_holders no longer counts them.
+        if user.is_active and not group.members.filter(is_active=True).exclude(pk=user.pk).exists():
+            for role in Role.objects.filter(lockout_protected=True):
+                _ensure_lockout_safe(role, removing_group=group, now=now)
+        audit_record_many(entries=entries, at=now)
+    return len(derived)
+
+
 # --- Shared mechanics ----------------------------------------------------------------------
 
 
@@ -536,6 +570,10 @@ def _assign(
             created_by=actor,
             **extra,
         )
+        if model is ActiveAssignment:
+            directory_operation_enqueue(
+                assignment=assignment, operation=DirectoryOperation.Operation.GRANT, now=now
+            )
         audit_record(
             action=f"{kind}_assignment.created",
             actor=actor,
@@ -654,6 +692,49 @@ def _end(assignment, *, actor, reason, now) -> None:
     assignment.ended_by = actor
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
+    if isinstance(assignment, ActiveAssignment):
+        directory_operation_enqueue(
+            assignment=assignment, operation=DirectoryOperation.Operation.REVOKE, now=now
+        )
+        # An activation of this assignment closes too (activations listens, same transaction).
+        active_assignment_ended.send(
+            sender=ActiveAssignment, assignment=assignment, actor=actor, reason=reason, now=now
+        )
+
+
+def active_assignment_create_for_activation(
+    *,
+    eligible: EligibleAssignment,
+    user: User,
+    scope: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    justification: str,
+    now: datetime,
+) -> ActiveAssignment:
+    """The active assignment behind a granted activation (activations audits the grant;
+    the policy was checked by the activation services under their locks)."""
+    assignment = ActiveAssignment.objects.create(
+        user=user,
+        role_id=eligible.role_id,
+        scope=scope,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        justification=justification,
+        origin=ActiveAssignment.Origin.ACTIVATION,
+        eligible=eligible,
+        created_by=user,
+    )
+    directory_operation_enqueue(assignment=assignment, operation=DirectoryOperation.Operation.GRANT, now=now)
+    return assignment
+
+
+def active_assignment_end(
+    *, actor: User | None, assignment: ActiveAssignment, reason: str, now: datetime
+) -> None:
+    """End a locked, live active assignment: for activations' deactivate / revoke (it writes
+    its own audit event for the request)."""
+    _end(assignment, actor=actor, reason=reason, now=now)
 
 
 def _entry(action, actor, assignment, details) -> AuditEntry:
@@ -709,9 +790,19 @@ def _ensure_principal_usable(principal) -> None:
         raise ValidationError(f"{principal} is deactivated and cannot be assigned roles.")
 
 
-def _ensure_lockout_safe(role: Role, *, now, removing=None, removing_user: User | None = None) -> None:
+def _ensure_lockout_safe(
+    role: Role,
+    *,
+    now,
+    removing=None,
+    removing_user: User | None = None,
+    removing_group: DirectoryGroup | None = None,
+) -> None:
     """Anti-lockout: never leave a protected role without a holder, nor take away its last
-    permanent holder (so the last eligibility cannot lapse at its end either)."""
+    permanent holder (so the last eligibility cannot lapse at its end either).
+
+    What goes: one assignment (removing), a user with their sole-member groups
+    (removing_user), or a group's assignments (removing_group: its last active member leaves)."""
     if not role.lockout_protected:
         return
     eligible, active = role_holders(role=role, at=now)
@@ -722,13 +813,16 @@ def _ensure_lockout_safe(role: Role, *, now, removing=None, removing_user: User 
         eligible = eligible.exclude(pk=removing.pk) if isinstance(removing, EligibleAssignment) else eligible
         active = active.exclude(pk=removing.pk) if isinstance(removing, ActiveAssignment) else active
     else:
-        # The user's own assignments, and those of groups where they are the only active member.
-        sole_groups = [
-            group.pk
-            for group in DirectoryGroup.objects.filter(members=removing_user)
-            if not group.members.filter(is_active=True).exclude(pk=removing_user.pk).exists()
-        ]
-        gone = Q(user=removing_user) | Q(group__in=sole_groups)
+        if removing_group is not None:
+            gone = Q(group=removing_group)
+        else:
+            # The user's own assignments, and those of groups where they are the only active member.
+            sole_groups = [
+                group.pk
+                for group in DirectoryGroup.objects.filter(members=removing_user)
+                if not group.members.filter(is_active=True).exclude(pk=removing_user.pk).exists()
+            ]
+            gone = Q(user=removing_user) | Q(group__in=sole_groups)
         lost = [eligible.filter(gone), active.filter(gone)]
         eligible, active = eligible.exclude(gone), active.exclude(gone)
     if not any(qs.exists() for qs in lost):

@@ -82,10 +82,14 @@ def test_demo_is_idempotent_and_prints_sign_ins(capsys):
     counts = (User.objects.count(), EligibleAssignment.objects.count(), DirectoryGroup.objects.count())
     events = AuditEvent.objects.count()
     call_command("demo")
-    assert (User.objects.count(), EligibleAssignment.objects.count(), DirectoryGroup.objects.count()) == counts
+    assert (
+        User.objects.count(),
+        EligibleAssignment.objects.count(),
+        DirectoryGroup.objects.count(),
+    ) == counts
     assert AuditEvent.objects.count() == events
     output = capsys.readouterr().out
-    assert "alice" in output and "demo --codes" in output
+    assert "alice" in output and "make codes" in output
     alice = User.objects.get(username="alice")
     assert alice.manager.username == "bob" and alice.manager.manager.username == "ada"
     assert EligibleAssignment.objects.filter(group__name="Helpdesk").exists()

@@ -146,7 +146,7 @@ class Command(BaseCommand):
         ):
             secret = base64.b32encode(device.bin_key).decode()
             out.write(f"  {device.user.username:<11} {device.user!s:<20} {secret}")
-        out.write("Current codes: .venv/bin/python manage.py demo --codes")
+        out.write("Current TOTP codes: make codes")
 
     def _print_codes(self):
         for device in (

@@ -1,0 +1,18 @@
+"""How activations hears of changes made in roles and accounts (same transaction)."""
+
+from django.dispatch import receiver
+
+from accounts.hooks import user_deactivated
+from roles.signals import active_assignment_ended
+
+from . import services
+
+
+@receiver(active_assignment_ended)
+def close_activation_of_ended_assignment(sender, assignment, actor, reason, now, **kwargs):
+    services.activation_close_for_ended_assignment(assignment=assignment, actor=actor, reason=reason, now=now)
+
+
+@receiver(user_deactivated)
+def cancel_pending_requests_of_deactivated_user(sender, user, now, **kwargs):
+    services.activation_requests_cancel_for_user(user=user, now=now)

@@ -1,0 +1,98 @@
+"""Queueing and sending email. Templates are triplets under templates/emails/:
+<name>-subject.txt, <name>-body.txt and <name>-body.html (all auto-escaped)."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .models import Email
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+# A claimed email is not picked again for this long (a crashed sender's lease runs out).
+SEND_LEASE = timedelta(minutes=5)
+
+
+def email_queue(*, recipients, template: str, context: dict, now: datetime | None = None) -> list[Email]:
+    """Render the template for each recipient (a User or an address) and queue it; it is sent
+    after the surrounding transaction commits."""
+    now = now or timezone.now()
+    emails = []
+    seen = set()
+    for recipient in recipients:
+        address = getattr(recipient, "email", recipient)
+        if not address or address in seen:
+            continue
+        seen.add(address)
+        full_context = {**context, "recipient": recipient, "base_url": settings.PIM_BASE_URL}
+        subject = render_to_string(f"emails/{template}-subject.txt", full_context)
+        emails.append(
+            Email(
+                template=template,
+                to=address,
+                # A header never carries a line break (header injection), whatever the data.
+                subject=" ".join(subject.split())[:300],
+                body_text=render_to_string(f"emails/{template}-body.txt", full_context),
+                body_html=render_to_string(f"emails/{template}-body.html", full_context),
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    Email.objects.bulk_create(emails)
+    ids = [email.pk for email in emails if email.pk]
+    if ids:
+        transaction.on_commit(lambda: _enqueue_send(ids))
+    return emails
+
+
+def _enqueue_send(ids: list[int]) -> None:
+    from .tasks import email_send
+
+    for email_id in ids:
+        try:
+            email_send.delay(email_id)
+        except Exception:  # the broker is down: the periodic drain sends it later
+            logger.warning("Could not queue email %s; the outbox drain will send it", email_id, exc_info=True)
+
+
+def email_send(*, email_id: int, now: datetime | None = None) -> bool:
+    """Claim the email (compare-and-swap on its lease) and send it; True if this call sent it."""
+    now = now or timezone.now()
+    claimed = Email.objects.filter(pk=email_id, status=Email.Status.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=now + SEND_LEASE, attempts=F("attempts") + 1
+    )
+    if claimed != 1:
+        return False
+    email = Email.objects.get(pk=email_id)
+    message = EmailMultiAlternatives(email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to])
+    message.attach_alternative(email.body_html, "text/html")
+    try:
+        message.send()
+    except Exception as error:  # SMTP trouble of any kind: retry with back-off, then give up
+        retry_in = timedelta(minutes=2**email.attempts)
+        status = Email.Status.FAILED if email.attempts >= MAX_ATTEMPTS else Email.Status.PENDING
+        Email.objects.filter(pk=email_id).update(
+            status=status, next_attempt_at=now + retry_in, last_error=str(error)[:500]
+        )
+        logger.warning("Sending email %s failed (attempt %s)", email_id, email.attempts)
+        return False
+    Email.objects.filter(pk=email_id).update(status=Email.Status.SENT, sent_at=timezone.now())
+    return True
+
+
+def email_outbox_drain(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Send what is still pending and due (after an outage of the broker or SMTP)."""
+    now = now or timezone.now()
+    due = Email.objects.filter(status=Email.Status.PENDING, next_attempt_at__lte=now).order_by(
+        "next_attempt_at"
+    )
+    return sum(
+        email_send(email_id=email_id, now=now) for email_id in due.values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(ignore_result=True)
+def email_send(email_id: int) -> None:
+    services.email_send(email_id=email_id)
+
+
+@shared_task(ignore_result=True)
+def email_outbox_drain() -> None:
+    services.email_outbox_drain()

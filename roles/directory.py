@@ -1,0 +1,56 @@
+"""The directory back end: where grants and revokes of active assignments are carried out.
+
+Chosen by the PIM_DIRECTORY_BACKEND setting (a dotted path), like EMAIL_BACKEND. The default
+does nothing; entra.backend.GraphBackend provisions Microsoft Entra ID.
+"""
+
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+class DirectoryError(Exception):
+    """A directory call failed."""
+
+
+class TransientDirectoryError(DirectoryError):
+    """Worth retrying later (throttling, 5xx, timeouts, network)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDirectoryError(DirectoryError):
+    """Retrying will not help (policy refused, bad request, missing object)."""
+
+
+class DirectoryBackend:
+    """Interface. Both calls must be idempotent: granting what exists or revoking what is gone
+    counts as success. They return a small dict recorded on the operation (ids, status)."""
+
+    def grant(self, assignment) -> dict:
+        raise NotImplementedError
+
+    def revoke(self, assignment) -> dict:
+        raise NotImplementedError
+
+
+class NullBackend(DirectoryBackend):
+    """No directory: the portal's own records are the only place access lives."""
+
+    def grant(self, assignment) -> dict:
+        return {}
+
+    def revoke(self, assignment) -> dict:
+        return {}
+
+
+@lru_cache(maxsize=1)
+def _backend_class(path: str):
+    return import_string(path)
+
+
+def get_backend() -> DirectoryBackend:
+    return _backend_class(settings.PIM_DIRECTORY_BACKEND)()

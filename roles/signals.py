@@ -1,0 +1,9 @@
+"""Signals roles sends to apps that build on it (activations), inside the transaction that
+made the change. Audit events are never written from receivers of Django's model signals;
+these are explicit, sent by the services themselves."""
+
+from django.dispatch import Signal
+
+# An active assignment was ended before its end (removed, revoked, deactivated); kwargs:
+# assignment, actor, reason, now.
+active_assignment_ended = Signal()

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from . import directory_services
+
+
+@shared_task(ignore_result=True)
+def directory_operation_run(operation_id: int) -> None:
+    directory_services.directory_operation_run(operation_id=operation_id)
+
+
+@shared_task(ignore_result=True)
+def directory_outbox_drain() -> None:
+    directory_services.directory_outbox_drain()
