@@ -536,7 +536,7 @@ def _assign(
     justification = clean_text(justification, field="justification")
     starts_at = starts_at or now
     with transaction.atomic():
-        role_settings = RoleSettings.objects.select_for_update().select_related("role").get(role=role)
+        role_settings = RoleSettings.objects.select_for_update(of=("self",)).select_related("role").get(role=role)
         if policy is not None:
             justification = policy(role_settings)
         _ensure_principal_usable(principal)
@@ -679,7 +679,7 @@ def _active_admin_policy(actor, justification, mfa_verified_at, now):
 
 def _lock_open(model, pk, now):
     """Lock the assignment and make sure it has not ended (it may not have started yet)."""
-    assignment = model.objects.select_for_update().select_related("role").get(pk=pk)
+    assignment = model.objects.select_for_update(of=("self",)).select_related("role").get(pk=pk)
     if assignment.ended_at is not None and assignment.ended_at <= now:
         raise ValidationError("This assignment has already ended.")
     if assignment.ends_at is not None and assignment.ends_at <= now:
