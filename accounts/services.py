@@ -100,15 +100,18 @@ def _user_changes_clean(user: User, changes: dict) -> dict:
 
 
 def _manager_validate(user: User, manager: User) -> None:
-    if not manager.is_active:
+    """An active person, and no loop: walks the chain as stored, not as the caller holds it."""
+    if not User.objects.filter(pk=manager.pk, is_active=True).exists():
         raise AccountError({"manager": f"{manager} is deactivated."})
-    boss = manager
+    boss_id = manager.pk
     for _ in range(_MANAGER_CHAIN_LIMIT):
-        if boss is None:
+        if boss_id is None:
             return
-        if boss.pk == user.pk:
-            raise AccountError({"manager": "A person cannot be their own manager, directly or through others."})
-        boss = boss.manager
+        if boss_id == user.pk:
+            raise AccountError(
+                {"manager": "A person cannot be their own manager, directly or through others."}
+            )
+        boss_id = User.objects.filter(pk=boss_id).values_list("manager_id", flat=True).first()
     raise AccountError({"manager": "That management chain is too long."})
 
 
