@@ -9,6 +9,13 @@ from django.utils import timezone
 
 from tests.factories import ActiveAssignmentFactory, UserFactory, portal_role, totp_code, totp_device
 
+# Data migrations that fill the catalog and the portal roles' grants, in order: a flushed
+# test database (transaction=True) gets them back from here.
+CATALOG_DATA_MIGRATIONS = [
+    ("roles.migrations.0002_builtin_catalog", "load_catalog"),
+    ("reviews.migrations.0002_portal_role_grants", "grant"),
+]
+
 PIM_ADMIN = "pim.administrator"
 PIM_AUDITOR = "pim.auditor"
 
@@ -39,7 +46,8 @@ def role_catalog(request):
     from roles.models import Role
 
     if not Role.objects.filter(builtin=True).exists():
-        importlib.import_module("roles.migrations.0002_builtin_catalog").load_catalog(apps, None)
+        for module, function in CATALOG_DATA_MIGRATIONS:
+            getattr(importlib.import_module(module), function)(apps, None)
 
 
 @pytest.fixture

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "roles",
     "notifications",
     "activations",
+    "reviews",
 ]
 
 MIDDLEWARE = [
@@ -245,6 +246,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "activations-remind": {"task": "activations.tasks.reminders_send_due", "schedule": crontab(minute="*/15")},
     "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
     "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
+    "reviews-start-due": {"task": "reviews.tasks.review_instances_start_due", "schedule": crontab(minute="*/10")},
+    "reviews-close-due": {"task": "reviews.tasks.review_instances_close_due", "schedule": crontab(minute="*/10")},
+    "reviews-remind": {"task": "reviews.tasks.review_reminders_send_due", "schedule": crontab(minute=5)},
 }
 
 # The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.
