@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -26,7 +27,7 @@ def test_quarterly_manager_review_removes_the_denied_eligibility(admin):
     fallback = UserFactory(username="fallback")
     for user in (keeper, leaver, lonely):
         EligibleAssignmentFactory(user=user, role=role, ends_at=timezone.now() + timedelta(days=200))
-    definition = services.review_definition_create(
+    services.review_definition_create(
         actor=admin,
         roles=[role],
         name="GA quarterly",
@@ -50,7 +51,7 @@ def test_quarterly_manager_review_removes_the_denied_eligibility(admin):
     services.review_item_decide(
         reviewer=manager, item=items["leaver"], decision="deny", justification="Left team"
     )
-    with pytest.raises(Exception):
+    with pytest.raises(PermissionDenied):
         services.review_item_decide(
             reviewer=fallback, item=items["leaver"], decision="approve", justification="x"
         )
