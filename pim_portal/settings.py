@@ -240,14 +240,25 @@ CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Periodic jobs. Each one finds its work in the database and claims rows, so a missed or
 # doubled tick does no harm (SPEC 3).
+_EVERY_10_MINUTES = crontab(minute="*/10")
+_EVERY_15_MINUTES = crontab(minute="*/15")
 CELERY_BEAT_SCHEDULE: dict = {
     "activations-expire-due": {"task": "activations.tasks.activation_expire_due", "schedule": 60.0},
     "activations-timeout-due": {"task": "activations.tasks.activation_timeout_due", "schedule": 60.0},
-    "activations-remind": {"task": "activations.tasks.reminders_send_due", "schedule": crontab(minute="*/15")},
+    "activations-remind": {
+        "task": "activations.tasks.reminders_send_due",
+        "schedule": crontab(minute="*/15"),
+    },
     "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
     "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
-    "reviews-start-due": {"task": "reviews.tasks.review_instances_start_due", "schedule": crontab(minute="*/10")},
-    "reviews-close-due": {"task": "reviews.tasks.review_instances_close_due", "schedule": crontab(minute="*/10")},
+    "reviews-start-due": {
+        "task": "reviews.tasks.review_instances_start_due",
+        "schedule": crontab(minute="*/10"),
+    },
+    "reviews-close-due": {
+        "task": "reviews.tasks.review_instances_close_due",
+        "schedule": crontab(minute="*/10"),
+    },
     "reviews-remind": {"task": "reviews.tasks.review_reminders_send_due", "schedule": crontab(minute=5)},
 }
 
