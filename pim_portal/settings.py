@@ -182,8 +182,11 @@ SECURE_COOKIES = env_bool("PIM_SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 
-# Security headers. Referrer-Policy no-referrer keeps email-link tokens out of Referer headers.
-SECURE_REFERRER_POLICY = "no-referrer"
+# Security headers. "same-origin": no Referer ever leaves the portal. Not "no-referrer"
+# everywhere: with it, browsers send "Origin: null" on form posts and CSRF protection (rightly)
+# refuses them. The one response that carries an email-link token in its URL sets
+# no-referrer itself (activations.views) and drops the token at once.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -228,6 +231,7 @@ else:
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_processed_dir),
+        "control_folder": str(DATA_DIR / "celery" / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,0 +1,110 @@
+"""Browser tests: headless Debian Chromium driven by Playwright against the live server, with
+email delivered to a real SMTP server on loopback (aiosmtpd).
+
+Never `playwright install`: the browser is the system's /usr/bin/chromium (.ci/run installs it).
+"""
+
+import email
+import email.policy
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+
+# Playwright's sync API runs an event loop in the test thread; Django would then refuse the
+# test's own (synchronous) database calls. The test thread is not serving requests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("PIM_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Mailbox:
+    """What the loopback SMTP server received."""
+
+    messages: list = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.arrived:
+            self.messages.append(message)
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def wait_for(self, predicate, timeout: float = 10.0):
+        """The first message matching predicate, waiting for delivery (no sleeping)."""
+        with self.arrived:
+            found = self.arrived.wait_for(lambda: self._first(predicate), timeout)
+        if not found:
+            subjects = [message["Subject"] for message in self.messages]
+            raise AssertionError(f"no matching email within {timeout}s; got {subjects}")
+        return found
+
+    def _first(self, predicate):
+        return next((message for message in self.messages if predicate(message)), None)
+
+
+def message_parts(message) -> tuple[str, str]:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+def first_link(text: str) -> str:
+    return re.search(r"https?://\S+", text).group(0)
+
+
+@pytest.fixture
+def smtp_server(settings):
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.server.sockets[0].getsockname()[1]
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def new_page(chromium, live_server, settings):
+    """A function giving a fresh browser context (a separate person) with a page."""
+    settings.PIM_BASE_URL = live_server.url
+    contexts = []
+
+    def make():
+        context = chromium.new_context(base_url=live_server.url)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
