@@ -1,8 +1,361 @@
-from django.http import HttpResponse
+"""Activation pages: activate, my requests, the approvals inbox, the request page and its
+actions (decide, cancel, deactivate, revoke), extension and renewal requests.
+
+Thin: parse the input, call one selector or service, render. Every refusal comes back as a
+message on the page; no GET or HEAD changes anything (mail scanners open approval links)."""
+
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import verified_required
+from accounts.mfa import mark_step_up, step_up_is_fresh, step_up_verified_at
+from accounts.redirects import safe_next
+from accounts.services import MfaError, mfa_verify_code
+
+from . import selectors, services
+from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
+from .models import ActivationRequest, TransitionNotAllowed
+from .tokens import approval_token_problem
+
+Status = ActivationRequest.Status
+Kind = ActivationRequest.Kind
+PAGE_SIZE = 25
+MAX_TOKEN_LENGTH = 1000
+# What a refused action can raise: a clear message for the person, never a 500.
+REFUSALS = (ValidationError, PermissionDenied, TransitionNotAllowed)
+safe_methods_and_post = require_http_methods(["GET", "HEAD", "POST"])
 
 
+# --- Activate ------------------------------------------------------------------------------
+
+
+@safe_methods_and_post
+@verified_required
+def activate(request, pk):
+    """Activate one of the user's eligibilities: granted at once, or sent for approval."""
+    now = timezone.now()
+    eligible = selectors.eligible_get_for_requester(user=request.user, pk=pk, at=now)
+    form = ActivateForm(
+        request.POST if request.method == "POST" else None,
+        eligible=eligible,
+        role_settings=eligible.role.settings,
+        code_required=not step_up_is_fresh(request),
+        now=now,
+    )
+    if request.method == "POST" and form.is_valid() and _verify_code(request, form):
+        try:
+            activation = services.activation_request(
+                requester=request.user,
+                eligible=eligible,
+                mfa_verified_at=step_up_verified_at(request),
+                **form.service_arguments(),
+            )
+        except REFUSALS as error:
+            _show_refusal(form, error)
+        else:
+            messages.success(request, _requested_message(activation, now))
+            return redirect(activation)
+    context = {"form": form, "eligible": eligible, "role_settings": eligible.role.settings, "now": now}
+    return render(request, "activations/activate.html", context)
+
+
+def _requested_message(activation: ActivationRequest, now: datetime) -> str:
+    if activation.status == Status.PENDING_APPROVAL:
+        return _sent_for_approval(activation)
+    assignment = activation.active_assignment
+    if assignment.starts_at > now + timedelta(minutes=1):
+        return (
+            f"{activation.role}: scheduled from {_moment(assignment.starts_at, now)} "
+            f"until {_moment(activation.ends_at, now)} UTC."
+        )
+    return f"{activation.role}: active until {_moment(activation.ends_at, now)} UTC."
+
+
+def _sent_for_approval(activation: ActivationRequest) -> str:
+    count = activation.approvers.count()
+    return f"Sent for approval to {count} approver{'s' if count != 1 else ''}."
+
+
+def _moment(moment: datetime, now: datetime) -> str:
+    return f"{moment:%H:%M}" if moment.date() == now.date() else f"{moment:%Y-%m-%d %H:%M}"
+
+
+# --- Lists ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD"])
+@verified_required
+def my_requests(request):
+    """The user's requests, newest first, with Cancel and Deactivate."""
+    page = Paginator(selectors.requests_for_user(user=request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {"page": page, "activations": list(page.object_list), "now": timezone.now()}
+    return render(request, "activations/my_requests.html", context)
+
+
+@require_http_methods(["GET", "HEAD"])
+@verified_required
+def inbox(request):
+    """Requests waiting for the user's decision, oldest first."""
+    now = timezone.now()
+    pending = selectors.approvals_pending_for_user(user=request.user, at=now)
+    page = Paginator(pending, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "activations": list(page.object_list), "now": now}
+    return render(request, "activations/inbox.html", context)
+
+
+# --- The request page ----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD"])
 @verified_required
 def request_detail(request, pk):
-    return HttpResponse("todo")
+    """What, who, why, status and history; the actions open to the viewer."""
+    if "t" in request.GET:
+        return _email_link_landing(request, pk)
+    activation = selectors.request_get_for_user(user=request.user, pk=pk)
+    return _render_request(request, activation)
+
+
+def _email_link_landing(request, pk):
+    """Arriving from an approval email (after sign-in, if needed): say what is wrong with the
+    link, if anything, then continue at the same URL without the token so that it does not
+    linger in the address bar, the history or logs. Changes nothing: scanners open every link."""
+    activation = selectors.request_get(pk=pk)
+    if not selectors.request_visible_to(user=request.user, request=activation):
+        raise Http404("No such request.")  # a link sent to someone else reveals nothing
+    token = request.GET.get("t", "")
+    problem = (
+        approval_token_problem(token, request=activation, user=request.user)
+        if len(token) <= MAX_TOKEN_LENGTH
+        else "This approval link is not valid."
+    )
+    if problem:
+        messages.warning(request, problem)
+    response = redirect(activation)
+    # The one response whose URL carries a token: no Referer from it, even to this site.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _render_request(request, activation, *, decision_form=None, revoke_form=None):
+    now = timezone.now()
+    user = request.user
+    is_requester = activation.requester_id == user.pk
+    is_admin = user.has_perm("roles.manage_active_assignments")
+    pending = activation.status == Status.PENDING_APPROVAL and now < activation.decide_by
+    live = activation.status == Status.GRANTED and activation.ends_at is not None and now < activation.ends_at
+    if decision_form is None and selectors.request_awaits_decision_by(user=user, request=activation, at=now):
+        decision_form = DecisionForm(code_required=not step_up_is_fresh(request))
+    if revoke_form is None and live and activation.kind == Kind.ACTIVATE and is_admin:
+        revoke_form = RevokeForm()
+    context = {
+        "activation": activation,
+        "now": now,
+        "is_requester": is_requester,
+        "pending": pending,
+        "live": live,
+        "lapsed": activation.status == Status.GRANTED and not live and activation.kind == Kind.ACTIVATE,
+        "approvals": selectors.request_approvals(request=activation),
+        "approvers": selectors.request_approver_users(request=activation),
+        "recent": selectors.request_recent_activations(request=activation),
+        "decision_form": decision_form,
+        "revoke_form": revoke_form,
+        "can_cancel": pending and (is_requester or is_admin),
+        "can_deactivate": live and is_requester and activation.kind == Kind.ACTIVATE,
+    }
+    return render(request, "activations/request_detail.html", context)
+
+
+@safe_methods_and_post
+@verified_required
+def decide(request, pk):
+    """An approver approves or denies, with a fresh code (and a reason to deny)."""
+    activation = selectors.request_get_for_user(user=request.user, pk=pk)
+    if request.method != "POST":
+        return redirect(activation)
+    refusal = _decision_refusal(request.user, activation)
+    if refusal:
+        messages.error(request, refusal)
+        return redirect(activation)
+    form = DecisionForm(request.POST, code_required=not step_up_is_fresh(request))
+    if form.is_valid() and _verify_code(request, form):
+        decision = form.cleaned_data["decision"]
+        service = services.activation_approve if decision == "approve" else services.activation_deny
+        try:
+            decided = service(
+                approver=request.user,
+                request=activation,
+                reason=form.cleaned_data["reason"],
+                mfa_verified_at=step_up_verified_at(request),
+            )
+        except REFUSALS as error:
+            _show_refusal(form, error)
+        else:
+            messages.success(request, _decision_message(decided, decision))
+            return redirect(decided)
+    activation = selectors.request_get(pk=pk)  # as it is now
+    if not selectors.request_awaits_decision_by(user=request.user, request=activation):
+        # Decided by someone else meanwhile, timed out, or this approver can no longer decide:
+        # say why (the service's message names who decided and how) and show the request.
+        for error in form.non_field_errors() or ["This request can no longer be decided by you."]:
+            messages.error(request, error)
+        return redirect(activation)
+    return _render_request(request, activation, decision_form=form)
+
+
+def _decision_refusal(user, activation) -> str | None:
+    """Refusals that need no code: who may never decide this request."""
+    if activation.requester_id == user.pk:
+        return "You cannot decide your own request."
+    if not activation.approvers.filter(user=user).exists():
+        return "You are not an approver of this request."
+    return None
+
+
+def _decision_message(activation: ActivationRequest, decision: str) -> str:
+    requester = activation.requester
+    if decision == "deny":
+        return f"Denied. {requester} will be told."
+    if activation.status == Status.PENDING_APPROVAL:
+        missing = activation.approvals_required - activation.approvals.filter(decision="approve").count()
+        return f"Your approval is recorded; {missing} more approval{'s' if missing != 1 else ''} needed."
+    if activation.kind == Kind.ACTIVATE:
+        until = f"{activation.ends_at:%Y-%m-%d %H:%M}"
+        return f"Approved: {activation.role} is active for {requester} until {until} UTC."
+    done = "extended" if activation.kind == Kind.EXTEND else "renewed"
+    return f"Approved: the eligibility of {requester} for {activation.role} was {done}."
+
+
+@safe_methods_and_post
+@verified_required
+def cancel(request, pk):
+    """The requester (or a PIM Administrator) withdraws a pending request."""
+    activation = selectors.request_get_for_user(user=request.user, pk=pk)
+    if request.method == "POST":
+        _carry_out(
+            request,
+            lambda: services.activation_cancel(actor=request.user, request=activation),
+            "Request canceled.",
+        )
+    return redirect(safe_next(request) or activation.get_absolute_url())
+
+
+@safe_methods_and_post
+@verified_required
+def deactivate(request, pk):
+    """The requester ends their activation early."""
+    activation = selectors.request_get_for_user(user=request.user, pk=pk)
+    if request.method == "POST":
+        _carry_out(
+            request,
+            lambda: services.activation_deactivate(requester=request.user, request=activation),
+            f"Deactivated: you no longer hold {activation.role} at {activation.scope}.",
+        )
+    return redirect(safe_next(request) or activation.get_absolute_url())
+
+
+@safe_methods_and_post
+@verified_required
+def revoke(request, pk):
+    """A PIM Administrator ends someone's activation now, with a reason."""
+    activation = selectors.request_get_for_user(user=request.user, pk=pk)
+    if request.method != "POST":
+        return redirect(activation)
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        if request.user.has_perm("roles.manage_active_assignments"):
+            return _render_request(request, activation, revoke_form=form)
+        messages.error(request, "Only a PIM Administrator can revoke activations.")
+        return redirect(activation)
+    _carry_out(
+        request,
+        lambda: services.activation_revoke(
+            actor=request.user, request=activation, reason=form.cleaned_data["reason"]
+        ),
+        f"Revoked: {activation.requester} no longer holds {activation.role} at {activation.scope}.",
+    )
+    return redirect(activation)
+
+
+# --- Extension and renewal -----------------------------------------------------------------
+
+
+@safe_methods_and_post
+@verified_required
+def eligibility_change(request, pk, kind):
+    """Ask for one's own eligibility to be extended (ending within 14 days) or renewed (ended
+    within the last 30 days); approved like an activation."""
+    eligible = selectors.eligible_get_own(user=request.user, pk=pk)
+    max_days = max(1, eligible.role.settings.eligible_max_duration.days)
+    form = EligibilityChangeForm(request.POST if request.method == "POST" else None, max_days=max_days)
+    if request.method == "POST" and form.is_valid():
+        service = services.extension_request if kind == Kind.EXTEND else services.renewal_request
+        try:
+            activation = service(
+                requester=request.user,
+                eligible=eligible,
+                duration=timedelta(days=form.cleaned_data["days"]),
+                justification=form.cleaned_data["justification"],
+            )
+        except REFUSALS as error:
+            _show_refusal(form, error)
+        else:
+            messages.success(request, _sent_for_approval(activation))
+            return redirect(activation)
+    context = {"form": form, "eligible": eligible, "kind": kind, "now": timezone.now()}
+    return render(request, "activations/eligibility_change.html", context)
+
+
+# --- Helpers -------------------------------------------------------------------------------
+
+
+def _verify_code(request, form) -> bool:
+    """Check the code typed into the form, if any, and record the step-up in the session.
+
+    Called outside any transaction of ours: a refused code's audit event and throttle count
+    are committed by mfa_verify_code itself. Without a code the service decides whether the
+    session's last check is fresh enough."""
+    token = form.cleaned_data.get("otp_token")
+    if not token:
+        return True
+    try:
+        device = mfa_verify_code(user=request.user, token=token)
+    except MfaError as error:
+        form.add_error("otp_token", error.messages)
+        return False
+    mark_step_up(request, device)
+    return True
+
+
+def _show_refusal(form, error: Exception) -> None:
+    """Put a service's refusal on the form: next to the field it names, else above the form."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        for field, field_messages in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, field_messages)
+    else:
+        form.add_error(None, _messages_of(error))
+
+
+def _messages_of(error: Exception) -> list[str]:
+    if isinstance(error, ValidationError):
+        return error.messages
+    return [str(error) or "That is not allowed."]
+
+
+def _carry_out(request, action, success: str) -> None:
+    try:
+        action()
+    except REFUSALS as error:
+        for message in _messages_of(error):
+            messages.error(request, message)
+    else:
+        messages.success(request, success)

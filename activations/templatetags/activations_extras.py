@@ -1,0 +1,48 @@
+"""Template helpers of the activation pages, the navigation bar and the emails."""
+
+from datetime import timedelta
+
+from django import template
+
+from accounts.mfa import user_is_verified
+from activations.forms import duration_label
+from activations.models import ActivationRequest
+from activations.selectors import approvals_pending_count
+
+register = template.Library()
+Status = ActivationRequest.Status
+
+
+@register.filter
+def duration(value) -> str:
+    """A timedelta as people say it: 8 hours, 1 hour 30 minutes, 90 days."""
+    return duration_label(value) if isinstance(value, timedelta) else ""
+
+
+@register.filter
+def effective_status(activation: ActivationRequest, now) -> str:
+    """The status as it is at `now`: a granted activation past its end has expired and a
+    pending request past its deadline has timed out, whether or not the jobs have run yet."""
+    if activation.status == Status.GRANTED and activation.ends_at and activation.ends_at <= now:
+        return Status.EXPIRED
+    if activation.status == Status.PENDING_APPROVAL and activation.decide_by and activation.decide_by <= now:
+        return Status.TIMED_OUT
+    return activation.status
+
+
+@register.filter
+def status_label(status: str) -> str:
+    try:
+        return Status(status).label
+    except ValueError:
+        return status
+
+
+@register.simple_tag(takes_context=True)
+def pending_approvals(context) -> int:
+    """How many requests wait for the signed-in user's decision (one COUNT query)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user_is_verified(user):
+        return 0  # nothing about approvals before the session is MFA-verified
+    return approvals_pending_count(user=user)
