@@ -124,7 +124,9 @@ def _lock_eligibility(pk, requester: User, now: datetime) -> EligibleAssignment:
 
 
 def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime) -> bool:
-    if not eligible.is_current(now):
+    # A recorded removal is final even if `now` was read just before it committed (a decision
+    # racing eligible_remove): the locked row is the live state.
+    if eligible.ended_at is not None or not eligible.is_current(now):
         return False
     if eligible.user_id is not None:
         return eligible.user_id == user.pk
