@@ -323,8 +323,6 @@ def activation_approve(
     reason = clean_text(reason, field="reason")
     with transaction.atomic():
         request = _lock_for_decision(request.pk, approver, mfa_verified_at, now)
-        if request.approvals.filter(approver=approver).exists():
-            raise ActivationError("You have already approved this request; another approver must decide.")
         Approval.objects.create(
             request=request,
             approver=approver,
@@ -395,6 +393,9 @@ def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRe
         raise ActivationError(_already_decided_message(request))
     if now >= request.decide_by:
         raise ActivationError("This request has timed out; the requester must ask again.")
+    # One decision per approver (a denial would have closed the request, so it was an approval).
+    if request.approvals.filter(approver=approver).exists():
+        raise ActivationError("You have already approved this request; another approver must decide.")
     return request
 
 
