@@ -614,7 +614,9 @@ def _notify_decided(request, now) -> None:
 
 
 def _ensure_active_user(user: User, doing: str) -> None:
-    if not user.is_active:
+    # The database, not the caller's copy of the user: a deactivation may have committed since
+    # that copy was loaded (re-check who is acting, SPEC 5).
+    if not User.objects.filter(pk=user.pk, is_active=True).exists():
         raise PermissionDenied(f"A deactivated account cannot {doing}.")
 
 
