@@ -15,7 +15,8 @@ from django.utils import timezone
 from accounts.models import User
 from audit.services import audit_record
 from notifications.services import email_queue
-from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
+from roles.directory_services import directory_operation_enqueue
+from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, RoleSettings
 from roles.scopes import scope_covers, scope_validate
 from roles.services import (
     active_assignment_create_for_activation,
@@ -189,6 +190,13 @@ def _close_lapsed(requester: User, role_id, scope: str, now: datetime) -> None:
     )
     for request in lapsed:
         _transition(request, Status.EXPIRED, now)
+        # What activation_expire_due does for the rows it closes (it will not see this one).
+        ActiveAssignment.objects.filter(pk=request.active_assignment_id, end_reason="").update(
+            end_reason=ActiveAssignment.EndReason.EXPIRED
+        )
+        directory_operation_enqueue(
+            assignment=request.active_assignment, operation=DirectoryOperation.Operation.REVOKE, now=now
+        )
         _audit(request, "activation.expired", None, now)
 
 
