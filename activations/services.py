@@ -551,6 +551,7 @@ def activation_requests_cancel_for_user(*, user: User, now: datetime | None = No
         _audit(
             request, f"{_prefix(request)}.canceled", None, now, details={"because": "requester deactivated"}
         )
+        _notify(request, "request-closed", request_approvers(request), now)
         count += 1
     return count
 
