@@ -270,6 +270,13 @@ def _assignment_change_request(kind, requester, eligible, duration, justificatio
                     "Only your own (not a group's) eligibility can be extended or renewed by you."
                 )
             _check_change_window(kind, eligible, now)
+            if ActivationRequest.objects.filter(
+                requester=requester,
+                eligible=eligible,
+                kind__in=[Kind.EXTEND, Kind.RENEW],
+                status=Status.PENDING_APPROVAL,
+            ).exists():
+                raise ActivationError("You already have a pending request for this eligibility.")
             role_settings = RoleSettings.objects.select_related("role").get(role_id=eligible.role_id)
             if (
                 duration < settings.PIM_MIN_ASSIGNMENT_DURATION
