@@ -149,7 +149,9 @@ def assignment_expiry_notices(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
     for model in (EligibleAssignment, ActiveAssignment):
-        for days in (*ASSIGNMENT_NOTICES, 0):
+        # Nearest first: an assignment already within a day of its end gets the 1-day notice
+        # only, which then counts as sent for the 14-day one too.
+        for days in (0, *sorted(ASSIGNMENT_NOTICES)):
             sent += _notice(model, days, now)
     return sent
 
