@@ -68,7 +68,11 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
             return True
     if op.operation == DirectoryOperation.Operation.REVOKE and _earlier_grant_pending(op):
         # Remove only after the grant has run (or been skipped), or the grant could land last.
-        DirectoryOperation.objects.filter(pk=op.pk).update(next_attempt_at=now + timedelta(seconds=30))
+        # Waiting is not an attempt: give back the one the claim counted, so a long wait does
+        # not inflate the back-off or use up MAX_ATTEMPTS before the revoke has even been tried.
+        DirectoryOperation.objects.filter(pk=op.pk).update(
+            next_attempt_at=now + timedelta(seconds=30), attempts=F("attempts") - 1
+        )
         return False
     backend = get_backend()
     call = backend.grant if op.operation == DirectoryOperation.Operation.GRANT else backend.revoke
