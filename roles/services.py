@@ -342,7 +342,13 @@ def eligible_remove(
                 "eligible_assignment.removed", actor, assignment, {"reason": reason, "end_reason": end_reason}
             )
         ]
-        live = ActiveAssignment.objects.select_for_update().filter(eligible=assignment).current(now)
+        # Every activation of it that has not ended, including one scheduled to start later
+        # (current(now) would leave that one to start from a removed eligibility).
+        live = (
+            ActiveAssignment.objects.select_for_update()
+            .filter(eligible=assignment, ended_at__isnull=True)
+            .exclude(ends_at__lte=now)
+        )
         for activation in live:
             _end(activation, actor=actor, reason=ActiveAssignment.EndReason.REMOVED, now=now)
             entries.append(
