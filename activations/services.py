@@ -520,6 +520,9 @@ def _lock_granted(pk, now: datetime) -> ActivationRequest:
     request = (
         ActivationRequest.objects.select_for_update(of=("self",)).select_related("role", "active_assignment").get(pk=pk)
     )
+    if request.kind != Kind.ACTIVATE:
+        # An approved extension or renewal is done; there is no access of its own to end.
+        raise ActivationError("Only an activation can be deactivated or revoked.")
     if request.status == Status.GRANTED and request.ends_at is not None and request.ends_at <= now:
         raise ActivationError("This activation has already ended.")
     return request
