@@ -8,6 +8,7 @@ import email
 import email.policy
 import os
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 
@@ -67,14 +68,20 @@ def first_link(text: str) -> str:
     return re.search(r"https?://\S+", text).group(0)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def smtp_server(settings):
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=0)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.server.sockets[0].getsockname()[1]
+    settings.EMAIL_PORT = controller.port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     yield mailbox
     controller.stop()
