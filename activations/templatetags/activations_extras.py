@@ -19,6 +19,19 @@ def duration(value) -> str:
     return duration_label(value) if isinstance(value, timedelta) else ""
 
 
+KIND_LABELS = {
+    ActivationRequest.Kind.ACTIVATE: "Activation",
+    ActivationRequest.Kind.EXTEND: "Extension",
+    ActivationRequest.Kind.RENEW: "Renewal",
+}
+
+
+@register.filter
+def kind_label(activation: ActivationRequest) -> str:
+    """The kind as a noun ("Activation of Vault", not "Activate of Vault")."""
+    return KIND_LABELS.get(activation.kind, activation.get_kind_display())
+
+
 @register.filter
 def effective_status(activation: ActivationRequest, now) -> str:
     """The status as it is at `now`: a granted activation past its end has expired and a
