@@ -117,7 +117,10 @@ def activation_request(
 
 def _lock_eligibility(pk, requester: User, now: datetime) -> EligibleAssignment:
     eligible = (
-        EligibleAssignment.objects.select_for_update(of=("self",)).select_related("role", "group").filter(pk=pk).first()
+        EligibleAssignment.objects.select_for_update(of=("self",))
+        .select_related("role", "group")
+        .filter(pk=pk)
+        .first()
     )
     if eligible is None or not _eligibility_applies(eligible, requester, now):
         raise ActivationError("You are not eligible for this role (any more).")
@@ -263,7 +266,9 @@ def _assignment_change_request(kind, requester, eligible, duration, justificatio
     try:
         with transaction.atomic():
             eligible = (
-                EligibleAssignment.objects.select_for_update(of=("self",)).select_related("role").get(pk=eligible.pk)
+                EligibleAssignment.objects.select_for_update(of=("self",))
+                .select_related("role")
+                .get(pk=eligible.pk)
             )
             if eligible.user_id != requester.pk:
                 raise ActivationError(
@@ -398,7 +403,11 @@ def activation_deny(
 
 def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRequest:
     _require_fresh_mfa(mfa_verified_at, now)
-    request = ActivationRequest.objects.select_for_update(of=("self",)).select_related("role", "requester").get(pk=pk)
+    request = (
+        ActivationRequest.objects.select_for_update(of=("self",))
+        .select_related("role", "requester")
+        .get(pk=pk)
+    )
     if request.requester_id == approver.pk:
         raise PermissionDenied("You cannot decide your own request.")
     if not request.approvers.filter(user=approver).exists():
@@ -423,7 +432,9 @@ def _already_decided_message(request: ActivationRequest) -> str:
 def _apply_approved(request: ActivationRequest, now: datetime) -> None:
     """Carry out an approved request, with the eligibility re-checked as it is now."""
     eligible = (
-        EligibleAssignment.objects.select_for_update(of=("self",)).select_related("role").get(pk=request.eligible_id)
+        EligibleAssignment.objects.select_for_update(of=("self",))
+        .select_related("role")
+        .get(pk=request.eligible_id)
     )
     if request.kind == Kind.ACTIVATE:
         if not _eligibility_applies(eligible, request.requester, now):
@@ -477,7 +488,11 @@ def activation_cancel(
     """The requester (or a PIM Administrator) withdraws a pending request."""
     now = now or timezone.now()
     with transaction.atomic():
-        request = ActivationRequest.objects.select_for_update(of=("self",)).select_related("role").get(pk=request.pk)
+        request = (
+            ActivationRequest.objects.select_for_update(of=("self",))
+            .select_related("role")
+            .get(pk=request.pk)
+        )
         if actor.pk != request.requester_id and not actor.has_perm("roles.manage_active_assignments"):
             raise PermissionDenied("Only the requester or a PIM Administrator can cancel this request.")
         _transition(request, Status.CANCELED, now)
@@ -518,7 +533,9 @@ def activation_revoke(
 
 def _lock_granted(pk, now: datetime) -> ActivationRequest:
     request = (
-        ActivationRequest.objects.select_for_update(of=("self",)).select_related("role", "active_assignment").get(pk=pk)
+        ActivationRequest.objects.select_for_update(of=("self",))
+        .select_related("role", "active_assignment")
+        .get(pk=pk)
     )
     if request.kind != Kind.ACTIVATE:
         # An approved extension or renewal is done; there is no access of its own to end.
