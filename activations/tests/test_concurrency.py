@@ -1,0 +1,240 @@
+"""Races that only a real database shows (SPEC 5): each ends with exactly one outcome.
+
+PostgreSQL only (SQLite serialises everything). Every thread has its own connection and
+closes it when done; the threads start together at a barrier.
+"""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from activations import jobs, services
+from activations.models import ActivationRequest, Approval
+from audit.models import AuditEvent
+from roles.models import ActiveAssignment, DirectoryOperation
+from roles.selectors import user_holds_role
+from roles.services import eligible_remove
+from tests.factories import DirectoryGroupFactory, UserFactory
+
+from .helpers import HOUR, eligible_for, reloaded, request_activation, role_with
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+Status = ActivationRequest.Status
+THREADS = 10
+
+
+def run_concurrently(*targets):
+    """Call every target at once, each from its own thread and connection; return their
+    results (an exception counts as a result) in the order of the targets."""
+    barrier = threading.Barrier(len(targets))
+    results = [None] * len(targets)
+
+    def worker(index, target):
+        try:
+            barrier.wait(timeout=30)
+            results[index] = target()
+        except Exception as error:  # the outcome is what the test inspects
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, target)) for i, target in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
+    return results
+
+
+def errors(results):
+    return [result for result in results if isinstance(result, Exception)]
+
+
+def successes(results):
+    return [result for result in results if not isinstance(result, Exception)]
+
+
+def test_ten_approvers_approving_at_once_make_exactly_one_decision(requester):
+    approvers = [UserFactory(display_name=f"Approver {i}") for i in range(THREADS)]
+    request = request_activation(requester, eligible_for(requester, role_with(approvers=approvers)))
+    now = timezone.now()
+
+    def approve_as(approver):
+        return lambda: services.activation_approve(
+            approver=approver, request=request, reason="ok", mfa_verified_at=now
+        )
+
+    results = run_concurrently(*(approve_as(approver) for approver in approvers))
+
+    [granted] = successes(results)
+    refusals = errors(results)
+    assert len(refusals) == THREADS - 1, refusals
+    assert all(isinstance(error, services.ActivationError) for error in refusals), refusals
+    winner = granted.decided_by
+    assert all(f"already granted by {winner}" in error.messages[0] for error in refusals)
+    request = reloaded(request)
+    assert (request.status, request.decided_by) == (Status.GRANTED, winner)
+    assert Approval.objects.count() == 1
+    assert ActiveAssignment.objects.filter(user=requester).count() == 1
+    assert AuditEvent.objects.filter(action="activation.approved").count() == 1
+    assert DirectoryOperation.objects.filter(operation="grant").count() == 1
+
+
+def test_approve_and_deny_at_once_make_exactly_one_decision(requester, approver):
+    other = UserFactory(display_name="Other Approver")
+    request = request_activation(requester, eligible_for(requester, role_with(approvers=[approver, other])))
+    now = timezone.now()
+
+    results = run_concurrently(
+        lambda: services.activation_approve(approver=approver, request=request, mfa_verified_at=now),
+        lambda: services.activation_deny(approver=other, request=request, reason="No", mfa_verified_at=now),
+    )
+
+    assert len(successes(results)) == 1 and len(errors(results)) == 1, results
+    request = reloaded(request)
+    decided = AuditEvent.objects.filter(action__in=["activation.approved", "activation.denied"])
+    assert decided.count() == 1
+    assert (request.status == Status.GRANTED) == (decided.get().action == "activation.approved")
+    assert ActiveAssignment.objects.filter(user=requester).count() == (request.status == Status.GRANTED)
+
+
+RACES = 5  # each race test runs this many races (one database flush for all of them)
+
+
+def test_approval_racing_the_timeout_job_has_one_outcome(approver):
+    for _ in range(RACES):
+        approve_against_timeout(approver)
+
+
+def approve_against_timeout(approver):
+    requester = UserFactory()
+    request = request_activation(requester, eligible_for(requester, role_with(approvers=[approver])))
+    deadline = request.decide_by
+    just_before = deadline - timedelta(seconds=1)
+
+    approval, timed_out = run_concurrently(
+        lambda: services.activation_approve(
+            approver=approver, request=request, mfa_verified_at=just_before, now=just_before
+        ),
+        lambda: jobs.activation_timeout_due(now=deadline + timedelta(seconds=1)),
+    )
+
+    request = reloaded(request)
+    events = AuditEvent.objects.filter(target_id=str(request.pk))
+    approved = events.filter(action="activation.approved").count()
+    timeouts = events.filter(action="activation.timed_out").count()
+    if request.status == Status.GRANTED:
+        assert not isinstance(approval, Exception) and timed_out == 0
+        assert (approved, timeouts) == (1, 0)
+        assert ActiveAssignment.objects.filter(user=requester).count() == 1
+    else:
+        assert request.status == Status.TIMED_OUT, request.status
+        assert isinstance(approval, services.ActivationError) and "timed out" in approval.messages[0]
+        assert timed_out == 1 and (approved, timeouts) == (0, 1)
+        assert not ActiveAssignment.objects.filter(user=requester).exists()
+
+
+def test_approval_racing_the_removal_of_the_eligibility_never_leaves_access(approver):
+    for _ in range(RACES):
+        approve_against_removal(approver)
+
+
+def approve_against_removal(approver):
+    requester = UserFactory()
+    request = request_activation(requester, eligible_for(requester, role_with(approvers=[approver])))
+    eligible = request.eligible
+
+    approval, removal = run_concurrently(
+        lambda: services.activation_approve(
+            approver=approver, request=request, mfa_verified_at=timezone.now()
+        ),
+        lambda: eligible_remove(actor=None, assignment=eligible, reason="Left the team"),
+    )
+
+    assert not isinstance(removal, Exception), removal
+    request = reloaded(request)
+    assert not user_holds_role(user=requester, role=request.role)
+    assert not user_holds_role(user=requester, role=request.role, at=timezone.now() + HOUR / 2)
+    assert not ActiveAssignment.objects.filter(user=requester, ended_at__isnull=True).exists()
+    actions = list(AuditEvent.objects.filter(target_id=str(request.pk)).values_list("action", flat=True))
+    if isinstance(approval, Exception):
+        # The removal came first: the approval was refused and the request still waits.
+        assert isinstance(approval, services.ActivationError), approval
+        assert "no longer eligible" in approval.messages[0]
+        assert request.status == Status.PENDING_APPROVAL
+        assert actions == ["activation.requested"]
+    else:
+        # The approval came first: the removal then ended the activation it granted.
+        assert request.status == Status.REVOKED
+        assert actions == ["activation.requested", "activation.approved", "activation.revoked"]
+
+
+def test_ten_identical_activations_at_once_create_one(requester):
+    eligible = eligible_for(requester, role_with())
+
+    results = run_concurrently(*(lambda: request_activation(requester, eligible) for _ in range(THREADS)))
+
+    assert len(successes(results)) == 1, results
+    assert all(isinstance(error, services.ActivationError) for error in errors(results)), errors(results)
+    assert ActivationRequest.objects.count() == 1
+    assert ActiveAssignment.objects.filter(user=requester).count() == 1
+    assert AuditEvent.objects.filter(action="activation.granted").count() == 1
+
+
+def test_ten_activations_through_two_eligibilities_at_once_create_one(requester):
+    # Direct and through a group: two different eligibility rows, so no common lock; the
+    # database constraint is what keeps it to one.
+    role = role_with()
+    group = DirectoryGroupFactory()
+    group.members.add(requester)
+    eligibilities = [eligible_for(requester, role), eligible_for(group, role)]
+
+    results = run_concurrently(
+        *(lambda e=eligibilities[i % 2]: request_activation(requester, e) for i in range(THREADS))
+    )
+
+    assert len(successes(results)) == 1, results
+    assert all(isinstance(error, services.ActivationError) for error in errors(results)), errors(results)
+    assert ActiveAssignment.objects.filter(user=requester).count() == 1
+    assert AuditEvent.objects.filter(action="activation.granted").count() == 1
+
+
+def test_two_expiry_runs_at_once_process_each_activation_once():
+    requester = UserFactory()
+    now = timezone.now()
+    due = [
+        request_activation(
+            requester, eligible_for(requester, role_with(), starts_at=now - 2 * HOUR), now=now - 2 * HOUR
+        )
+        for _ in range(12)
+    ]
+
+    counts = run_concurrently(*(lambda: jobs.activation_expire_due(now=now, batch=2) for _ in range(2)))
+
+    assert sum(counts) == len(due), counts
+    assert {reloaded(r).status for r in due} == {Status.EXPIRED}
+    assert AuditEvent.objects.filter(action="activation.expired").count() == len(due)
+    assert DirectoryOperation.objects.filter(operation="revoke").count() == len(due)
+
+
+def test_two_timeout_runs_at_once_process_each_request_once(approver):
+    requester = UserFactory()
+    now = timezone.now()
+    stale = [
+        request_activation(
+            requester,
+            eligible_for(requester, role_with(approvers=[approver]), starts_at=now - 48 * HOUR),
+            now=now - 48 * HOUR,
+        )
+        for _ in range(8)
+    ]
+
+    counts = run_concurrently(*(lambda: jobs.activation_timeout_due(now=now, batch=2) for _ in range(2)))
+
+    assert sum(counts) == len(stale), counts
+    assert AuditEvent.objects.filter(action="activation.timed_out").count() == len(stale)
