@@ -8,7 +8,13 @@ from django.core.management.base import BaseCommand
 
 from activations import jobs
 from notifications.services import email_outbox_drain
+from reviews import services as reviews
 from roles.directory_services import directory_outbox_drain
+
+
+def review_instances_start_due() -> int:
+    return len(reviews.review_instances_start_due())
+
 
 # (what the count means, the job); in this order so that the revokes and emails the first
 # jobs queue are carried out by the drains of the same run.
@@ -16,6 +22,9 @@ JOBS = (
     ("activations expired", jobs.activation_expire_due),
     ("requests timed out", jobs.activation_timeout_due),
     ("reminders sent", jobs.reminders_send_due),
+    ("access reviews started", review_instances_start_due),
+    ("access reviews closed", reviews.review_instances_close_due),
+    ("review reminders sent", reviews.review_reminders_send_due),
     ("directory operations done", directory_outbox_drain),
     ("emails sent", email_outbox_drain),
 )
