@@ -45,6 +45,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -79,6 +89,7 @@ INSTALLED_APPS = [
     "notifications",
     "activations",
     "reviews",
+    "entra",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +279,30 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.
 PIM_DIRECTORY_BACKEND = os.environ.get("PIM_DIRECTORY_BACKEND", "roles.directory.NullBackend")
+
+# Microsoft Entra ID (SPEC 2.7, README "Entra set-up"): off unless ENTRA_SYNC_ENABLED. The
+# entra app's system check explains any missing or inconsistent value. Secrets may come from
+# <NAME>_FILE; they are never logged.
+ENTRA_SYNC_ENABLED = env_bool("ENTRA_SYNC_ENABLED", False)
+ENTRA_TENANT_ID = os.environ.get("ENTRA_TENANT_ID", "").strip()
+ENTRA_CLIENT_ID = os.environ.get("ENTRA_CLIENT_ID", "").strip()
+ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET", "") or ""
+# A PEM private key (and its certificate, from which the thumbprint is computed if not given).
+ENTRA_CLIENT_CERTIFICATE = env_str("ENTRA_CLIENT_CERTIFICATE", "") or ""
+ENTRA_CLIENT_CERTIFICATE_THUMBPRINT = os.environ.get("ENTRA_CLIENT_CERTIFICATE_THUMBPRINT", "").strip()
+ENTRA_AUTHORITY_HOST = os.environ.get("ENTRA_AUTHORITY_HOST", "https://login.microsoftonline.com")
+ENTRA_GRAPH_BASE_URL = os.environ.get("ENTRA_GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
+ENTRA_HTTP_TIMEOUT = env_float("ENTRA_HTTP_TIMEOUT", 30.0)  # seconds, on every HTTP call
+ENTRA_SYNC_INTERVAL_MINUTES = env_int("ENTRA_SYNC_INTERVAL_MINUTES", 60)
+# Remove assignments made in Entra outside the portal (drift); off: report them only.
+ENTRA_REMOVE_DRIFT = env_bool("ENTRA_REMOVE_DRIFT", False)
+# Object ids never removed as drift (break-glass accounts, the app's own service principal).
+ENTRA_DRIFT_EXCLUDE = env_list("ENTRA_DRIFT_EXCLUDE")
+if ENTRA_SYNC_ENABLED:
+    CELERY_BEAT_SCHEDULE["entra-sync"] = {
+        "task": "entra.tasks.entra_sync",
+        "schedule": 60.0 * max(ENTRA_SYNC_INTERVAL_MINUTES, 5),
+    }
 
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))

@@ -1,0 +1,129 @@
+"""The directory back end for Microsoft Entra ID (PIM_DIRECTORY_BACKEND=entra.backend.GraphBackend).
+
+The outbox (roles.directory_services) calls grant and revoke after commit and retries what
+fails transiently. Each becomes one role assignment schedule request: adminAssign with the
+activation's end as expiration, or adminRemove. An app-only token cannot selfActivate for a
+user, and the portal has already enforced MFA, justification and approval.
+
+Both are idempotent: RoleAssignmentExists on a grant counts as granted, and
+RoleAssignmentDoesNotExist on a revoke as removed (Entra also ends assignments by itself at
+their expiration, so a revoke after expiry usually finds nothing).
+"""
+
+import re
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from roles.directory import DirectoryBackend, PermanentDirectoryError
+from roles.models import ActiveAssignment, Role
+
+from .client import GraphClient, GraphError, get_graph
+
+REQUESTS_PATH = "roleManagement/directory/roleAssignmentScheduleRequests"
+ALREADY_DONE = {"adminAssign": "RoleAssignmentExists", "adminRemove": "RoleAssignmentDoesNotExist"}
+POLICY_FAILED = "RoleAssignmentRequestPolicyValidationFailed"
+_RULE_NAME = re.compile(r"\b([A-Z][A-Za-z]*Rule)\b")
+JUSTIFICATION_LIMIT = 500
+
+
+class GraphBackend(DirectoryBackend):
+    """Grants and revokes the portal's active assignments of Entra directory roles in Entra."""
+
+    def grant(self, assignment: ActiveAssignment) -> dict:
+        target = directory_target(assignment)
+        if target is None:
+            return {"skipped": "not an Entra directory role"}
+        now = timezone.now()
+        if assignment.ends_at is None:
+            expiration = {"type": "noExpiration"}
+        else:
+            expiration = {"type": "afterDateTime", "endDateTime": graph_time(assignment.ends_at)}
+        return schedule_request(
+            get_graph(),
+            action="adminAssign",
+            target=target,
+            justification=_justification("Granted", assignment),
+            schedule_info={
+                "startDateTime": graph_time(max(assignment.starts_at, now)),
+                "expiration": expiration,
+            },
+        )
+
+    def revoke(self, assignment: ActiveAssignment) -> dict:
+        target = directory_target(assignment)
+        if target is None:
+            return {"skipped": "not an Entra directory role"}
+        reason = assignment.get_end_reason_display() or "Ended"
+        return schedule_request(
+            get_graph(), action="adminRemove", target=target, justification=_justification(reason, assignment)
+        )
+
+
+def directory_target(assignment: ActiveAssignment) -> tuple[str, str, str] | None:
+    """(principal object id, role template id, directory scope), or None for roles that live
+    only in the portal (its own, Azure and custom ones)."""
+    role = assignment.role
+    if role.kind != Role.Kind.ENTRA:
+        return None
+    if not role.template_id:
+        raise PermanentDirectoryError(f"{role} is not a directory role: it has no Entra template id.")
+    principal = assignment.principal
+    if not principal.external_id:
+        raise PermanentDirectoryError(
+            f"{principal.label} is not a directory user or group: no Entra object id (run entra_sync)."
+        )
+    return principal.external_id, role.template_id, assignment.scope
+
+
+def schedule_request(
+    graph: GraphClient,
+    *,
+    action: str,
+    target: tuple[str, str, str],
+    justification: str,
+    schedule_info: dict | None = None,
+) -> dict:
+    """POST one roleAssignmentScheduleRequest; what to record on the operation."""
+    principal_id, role_definition_id, directory_scope_id = target
+    body = {
+        "action": action,
+        "principalId": principal_id,
+        "roleDefinitionId": role_definition_id,
+        "directoryScopeId": directory_scope_id,
+        "justification": justification[:JUSTIFICATION_LIMIT],
+    }
+    if schedule_info is not None:
+        body["scheduleInfo"] = schedule_info
+    try:
+        answer = graph.post(REQUESTS_PATH, body)
+    except GraphError as error:
+        if error.code == ALREADY_DONE[action]:
+            state = "already assigned" if action == "adminAssign" else "already removed"
+            return {"action": action, "status": state, "code": error.code}
+        if error.code == POLICY_FAILED:
+            rules = ", ".join(dict.fromkeys(_RULE_NAME.findall(str(error)))) or "a policy rule"
+            raise GraphError(
+                f"Entra's role policy refused the {action} ({rules}): {error}",
+                code=error.code,
+                status=error.status,
+            ) from None
+        raise
+    return {
+        "action": action,
+        "status": answer.get("status", ""),
+        "request_id": answer.get("id", ""),
+        "target_schedule_id": answer.get("targetScheduleId") or "",
+    }
+
+
+def graph_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _justification(verb: str, assignment: ActiveAssignment) -> str:
+    text = " ".join((assignment.justification or "").split())
+    source = (
+        "an activation" if assignment.origin == ActiveAssignment.Origin.ACTIVATION else "a direct assignment"
+    )
+    return f"{verb} in PIM Portal ({source}): {text}" if text else f"{verb} in PIM Portal ({source})"

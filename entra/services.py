@@ -1,0 +1,134 @@
+"""Entry points of the Entra integration: a sync run (command, periodic task) and the admin's
+connection test. Grants and revokes go through entra.backend.GraphBackend and the outbox."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.models import AuditEvent
+from audit.services import audit_record
+from roles.directory import DirectoryError
+
+from . import eligibilities, people, sync
+from .client import GraphAuthError, GraphClient, GraphUnavailable, get_graph
+from .drift import check_drift
+from .models import SyncRun
+
+logger = logging.getLogger(__name__)
+
+# A run still RUNNING after this long was left by a process that died; the next run closes it.
+STALE_RUN = timedelta(hours=2)
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+
+
+class SyncAlreadyRunning(Exception):
+    """Another sync run holds the claim."""
+
+
+def entra_sync_run(*, now: datetime | None = None, trigger: str = SyncRun.Trigger.SCHEDULE) -> SyncRun:
+    """Import from Entra and check for drift, recording a SyncRun with counts and errors."""
+    now = now or timezone.now()
+    run = _run_claim(now, trigger)
+    tally = sync.Tally()
+    status = SyncRun.Status.FAILED
+    try:
+        status = _run_steps(get_graph(), tally, now)
+    except DirectoryError as error:
+        tally.error("sync", "", str(error))
+    except Exception:
+        tally.error("sync", "", "Unexpected error; the worker's log has the details.")
+        raise
+    finally:
+        _run_finish(run, tally, status)
+    return run
+
+
+def _run_claim(now: datetime, trigger: str) -> SyncRun:
+    abandoned = [{"kind": "sync", "item": "", "message": "Abandoned: the process running it stopped."}]
+    SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - STALE_RUN).update(
+        status=SyncRun.Status.FAILED, finished_at=now, errors=abandoned
+    )
+    try:
+        with transaction.atomic():
+            return SyncRun.objects.create(started_at=now, trigger=trigger)
+    except IntegrityError:  # entra_syncrun_one_running
+        raise SyncAlreadyRunning("Another Entra sync is running; this one did not start.") from None
+
+
+def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
+    """Each step in order (later ones use what earlier ones imported). A refused read ends
+    only its step; no token or no Graph at all ends the run."""
+    managers: dict[str, str] = {}
+    steps = [
+        ("roles", lambda: sync.import_roles(graph, tally)),
+        ("users", lambda: managers.update(people.import_users(graph, tally))),
+        ("managers", lambda: people.import_managers(managers, tally)),
+        ("groups", lambda: people.import_groups(graph, tally)),
+        ("role_settings", lambda: sync.import_role_settings(graph, tally)),
+        ("eligibilities", lambda: eligibilities.import_eligibilities(graph, tally, now)),
+        ("drift", lambda: check_drift(graph, tally, now)),
+    ]
+    for kind, step in steps:
+        try:
+            step()
+        except (GraphAuthError, GraphUnavailable) as error:
+            tally.error(kind, "", str(error))
+            return SyncRun.Status.FAILED
+        except DirectoryError as error:
+            tally.error(kind, "", str(error))
+        except ValidationError as error:  # Graph sent something unreadable for the whole step
+            tally.error(kind, "", sync.refusal_message(error))
+    return SyncRun.Status.PARTIAL if tally.error_total else SyncRun.Status.SUCCEEDED
+
+
+def _run_finish(run: SyncRun, tally: sync.Tally, status: str) -> None:
+    run.finished_at = timezone.now()
+    run.status = status
+    run.counts = tally.as_dict()
+    run.errors = tally.errors
+    run.save(update_fields=["finished_at", "status", "counts", "errors"])
+    log = logger.warning if tally.error_total else logger.info
+    log("Entra sync %s: %s (%d errors)", status, run.counts, tally.error_total)
+
+
+def entra_connection_test(*, actor: User | None) -> dict:
+    """Get a token and read one role definition; the outcome, audited (no secret in it)."""
+    if actor is not None and not actor.has_perm("entra.test_connection"):
+        raise PermissionDenied("You may not test the Entra connection.")
+    started = time.monotonic()
+    try:
+        graph = get_graph()
+        _, source = graph.token()
+        role = graph.request(
+            "GET",
+            f"roleManagement/directory/roleDefinitions/{GLOBAL_ADMINISTRATOR}",
+            params={"$select": "id,displayName"},
+        )
+    except DirectoryError as error:
+        result = {"ok": False, "message": str(error)}
+    else:
+        token = "a cached token" if source == "cache" else "a new token"
+        result = {
+            "ok": True,
+            "message": f"Signed in to tenant {settings.ENTRA_TENANT_ID} ({token}) and read the role "
+            f"“{role.get('displayName', GLOBAL_ADMINISTRATOR)}” from Microsoft Graph.",
+        }
+    result["elapsed_ms"] = round((time.monotonic() - started) * 1000)
+    audit_record(
+        action="entra.connection_tested",
+        actor=actor,
+        details={
+            "tenant_id": settings.ENTRA_TENANT_ID,
+            "client_id": settings.ENTRA_CLIENT_ID,
+            "graph": settings.ENTRA_GRAPH_BASE_URL,
+            **result,
+        },
+        outcome=AuditEvent.Outcome.SUCCESS if result["ok"] else AuditEvent.Outcome.FAILURE,
+    )
+    return result

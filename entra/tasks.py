@@ -1,0 +1,19 @@
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def entra_sync() -> None:
+    """The periodic import (beat entry "entra-sync", present only when the sync is on)."""
+    if not settings.ENTRA_SYNC_ENABLED:
+        return
+    try:
+        services.entra_sync_run(trigger="schedule")
+    except services.SyncAlreadyRunning:
+        logger.info("Entra sync skipped: another run is in progress.")

@@ -1,0 +1,412 @@
+"""A local stand-in for the Entra token endpoint and Microsoft Graph, served over real HTTP on
+loopback by a threaded http.server.
+
+msal refuses http authorities (research/graph-api.md §0.1, §1.6), so the portal keeps its
+real https URLs and the tests give it a requests session that sends those two hosts to this
+stub (StubSession), and refuses any other host: no test can reach the internet.
+
+The stub keeps a small directory (users, groups, role definitions, eligibilities, active
+assignments, policies), pages every collection through absolute @odata.nextLink URLs on the
+real Graph host (as Graph does), honours $select on users, carries out adminAssign and
+adminRemove (answering RoleAssignmentExists / RoleAssignmentDoesNotExist like Entra), and
+records every request it received. Faults (429 with or without Retry-After, 5xx, slow
+answers) are queued per route; stop() and start() take it off the network and back on the
+same port (connection refused in between).
+"""
+
+import itertools
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+CLIENT_SECRET = "stub-client-secret-Zq8~never-log-me"
+LOGIN = "https://login.microsoftonline.com"
+GRAPH = "https://graph.microsoft.com"
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: dict
+    body: dict | None
+    status: int = 0
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # prefix of the path after /v1.0/
+    status: int
+    headers: dict
+    delay: float
+    code: str
+
+
+class GraphStub:
+    def __init__(self):
+        self.users: list[dict] = []  # each may carry "_manager" (an object id)
+        self.groups: list[dict] = []  # each carries "_members" (object ids)
+        self.role_definitions: list[dict] = []
+        self.eligibilities: list[dict] = []
+        self.assignments: list[dict] = []
+        self.policies: dict[str, list[dict]] = {}  # role definition id -> rules
+        self.page_size = 100
+        self.policy_failure = ""  # a rule name: adminAssign answers PolicyValidationFailed
+        self.certificate = None  # a cryptography x509 certificate registered for the app
+        self.received: list[Received] = []
+        self.token_requests = 0
+        self.tokens: set[str] = set()
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    # --- Serving ---------------------------------------------------------------------------
+
+    def start(self) -> "GraphStub":
+        server = _Server(("127.0.0.1", self.port), _handler(self))
+        self.port = server.server_address[1]
+        self._server = server
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- Test helpers --------------------------------------------------------------------------
+
+    def fail(self, method, path, status, *, headers=None, times=1, delay=0.0, code="") -> None:
+        """The next `times` matching requests get `status` (after `delay` seconds)."""
+        code = code or {429: "TooManyRequests", 503: "serviceNotAvailable"}.get(status, "UnknownError")
+        for _ in range(times):
+            self._faults.append(Fault(method, path, status, headers or {}, delay, code))
+
+    def requests_to(self, method: str, path: str) -> list[Received]:
+        return [r for r in self.received if r.method == method and r.path.startswith(path)]
+
+    def graph_calls(self) -> list[Received]:
+        return [r for r in self.received if r.path.startswith("/v1.0/")]
+
+    def add_assignment(self, principal_id, role_id, scope="/", **extra) -> dict:
+        instance = {
+            "id": f"instance-{next(self._ids)}",
+            "principalId": principal_id,
+            "roleDefinitionId": role_id,
+            "directoryScopeId": scope,
+            "appScopeId": None,
+            "startDateTime": "2026-01-01T00:00:00Z",
+            "endDateTime": None,
+            "assignmentType": "Assigned",
+            "memberType": "Direct",
+            **extra,
+        }
+        self.assignments.append(instance)
+        return instance
+
+    # --- Routes ---------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict, body, headers: dict) -> tuple[int, dict, dict]:
+        if path.startswith(f"/{TENANT}/"):
+            return self._login(method, path, body)
+        if not path.startswith("/v1.0/"):
+            return 404, {}, {"error": {"code": "NotFound", "message": path}}
+        if headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
+            return 401, {}, _error("InvalidAuthenticationToken", "Access token is empty or not valid.")
+        route = path.removeprefix("/v1.0/")
+        fault = self._take_fault(method, route)
+        if fault is not None:
+            time.sleep(fault.delay)
+            return fault.status, fault.headers, _error(fault.code, "Injected by the test.")
+        if method == "POST" and route == "roleManagement/directory/roleAssignmentScheduleRequests":
+            return self._schedule_request(body or {})
+        if method == "GET":
+            return self._read(route, query, headers)
+        return 405, {}, _error("BadRequest", "Method not allowed.")
+
+    def _take_fault(self, method, route) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.method == method and route.startswith(fault.path):
+                    return self._faults.pop(index)
+        return None
+
+    def _login(self, method, path, form) -> tuple[int, dict, dict]:
+        if method == "GET" and path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
+            return (
+                200,
+                {},
+                {
+                    "token_endpoint": f"{LOGIN}/{TENANT}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{LOGIN}/{TENANT}/oauth2/v2.0/authorize",
+                    "issuer": f"{LOGIN}/{TENANT}/v2.0",
+                },
+            )
+        if method == "POST" and path == f"/{TENANT}/oauth2/v2.0/token":
+            self.token_requests += 1
+            form = form or {}
+            good = (
+                form.get("grant_type") == "client_credentials"
+                and form.get("client_id") == CLIENT_ID
+                and self._credential_ok(form)
+                and form.get("scope") == f"{GRAPH}/.default"
+            )
+            if not good:
+                return (
+                    401,
+                    {},
+                    {
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the "
+                        "secret being sent in the request is the client secret value.\r\nTrace ID: x",
+                        "error_codes": [7000215],
+                    },
+                )
+            token = f"stub-access-token-{next(self._ids)}"
+            self.tokens.add(token)
+            return (
+                200,
+                {},
+                {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token},
+            )
+        return 404, {}, {"error": "not_found"}
+
+    def _credential_ok(self, form: dict) -> bool:
+        """The client secret, or a client assertion signed with the registered certificate."""
+        if "client_assertion" not in form:
+            return form.get("client_secret") == CLIENT_SECRET
+        if self.certificate is None:
+            return False
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                form["client_assertion"],
+                self.certificate.public_key(),
+                algorithms=["RS256", "PS256"],
+                audience=f"{LOGIN}/{TENANT}/oauth2/v2.0/token",
+            )
+        except jwt.InvalidTokenError:
+            return False
+        return claims.get("iss") == CLIENT_ID and claims.get("sub") == CLIENT_ID
+
+    def _read(self, route: str, query: dict, headers: dict) -> tuple[int, dict, dict]:
+        directory = "roleManagement/directory/"
+        if route == "users":
+            items = [self._user(user, query) for user in self.users]
+        elif route == "groups":
+            if query.get("$filter") != "isAssignableToRole eq true":
+                return 400, {}, _error("Request_BadRequest", "Expected the isAssignableToRole filter.")
+            items = [_public(group) for group in self.groups if group.get("isAssignableToRole")]
+        elif route.startswith("groups/") and route.endswith("/members"):
+            group = next((g for g in self.groups if g["id"] == route.split("/")[1]), None)
+            if group is None:
+                return 404, {}, _error("Request_ResourceNotFound", "No such group.")
+            items = [{"@odata.type": "#microsoft.graph.user", "id": member} for member in group["_members"]]
+        elif route == directory + "roleDefinitions":
+            items = self.role_definitions
+        elif route.startswith(directory + "roleDefinitions/"):
+            wanted = route.rsplit("/", 1)[1]
+            found = next((d for d in self.role_definitions if d["id"] == wanted), None)
+            if found is None:
+                return 404, {}, _error("Request_ResourceNotFound", "No such role definition.")
+            return 200, {}, found
+        elif route == directory + "roleEligibilityScheduleInstances":
+            items = self.eligibilities
+        elif route == directory + "roleAssignmentScheduleInstances":
+            items = self.assignments
+        elif route == "policies/roleManagementPolicyAssignments":
+            wanted = "scopeId eq '/' and scopeType eq 'DirectoryRole'"
+            if query.get("$filter") != wanted:
+                return 400, {}, _error("BadRequest", "A filter on scopeId and scopeType is required.")
+            items = [
+                self._policy_assignment(role_id, rules, query) for role_id, rules in self.policies.items()
+            ]
+        else:
+            return 404, {}, _error("Request_ResourceNotFound", f"No route {route}.")
+        return 200, {}, self._page(route, items, query)
+
+    def _page(self, route, items, query) -> dict:
+        start = int(query.get("$skiptoken", "0"))
+        size = min(int(query.get("$top", self.page_size)), self.page_size)
+        page = {"@odata.context": f"{GRAPH}/v1.0/$metadata#{route}", "value": items[start : start + size]}
+        if start + size < len(items):
+            rest = {key: value for key, value in query.items() if key != "$skiptoken"}
+            page["@odata.nextLink"] = (
+                f"{GRAPH}/v1.0/{route}?{urlencode({**rest, '$skiptoken': start + size})}"
+            )
+        return page
+
+    def _user(self, user: dict, query: dict) -> dict:
+        selected = set(query.get("$select", "").split(",")) - {""}
+        shown = {k: v for k, v in _public(user).items() if not selected or k in selected or k == "id"}
+        if query.get("$expand", "").startswith("manager"):
+            manager = user.get("_manager")
+            shown["manager"] = {"@odata.type": "#microsoft.graph.user", "id": manager} if manager else None
+        return shown
+
+    def _policy_assignment(self, role_id: str, rules: list, query: dict) -> dict:
+        assignment = {
+            "id": f"DirectoryRole_{TENANT}_policy-{role_id}_{role_id}",
+            "policyId": f"DirectoryRole_{TENANT}_policy-{role_id}",
+            "scopeId": "/",
+            "scopeType": "DirectoryRole",
+            "roleDefinitionId": role_id,
+        }
+        if query.get("$expand") == "policy($expand=rules)":
+            assignment["policy"] = {"id": assignment["policyId"], "rules": rules}
+        return assignment
+
+    def _schedule_request(self, body: dict) -> tuple[int, dict, dict]:
+        key = (body.get("principalId"), body.get("roleDefinitionId"), body.get("directoryScopeId"))
+        if None in key or not body.get("action"):
+            return (
+                400,
+                {},
+                _error("BadRequest", "principalId, roleDefinitionId and directoryScopeId are required."),
+            )
+        with self._lock:
+            existing = [
+                a
+                for a in self.assignments
+                if (a["principalId"], a["roleDefinitionId"], a["directoryScopeId"]) == key
+            ]
+            request_id = f"request-{next(self._ids)}"
+            if body["action"] == "adminAssign":
+                if self.policy_failure:
+                    message = (
+                        f"The following policy rules failed: {self.policy_failure} - refused by the stub."
+                    )
+                    return 400, {}, _error("RoleAssignmentRequestPolicyValidationFailed", message)
+                if existing:
+                    return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
+                expiration = body.get("scheduleInfo", {}).get("expiration", {})
+                instance = self.add_assignment(
+                    *key,
+                    startDateTime=body["scheduleInfo"]["startDateTime"],
+                    endDateTime=expiration.get("endDateTime"),
+                )
+                return (
+                    201,
+                    {},
+                    {
+                        "id": request_id,
+                        "status": "Provisioned",
+                        "action": "adminAssign",
+                        "targetScheduleId": instance["id"],
+                    },
+                )
+            if body["action"] == "adminRemove":
+                if not existing:
+                    return (
+                        400,
+                        {},
+                        _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
+                    )
+                self.assignments.remove(existing[0])
+                return (
+                    201,
+                    {},
+                    {
+                        "id": request_id,
+                        "status": "Revoked",
+                        "action": "adminRemove",
+                        "targetScheduleId": None,
+                    },
+                )
+        return 400, {}, _error("BadRequest", f"Unsupported action {body['action']}.")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up (timeout)
+            super().handle_error(request, client_address)
+
+
+def _public(item: dict) -> dict:
+    return {key: value for key, value in item.items() if not key.startswith("_")}
+
+
+def _error(code: str, message: str) -> dict:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"request-id": "stub", "date": "2026-01-01T00:00:00"},
+        }
+    }
+
+
+def _handler(stub: GraphStub):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def _serve(self, method):
+            parts = urlsplit(self.path)
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = None
+            if raw:
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    body = json.loads(raw)
+                else:
+                    body = {key: values[-1] for key, values in parse_qs(raw.decode()).items()}
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            record = Received(method, parts.path, query, body, headers=headers)
+            stub.received.append(record)
+            status, extra_headers, payload = stub.handle(method, parts.path, query, body, headers)
+            record.status = status
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra_headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format, *args):  # quiet
+            pass
+
+    return Handler
+
+
+class StubSession(requests.Session):
+    """Sends the real Entra and Graph hosts to the stub; refuses every other host."""
+
+    def __init__(self, stub: GraphStub | None):
+        super().__init__()
+        self.trust_env = False  # no proxies or CA bundles from the environment
+        self.stub = stub
+
+    def request(self, method, url, *args, **kwargs):
+        for real in (LOGIN, GRAPH):
+            if self.stub is not None and url.startswith(real + "/"):
+                url = self.stub.base_url + url[len(real) :]
+                break
+        else:
+            raise AssertionError(f"A test tried to reach {url}: only the stub may be called.")
+        return super().request(method, url, *args, **kwargs)
