@@ -327,6 +327,17 @@ def test_a_code_used_for_a_step_up_cannot_be_used_again(requester, verified_clie
     assert not ActivationRequest.objects.exists()
 
 
+def test_a_refused_form_does_not_use_up_the_code(requester, verified_client, clock):
+    eligible = eligible_for(requester, role_with())
+    client = verified_client(requester)
+    code = next_code(client, clock)
+
+    client.post(activate_url(eligible), form_data(otp_token=code, duration="9999"))
+    client.post(activate_url(eligible), form_data(otp_token=code))
+
+    assert ActivationRequest.objects.get().mfa_verified_at == timezone.now()
+
+
 def test_after_the_step_up_window_a_new_code_is_needed(requester, verified_client, clock):
     eligible = eligible_for(requester, role_with())
     client = verified_client(requester)

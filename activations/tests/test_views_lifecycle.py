@@ -18,6 +18,7 @@ from .test_views_support import (
     ESCAPED_XSS,
     NOON,
     XSS,
+    csrf_client,
     eligible_for,
     granted_request,
     messages_of,
@@ -364,3 +365,20 @@ def test_asking_twice_for_the_same_extension_says_one_is_waiting(requester, appr
 
     assert "You already have a pending request for this eligibility." in page(response)
     assert ActivationRequest.objects.count() == 1
+
+
+def test_extension_and_renewal_requests_enforce_csrf(requester, approver):
+    role = role_with(approvers=[approver])
+    ending = eligible_for(requester, role, ends_at=NOON + timedelta(days=5))
+    ended = eligible_for(
+        requester,
+        role_with(approvers=[approver]),
+        starts_at=NOON - timedelta(days=50),
+        ends_at=NOON - timedelta(days=5),
+    )
+    client = csrf_client(sign_in(requester))
+    data = {"days": "30", "justification": "Project runs on"}
+
+    assert client.post(url("extend", ending), data).status_code == 403
+    assert client.post(url("renew", ended), data).status_code == 403
+    assert not ActivationRequest.objects.exists()
