@@ -14,6 +14,7 @@ from tests.factories import ActiveAssignmentFactory, UserFactory, portal_role, t
 CATALOG_DATA_MIGRATIONS = [
     ("roles.migrations.0002_builtin_catalog", "load_catalog"),
     ("reviews.migrations.0002_portal_role_grants", "grant"),
+    ("entra.migrations.0002_portal_role_grants", "grant"),
 ]
 
 PIM_ADMIN = "pim.administrator"
