@@ -1,10 +1,12 @@
-"""Canonical content and hashing of audit events (shared by writer and verifiers)."""
+"""Canonical content and hashing of audit events (shared by writer and verifiers).
+
+Imports nothing from Django at module level: the offline verifier (audit.offline_verify) runs
+this module on a machine with no project settings and no database.
+"""
 
 import hashlib
 import json
 from datetime import UTC, datetime
-
-from django.core.serializers.json import DjangoJSONEncoder
 
 GENESIS_HASH = "0" * 64
 
@@ -31,6 +33,8 @@ HASHED_FIELDS = (
 
 def normalize_details(details: dict | None) -> dict:
     """Details as they will read back from a JSON column (dates to strings and so on)."""
+    from django.core.serializers.json import DjangoJSONEncoder  # writer side only (see above)
+
     return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
 
 

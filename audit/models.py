@@ -98,3 +98,55 @@ class AuditChainHead(models.Model):
 
     def __str__(self):
         return f"audit head #{self.last_seq}"
+
+
+class AuditCheckpointQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit checkpoints cannot be edited.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("Audit checkpoints cannot be edited.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit checkpoints cannot be deleted.")
+
+    def _raw_delete(self, using):
+        raise AppendOnlyError("Audit checkpoints cannot be deleted.")
+
+
+class AuditCheckpoint(models.Model):
+    """The chain head (last seq and hash) at one moment, signed with the audit signing key.
+
+    Written periodically, also when nothing happened (audit.checkpoints). Each one names the
+    checkpoint before it and the digest of that one's signed message, so the checkpoints form
+    a chain of their own. Append-only like the events: a truncated log no longer reaches the
+    seq and hash a checkpoint signed, and only the key holder can sign a new one.
+    """
+
+    seq = models.BigIntegerField(editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(editable=False)
+    # Not a foreign key: a deleted predecessor must show up as a broken link, not cascade.
+    previous_id = models.BigIntegerField(null=True, editable=False)
+    previous_digest = models.CharField(max_length=64, blank=True, editable=False)
+    key_id = models.CharField(max_length=32, editable=False)
+    signature = models.CharField(max_length=128, editable=False)  # base64 Ed25519 signature
+
+    objects = AuditCheckpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["previous_id"], name="audit_checkpoint_one_successor"),
+        ]
+
+    def __str__(self):
+        return f"checkpoint {self.pk} at #{self.seq}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit checkpoints cannot be edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit checkpoints cannot be deleted.")

@@ -51,7 +51,7 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     at = at or timezone.now()
     request = context.current()
     with transaction.atomic():
-        head = _lock_head()
+        head = lock_chain_head()
         events = []
         for entry in entries:
             fields = _fields(entry, at, request)
@@ -65,8 +65,11 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     return events
 
 
-def _lock_head() -> AuditChainHead:
-    """Lock the chain head, re-creating it from the last event if it is missing."""
+def lock_chain_head() -> AuditChainHead:
+    """Lock the chain head, re-creating it from the last event if it is missing.
+
+    Writers hold it to the end of their transaction; the checkpoint job holds it while it signs,
+    so the seq and hash it signs are the committed head."""
     head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
         return head

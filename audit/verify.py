@@ -1,166 +1,32 @@
-"""Verifying the audit hash chain: walk every event in seq order, recompute, compare.
+"""Verifying the audit log in the database: walk every event in seq order, recompute, compare,
+then hold the chain against its head row and against every signed checkpoint.
 
-The checks themselves (``check_event``, ``ChainWalker``, ``check_anchor``) are pure functions
-over plain dicts, so an offline verifier reading an export file runs exactly the code that
-``manage.py audit_verify`` runs over the database. An event dict holds ``seq``, ``prev_hash``,
-``hash``, every name in ``chain.HASHED_FIELDS`` (``occurred_at`` as a datetime or as
-``chain.format_timestamp`` writes it) and, optionally, ``id``.
+The checks themselves (``check_event``, ``ChainWalker``, ``check_anchor`` in audit.walk, and
+the checkpoint checks in audit.signing) are pure functions over plain dicts, so the offline
+verifier reading an export file runs exactly the code that ``manage.py audit_verify`` runs here.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from . import chain
+from .checkpoints import iter_checkpoints
 from .models import AuditChainHead, AuditEvent
+from .signing import CheckpointChecker
+from .walk import (  # noqa: F401 - re-exported: callers and tests import them from here
+    GENESIS,
+    ChainWalker,
+    Fault,
+    Link,
+    Problem,
+    VerifyResult,
+    check_anchor,
+    check_event,
+)
 
 # Rows per keyset query: memory stays flat however long the log is (2,000,000 events and more).
 BATCH_SIZE = 5000
 EVENT_FIELDS = ("id", "seq", "prev_hash", "hash", *chain.HASHED_FIELDS)
-
-
-class Fault(StrEnum):
-    EDITED = "edited"
-    DELETED_BEFORE = "deleted before"
-    REORDERED_OR_INSERTED = "reordered/inserted"
-    HEAD_MISMATCH = "chain head mismatch (truncated tail)"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """The first bad event: its seq, its id (None when the event itself is missing), and why."""
-
-    fault: Fault
-    seq: int
-    id: int | None
-    detail: str
-
-    def __str__(self):
-        event = f"event #{self.seq}" + (f" (id {self.id})" if self.id is not None else "")
-        return f"{event}: {self.fault}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class Link:
-    """What the walk remembers of the previous event (seq 0 is the genesis)."""
-
-    seq: int = 0
-    id: int | None = None
-    hash: str = chain.GENESIS_HASH
-    prev_hash: str = chain.GENESIS_HASH
-
-
-GENESIS = Link()
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The first problem, if any; count is the number of good events before it (or in all).
-
-    last_seq and last_hash describe the last event walked (the chain head when all is well).
-    """
-
-    count: int
-    last_seq: int
-    last_hash: str
-    problem: Problem | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def check_event(event: Mapping, previous: Link = GENESIS) -> Problem | None:
-    """Check one event against the one before it; None when it is where it was written.
-
-    The seq is part of the hashed content, so an event that still matches its own hash sits at
-    the seq it was written with: when such an event does not link to its predecessor, the
-    predecessor is the one that was replaced.
-    """
-    seq, event_id, expected = event["seq"], event.get("id"), previous.seq + 1
-    if seq > expected:
-        missing = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
-        return Problem(Fault.DELETED_BEFORE, seq, event_id, f"{missing} missing before this event")
-    if seq < expected:
-        return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, f"out of order after #{previous.seq}")
-    matches_itself = chain.event_hash(event["prev_hash"], event) == event["hash"]
-    if event["prev_hash"] == previous.hash:
-        if matches_itself:
-            return None
-        return Problem(Fault.EDITED, seq, event_id, "content does not match its hash")
-    return _broken_link(event, previous, matches_itself)
-
-
-def _broken_link(event: Mapping, previous: Link, matches_itself: bool) -> Problem:
-    seq, event_id = event["seq"], event.get("id")
-    if chain.event_hash(previous.hash, event) == event["hash"]:
-        return Problem(Fault.EDITED, seq, event_id, "its prev_hash was changed")
-    if previous.seq and event["prev_hash"] == previous.prev_hash:
-        detail = f"not in the chain: #{seq} links past it to #{previous.seq - 1}"
-        return Problem(Fault.REORDERED_OR_INSERTED, previous.seq, previous.id, detail)
-    if previous.seq and matches_itself:
-        detail = f"replaced and re-hashed: #{seq} links to a different hash"
-        return Problem(Fault.EDITED, previous.seq, previous.id, detail)
-    detail = f"does not follow #{previous.seq}: moved from another position, or forged"
-    return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, detail)
-
-
-class ChainWalker:
-    """Feeds events in seq order through check_event and keeps the first problem.
-
-    ``watch`` names seqs whose links to remember (the chain head, signed checkpoints) for
-    check_anchor; nothing else is kept, so memory does not grow with the log.
-    """
-
-    def __init__(self, *, watch: Iterable[int] = ()):
-        self.count = 0
-        self.last = GENESIS
-        self.problem: Problem | None = None
-        self.seen: dict[int, Link | None] = dict.fromkeys(watch)
-
-    def feed(self, event: Mapping) -> bool:
-        """Check the next event; False once a problem was found (the walk can stop)."""
-        if self.problem is not None:
-            return False
-        self.problem = check_event(event, self.last)
-        if self.problem is not None:
-            return False
-        self.count += 1
-        self.last = Link(event["seq"], event.get("id"), event["hash"], event["prev_hash"])
-        if event["seq"] in self.seen:
-            self.seen[event["seq"]] = self.last
-        return True
-
-    def walk(self, events: Iterable[Mapping]) -> Problem | None:
-        for event in events:
-            if not self.feed(event):
-                break
-        return self.problem
-
-    def result(self) -> VerifyResult:
-        # A problem can name an event already walked (the one a later event exposed): count
-        # only the events before the one named.
-        good = self.count if self.problem is None else min(self.count, self.problem.seq - 1)
-        return VerifyResult(good, self.last.seq, self.last.hash, self.problem)
-
-
-def check_anchor(walker: ChainWalker, *, seq: int, hash: str, name: str = "the chain head") -> Problem | None:
-    """A known (seq, hash) pair, the chain head or a checkpoint, must be in the walked chain
-    (the walker must have been told to watch seq).
-
-    A chain that stops short of it lost its tail; a different hash there means the events
-    up to it were rewritten.
-    """
-    if walker.last.seq < seq:
-        first = walker.last.seq + 1
-        missing = f"#{first}" if first == seq else f"#{first} to #{seq}"
-        detail = f"{name} is at #{seq} but the last event is #{walker.last.seq}: {missing} missing"
-        return Problem(Fault.HEAD_MISMATCH, first, None, detail)
-    seen = walker.seen.get(seq)
-    if seq and (seen is None or seen.hash != hash):
-        detail = f"{name} records hash {hash} for this event"
-        return Problem(Fault.HEAD_MISMATCH, seq, seen.id if seen else None, detail)
-    return None
 
 
 def iter_events(*, batch_size: int = BATCH_SIZE, after: int = 0) -> Iterator[dict]:
@@ -176,15 +42,20 @@ def iter_events(*, batch_size: int = BATCH_SIZE, after: int = 0) -> Iterator[dic
         after = rows[-1][1]
 
 
-def audit_chain_verify(*, batch_size: int = BATCH_SIZE) -> VerifyResult:
-    """Walk the whole log and compare its end with the chain head row.
+def audit_chain_verify(*, batch_size: int = BATCH_SIZE, keys: Mapping | None = None) -> VerifyResult:
+    """Walk the whole log, compare its end with the chain head row, then hold it against every
+    signed checkpoint (with their signatures checked when keys, by key id, are given).
 
     The head is read before the walk (the chain must reach it) and again after it: events
     committed meanwhile are fine, since writers move the head in the same transaction, but an
-    event past the head as it stands at the end was not written by audit_record.
+    event past the head as it stands at the end was not written by audit_record. Checkpoints
+    are read before the walk too: each must be reached with the hash it signed, which is what
+    catches a tail deleted together with a matching edit of the head row.
     """
     head = _head()
-    walker = ChainWalker(watch=[head[0]] if head else [])
+    checkpoints = list(iter_checkpoints())
+    watch = ([head[0]] if head else []) + [checkpoint["seq"] for checkpoint in checkpoints]
+    walker = ChainWalker(watch=watch)
     if walker.walk(iter_events(batch_size=batch_size)) is not None:
         return walker.result()
     if head is None:
@@ -192,7 +63,30 @@ def audit_chain_verify(*, batch_size: int = BATCH_SIZE) -> VerifyResult:
     else:
         walker.problem = check_anchor(walker, seq=head[0], hash=head[1])
     walker.problem = walker.problem or _past_head(walker, _head())
-    return walker.result()
+    if walker.problem is not None:
+        return walker.result()
+    return _check_checkpoints(walker, checkpoints, keys)
+
+
+def _check_checkpoints(walker: ChainWalker, checkpoints: list[dict], keys: Mapping | None) -> VerifyResult:
+    """Authentic first (links between checkpoints, signatures), then reached by the chain: a
+    forged checkpoint is named as such, not as a truncated log."""
+    checker = CheckpointChecker(keys=keys, from_start=True)
+    problem = checker.walk(checkpoints)
+    for checkpoint in checkpoints:
+        if problem is not None:
+            break
+        name = f"checkpoint {checkpoint['id']} of {chain.format_timestamp(checkpoint['created_at'])}"
+        problem = check_anchor(walker, seq=checkpoint["seq"], hash=checkpoint["hash"], name=name)
+    if isinstance(problem, Problem):
+        walker.problem = problem  # so the count stops before the event it names
+    return replace(
+        walker.result(),
+        problem=problem,
+        checkpoints=len(checkpoints),
+        signed=checker.signed if keys is not None else None,
+        latest=checkpoints[-1] if checkpoints else None,
+    )
 
 
 def _head() -> tuple[int, str] | None:

@@ -266,6 +266,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
     "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
+    "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint_write", "schedule": crontab(minute="*/15")},
     "reviews-start-due": {
         "task": "reviews.tasks.review_instances_start_due",
         "schedule": crontab(minute="*/10"),
@@ -303,6 +304,13 @@ if ENTRA_SYNC_ENABLED:
         "task": "entra.tasks.entra_sync",
         "schedule": 60.0 * max(ENTRA_SYNC_INTERVAL_MINUTES, 5),
     }
+
+# Signed audit checkpoints (SPEC 2.6): the Ed25519 private key (base64 of its 32 bytes, or
+# PEM; `manage.py audit_keygen` makes one) is needed only by the Celery worker that runs
+# "audit-checkpoint", never by the web processes. The public key(s), several when the key was
+# rotated, let audit_verify check the signatures. See README "Verifying the audit log".
+PIM_AUDIT_SIGNING_KEY = env_str("PIM_AUDIT_SIGNING_KEY", "") or ""
+PIM_AUDIT_PUBLIC_KEY = env_str("PIM_AUDIT_PUBLIC_KEY", "") or ""
 
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))

@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("roles/", include("roles.urls")),
     path("activations/", include("activations.urls")),
+    path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,101 @@
+"""Signed checkpoints of the audit chain head (SPEC 2.6): writing them, and the keys.
+
+The job signs the chain head every 15 minutes, also when nothing happened, so a log whose
+last events were deleted no longer reaches what a checkpoint signed (audit_verify), and an
+export can be verified with nothing but the public key (audit.offline_verify).
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import signing
+from .models import AuditCheckpoint
+from .services import lock_chain_head
+
+logger = logging.getLogger(__name__)
+
+# Beat runs the job every 15 minutes; cron users may run run_periodic more often. A checkpoint
+# younger than this is recent enough, so running the job twice (or every minute) writes one.
+MIN_INTERVAL = timedelta(minutes=14)
+BATCH_SIZE = 5000
+
+
+def signing_key() -> Ed25519PrivateKey | None:
+    """The configured private key; in development (DEBUG) without one, a key derived from the
+    development SECRET_KEY, so `make run` writes checkpoints out of the box."""
+    if settings.PIM_AUDIT_SIGNING_KEY:
+        return signing.load_private_key(settings.PIM_AUDIT_SIGNING_KEY)
+    if settings.DEBUG:
+        seed = hashlib.sha256(b"PIM Portal development audit key\n" + settings.SECRET_KEY.encode()).digest()
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    return None
+
+
+def verification_keys(texts: Iterable[str] = ()) -> dict[str, Ed25519PublicKey] | None:
+    """Trusted public keys by key id: those given (a verifier's own), else PIM_AUDIT_PUBLIC_KEY
+    and the public half of the signing key this process has. None: nothing to check with."""
+    keys = [key for text in texts for key in signing.load_public_keys(text)]
+    if not keys:
+        if settings.PIM_AUDIT_PUBLIC_KEY:
+            keys += signing.load_public_keys(settings.PIM_AUDIT_PUBLIC_KEY)
+        private = signing_key()
+        if private is not None:
+            keys.append(private.public_key())
+    return signing.keyring(keys) or None
+
+
+def audit_checkpoint_write(
+    *, now: datetime | None = None, min_interval: timedelta = MIN_INTERVAL
+) -> AuditCheckpoint | None:
+    """Sign the chain head as it stands now; None when no key is configured (logged) or the
+    last checkpoint is younger than min_interval."""
+    key = signing_key()
+    if key is None:
+        logger.warning("Audit checkpoint not written: PIM_AUDIT_SIGNING_KEY is not set for this process.")
+        return None
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Holding the head serialises checkpoint writers too (one successor per checkpoint).
+        head = lock_chain_head()
+        previous = AuditCheckpoint.objects.order_by("-id").first()
+        if previous is not None and previous.created_at > now - min_interval:
+            return None
+        fields = {
+            "seq": head.last_seq,
+            "hash": head.last_hash,
+            "created_at": now,
+            "previous_id": previous.pk if previous else None,
+            "previous_digest": signing.checkpoint_digest(checkpoint_dict(previous)) if previous else "",
+            "key_id": signing.key_id(key.public_key()),
+        }
+        return AuditCheckpoint.objects.create(**fields, signature=signing.checkpoint_sign(fields, key))
+
+
+def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:
+    return {name: getattr(checkpoint, name) for name in signing.CHECKPOINT_FIELDS}
+
+
+def iter_checkpoints(
+    *, min_seq: int = 0, max_seq: int | None = None, batch_size: int = BATCH_SIZE
+) -> Iterator[dict]:
+    """Checkpoints as dicts in id order (keyset batches), optionally only those signing a seq
+    in [min_seq, max_seq]."""
+    queryset = AuditCheckpoint.objects.filter(seq__gte=min_seq)
+    if max_seq is not None:
+        queryset = queryset.filter(seq__lte=max_seq)
+    after = 0
+    while True:
+        rows = list(
+            queryset.filter(id__gt=after).order_by("id").values(*signing.CHECKPOINT_FIELDS)[:batch_size]
+        )
+        yield from rows
+        if len(rows) < batch_size:
+            return
+        after = rows[-1]["id"]

@@ -1,0 +1,123 @@
+"""Exporting audit events as CSV, JSON Lines or XLSX: streamed, in keyset batches.
+
+An export is pinned to the chain as it stands when it starts (``seq <= through_seq``): the
+log is append-only, so those rows never change, and one COUNT gives the exact row count. The
+``audit.exported`` event (with the filter and that count) is written, in its own transaction,
+*before* the first byte goes out: a download cut short or a worker killed mid-stream still
+leaves its record, which writing the event after the stream would lose, and nobody can take
+data out of the log without the log saying so.
+
+JSON Lines carries every hashed field exactly as audit.chain hashes it, with seq, prev_hash
+and hash, then the signed checkpoints inside the exported range: audit.offline_verify checks
+such a file with nothing but the public key.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+
+from . import chain, signing
+from .checkpoints import iter_checkpoints
+from .exports import csv_chunks, xlsx_chunks
+from .forms import EventFilter
+from .models import AuditChainHead
+from .selectors import event_search
+from .services import audit_record
+
+FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "jsonl": ("application/jsonl; charset=utf-8", "jsonl"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+FIELDS = ("seq", *chain.HASHED_FIELDS[1:], "prev_hash", "hash")
+BATCH_SIZE = 1000  # rows per keyset query: what an export holds in memory at a time
+
+
+@dataclass(frozen=True)
+class EventExport:
+    format: str
+    events: QuerySet
+    through_seq: int
+    rows: int
+
+
+def audit_export_start(*, actor: User, criteria: EventFilter, format: str) -> EventExport:
+    """Pin, count and audit an export; stream it with export_chunks."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}")
+    through_seq = AuditChainHead.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
+    events = event_search(criteria=criteria).filter(seq__lte=through_seq)
+    rows = events.count()
+    details = {"format": format, "filter": criteria.params, "rows": rows, "through_seq": through_seq}
+    audit_record(action="audit.exported", actor=actor, details=details)
+    return EventExport(format, events, through_seq, rows)
+
+
+def export_chunks(export: EventExport) -> Iterator:
+    rows = iter_rows(export.events)
+    if export.format == "jsonl":
+        return jsonl_chunks(rows, through_seq=export.through_seq)
+    cells = (_cells(row) for row in rows)
+    if export.format == "csv":
+        return csv_chunks(FIELDS, cells)
+    return xlsx_chunks(FIELDS, cells, title="Audit log")
+
+
+def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
+    """The events in seq order as tuples of FIELDS, in keyset batches (no OFFSET, no cursor
+    held open between batches)."""
+    after, full = 0, True
+    while full:
+        batch = list(events.filter(seq__gt=after).order_by("seq").values_list(*FIELDS)[:batch_size])
+        full = len(batch) == batch_size
+        after = batch[-1][0] if batch else after
+        yield from batch
+        del batch  # before the next query: one batch in memory at a time, not two
+
+
+def jsonl_chunks(rows: Iterator[tuple], *, through_seq: int, lines_per_chunk: int = 200) -> Iterator[str]:
+    """One JSON object per line: the events, then the checkpoints that sign a seq inside the
+    range exported (each anchors the chain up to it for the offline verifier)."""
+    lines, first, last = [], None, None
+    for row in rows:
+        first = row[0] if first is None else first
+        last = row[0]
+        lines.append(_json_line(event_json(row)))
+        if len(lines) == lines_per_chunk:
+            yield "".join(lines)
+            lines = []
+    if first is not None:
+        for checkpoint in iter_checkpoints(min_seq=first, max_seq=min(last, through_seq)):
+            lines.append(_json_line(signing.checkpoint_as_json(checkpoint)))
+            if len(lines) == lines_per_chunk:
+                yield "".join(lines)
+                lines = []
+    yield "".join(lines)
+
+
+def event_json(row: tuple) -> dict:
+    """An event as audit.chain hashes it (timestamps in its UTC format, ids as text)."""
+    data = {"type": "event", **dict(zip(FIELDS, row, strict=True))}
+    data["occurred_at"] = chain.format_timestamp(data["occurred_at"])
+    if data["role_id"] is not None:
+        data["role_id"] = str(data["role_id"])
+    return data
+
+
+def _json_line(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+_OCCURRED_AT, _DETAILS = FIELDS.index("occurred_at"), FIELDS.index("details")
+
+
+def _cells(row: tuple) -> list:
+    """A row for CSV and XLSX: UTC timestamps, details as compact JSON, no None."""
+    cells = ["" if value is None else value for value in row]
+    cells[_OCCURRED_AT] = chain.format_timestamp(row[_OCCURRED_AT])
+    cells[_DETAILS] = json.dumps(row[_DETAILS], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return [value if isinstance(value, int | str) else str(value) for value in cells]

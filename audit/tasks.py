@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from . import checkpoints
+
+
+@shared_task(ignore_result=True)
+def audit_checkpoint_write() -> None:
+    checkpoints.audit_checkpoint_write()

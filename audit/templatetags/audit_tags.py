@@ -1,0 +1,55 @@
+"""Template helpers for audit pages: links from events to evidence, details as before/after."""
+
+import json
+import uuid
+
+from django import template
+from django.urls import reverse
+
+from audit.selectors import REQUEST_TARGET
+
+register = template.Library()
+
+
+@register.simple_tag
+def evidence_url(event) -> str:
+    """The evidence page of the activation request an event is about, or ""."""
+    if event.target_type != REQUEST_TARGET:
+        return ""
+    try:
+        pk = uuid.UUID(event.target_id)
+    except ValueError:
+        return ""
+    return reverse("audit:activation_evidence", args=[pk])
+
+
+@register.simple_tag
+def details_view(details) -> dict:
+    """{"changes": [(field, before, after)], "rest": pretty JSON of everything else}.
+
+    Understands the two shapes services write: {"changes": {field: {"before", "after"}}} and
+    {"before": {...}, "after": {...}}."""
+    if not isinstance(details, dict):
+        return {"changes": [], "rest": _pretty(details)}
+    rest = dict(details)
+    changes = []
+    diff = rest.get("changes")
+    if isinstance(diff, dict) and all(isinstance(v, dict) and "after" in v for v in diff.values()):
+        del rest["changes"]
+        changes = [(name, _text(v.get("before")), _text(v.get("after"))) for name, v in sorted(diff.items())]
+    elif isinstance(rest.get("before"), dict) or isinstance(rest.get("after"), dict):
+        before, after = rest.pop("before", None) or {}, rest.pop("after", None) or {}
+        if not isinstance(before, dict) or not isinstance(after, dict):
+            rest.update(before=before, after=after)
+        else:
+            names = sorted(set(before) | set(after))
+            changes = [(name, _text(before.get(name)), _text(after.get(name))) for name in names]
+    return {"changes": changes, "rest": _pretty(rest) if rest else ""}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

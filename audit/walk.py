@@ -1,0 +1,178 @@
+"""Checking the audit hash chain, as pure functions over plain dicts (no Django, no database).
+
+``manage.py audit_verify`` (audit.verify, over the database) and the offline verifier
+(audit.offline_verify, over an export file) run exactly this code. An event dict holds ``seq``,
+``prev_hash``, ``hash``, every name in ``chain.HASHED_FIELDS`` (``occurred_at`` as a datetime
+or as ``chain.format_timestamp`` writes it) and, optionally, ``id``.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from . import chain
+
+if TYPE_CHECKING:
+    from .signing import CheckpointProblem
+
+
+class Fault(StrEnum):
+    EDITED = "edited"
+    DELETED_BEFORE = "deleted before"
+    REORDERED_OR_INSERTED = "reordered/inserted"
+    HEAD_MISMATCH = "chain head mismatch (truncated tail)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first bad event: its seq, its id (None when the event itself is missing), and why."""
+
+    fault: Fault
+    seq: int
+    id: int | None
+    detail: str
+
+    def __str__(self):
+        event = f"event #{self.seq}" + (f" (id {self.id})" if self.id is not None else "")
+        return f"{event}: {self.fault}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """What the walk remembers of the previous event (seq 0 is the genesis)."""
+
+    seq: int = 0
+    id: int | None = None
+    hash: str = chain.GENESIS_HASH
+    prev_hash: str = chain.GENESIS_HASH
+
+
+GENESIS = Link()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The first problem, if any; count is the number of good events before it (or in all).
+
+    last_seq and last_hash describe the last event walked (the chain head when all is well).
+    checkpoints is how many signed checkpoints the chain was held against; signed how many of
+    them had their signature checked (None: no public key to check with); latest the newest
+    checkpoint as a dict.
+    """
+
+    count: int
+    last_seq: int
+    last_hash: str
+    problem: "Problem | CheckpointProblem | None" = None
+    checkpoints: int = 0
+    signed: int | None = None
+    latest: Mapping | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def check_event(event: Mapping, previous: Link = GENESIS) -> Problem | None:
+    """Check one event against the one before it; None when it is where it was written.
+
+    The seq is part of the hashed content, so an event that still matches its own hash sits at
+    the seq it was written with: when such an event does not link to its predecessor, the
+    predecessor is the one that was replaced.
+    """
+    seq, event_id, expected = event["seq"], event.get("id"), previous.seq + 1
+    if seq > expected:
+        missing = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
+        return Problem(Fault.DELETED_BEFORE, seq, event_id, f"{missing} missing before this event")
+    if seq < expected:
+        return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, f"out of order after #{previous.seq}")
+    matches_itself = chain.event_hash(event["prev_hash"], event) == event["hash"]
+    if event["prev_hash"] == previous.hash:
+        if matches_itself:
+            return None
+        return Problem(Fault.EDITED, seq, event_id, "content does not match its hash")
+    return _broken_link(event, previous, matches_itself)
+
+
+def _broken_link(event: Mapping, previous: Link, matches_itself: bool) -> Problem:
+    seq, event_id = event["seq"], event.get("id")
+    if chain.event_hash(previous.hash, event) == event["hash"]:
+        return Problem(Fault.EDITED, seq, event_id, "its prev_hash was changed")
+    if previous.seq and event["prev_hash"] == previous.prev_hash:
+        detail = f"not in the chain: #{seq} links past it to #{previous.seq - 1}"
+        return Problem(Fault.REORDERED_OR_INSERTED, previous.seq, previous.id, detail)
+    if previous.seq and matches_itself:
+        detail = f"replaced and re-hashed: #{seq} links to a different hash"
+        return Problem(Fault.EDITED, previous.seq, previous.id, detail)
+    detail = f"does not follow #{previous.seq}: moved from another position, or forged"
+    return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, detail)
+
+
+class ChainWalker:
+    """Feeds events in seq order through check_event and keeps the first problem.
+
+    ``watch`` names seqs whose links to remember (the chain head, signed checkpoints) for
+    check_anchor; nothing else is kept, so memory does not grow with the log. ``start`` is
+    where the walk begins: the genesis, or (for an export of a later range) the link that the
+    first event names, see ``start_at``.
+    """
+
+    def __init__(self, *, watch: Iterable[int] = (), start: Link = GENESIS):
+        self.count = 0
+        self.start = start
+        self.last = start
+        self.problem: Problem | None = None
+        self.seen: dict[int, Link | None] = dict.fromkeys(watch)
+
+    def feed(self, event: Mapping) -> bool:
+        """Check the next event; False once a problem was found (the walk can stop)."""
+        if self.problem is not None:
+            return False
+        self.problem = check_event(event, self.last)
+        if self.problem is not None:
+            return False
+        self.count += 1
+        self.last = Link(event["seq"], event.get("id"), event["hash"], event["prev_hash"])
+        if event["seq"] in self.seen:
+            self.seen[event["seq"]] = self.last
+        return True
+
+    def walk(self, events: Iterable[Mapping]) -> Problem | None:
+        for event in events:
+            if not self.feed(event):
+                break
+        return self.problem
+
+    def result(self) -> VerifyResult:
+        # A problem can name an event already walked (the one a later event exposed): count
+        # only the events before the one named.
+        good = self.count if self.problem is None else min(self.count, self.problem.seq - 1 - self.start.seq)
+        return VerifyResult(good, self.last.seq, self.last.hash, self.problem)
+
+
+def start_at(first_event: Mapping) -> Link:
+    """The link a range that begins with first_event hangs from: its predecessor's seq and hash
+    as the event itself records them (unproven; a signed checkpoint later in the range proves
+    the whole range, since no other content leads to the checkpoint's hash)."""
+    seq = first_event["seq"] - 1
+    return GENESIS if seq <= 0 else Link(seq, None, first_event["prev_hash"], "")
+
+
+def check_anchor(walker: ChainWalker, *, seq: int, hash: str, name: str = "the chain head") -> Problem | None:
+    """A known (seq, hash) pair, the chain head or a checkpoint, must be in the walked chain
+    (the walker must have been told to watch seq).
+
+    A chain that stops short of it lost its tail; a different hash there means the events
+    up to it were rewritten.
+    """
+    if walker.last.seq < seq:
+        first = walker.last.seq + 1
+        missing = f"#{first}" if first == seq else f"#{first} to #{seq}"
+        detail = f"{name} is at #{seq} but the last event is #{walker.last.seq}: {missing} missing"
+        return Problem(Fault.HEAD_MISMATCH, first, None, detail)
+    seen = walker.seen.get(seq)
+    if seq and (seen is None or seen.hash != hash):
+        detail = f"{name} records hash {hash} for this event"
+        return Problem(Fault.HEAD_MISMATCH, seq, seen.id if seen else None, detail)
+    return None
