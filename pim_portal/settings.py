@@ -90,6 +90,10 @@ INSTALLED_APPS = [
     "activations",
     "reviews",
     "entra",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # vendored Swagger UI files for /api/docs/ (no CDN)
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +322,47 @@ PIM_MFA_ISSUER = os.environ.get("PIM_MFA_ISSUER", "PIM Portal")
 PIM_RECOVERY_CODE_COUNT = 10
 PIM_MIN_ASSIGNMENT_DURATION = timedelta(minutes=5)
 PIM_MAX_TEXT_LENGTH = 2000
+
+# REST API (api/). Throttles count in the "api_throttle" cache: Redis when REDIS_URL is set, so
+# every web process counts together; the throttles let requests through if it is down.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api_throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "pim"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-throttle"}
+    ),
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.PortalAutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "activation": os.environ.get("PIM_API_ACTIVATION_RATE", "20/hour"),
+        "totp": os.environ.get("PIM_API_TOTP_RATE", "10/minute"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PIM Portal API",
+    "DESCRIPTION": "Privileged Identity Management: roles, eligibilities, just-in-time activation, "
+    "approvals, the audit log and an authorization check for services. Errors always read "
+    '`{"error": {"code", "message", "fields"}}`.',
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RoleKindEnum": "roles.models.Role.Kind",
+        "RequestKindEnum": "activations.models.ActivationRequest.Kind",
+    },
+}
 
 # django-otp: exponential back-off after wrong codes (1 s, 2 s, 4 s, ...).
 OTP_TOTP_ISSUER = PIM_MFA_ISSUER

@@ -9,4 +9,5 @@ urlpatterns = [
     path("activations/", include("activations.urls")),
     path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
 ]

@@ -1,0 +1,356 @@
+"""Input and output shapes of the API. Input serializers only parse and check shapes; the
+rules (policy, eligibility, who may do what) are the services'."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_duration
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.services import MAX_CODE_INPUT
+from activations.models import ActivationRequest, Approval
+from activations.services import MAX_SCHEDULE_AHEAD
+from audit.models import AuditEvent
+from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
+from roles.scopes import MAX_SCOPE_LENGTH
+
+MAX_DURATION = timedelta(days=3650)  # far beyond any policy; keeps date arithmetic in range
+# "/" or "/segment[/segment…]": no empty segment, no space or control character.
+SCOPE_PATTERN = r"^/(?:[^/\s\x00-\x1f\x7f]+(?:/[^/\s\x00-\x1f\x7f]+)*)?$"
+
+
+def _seconds(duration: timedelta | None) -> int | None:
+    return None if duration is None else int(duration.total_seconds())
+
+
+# --- Fields ----------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "description": "seconds"},
+            {"type": "string", "format": "duration", "description": "ISO 8601, e.g. PT2H"},
+        ],
+        "example": "PT2H",
+    }
+)
+class DurationField(serializers.Field):
+    """A duration as ISO 8601 ("PT2H", "P1DT30M") or a whole number of seconds."""
+
+    default_error_messages = {
+        "invalid": "Give a duration as ISO 8601 (e.g. PT2H) or a whole number of seconds.",
+        "positive": "A duration must be positive.",
+        "too_long": "A duration is at most 10 years.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            if abs(data) > MAX_DURATION.total_seconds():
+                self.fail("too_long")
+            duration = timedelta(seconds=data)
+        elif isinstance(data, str) and data.lstrip("+-").upper().startswith("P") and len(data) <= 40:
+            try:
+                duration = parse_duration(data.upper())
+            except (OverflowError, ValueError):
+                self.fail("too_long")
+            if duration is None:
+                self.fail("invalid")
+        else:
+            self.fail("invalid")
+        if duration <= timedelta(0):
+            self.fail("positive")
+        if duration > MAX_DURATION:
+            self.fail("too_long")
+        return duration
+
+    def to_representation(self, value):
+        return _seconds(value)
+
+
+class TextField(serializers.CharField):
+    """Free text: its length and control characters are the services' to judge (clean_text),
+    so the message is the same as in the portal."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("max_length", 20000)  # a hard bound on what is parsed at all
+        super().__init__(**kwargs)
+
+
+class OtpCodeField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", MAX_CODE_INPUT)
+        kwargs.setdefault(
+            "help_text",
+            "A fresh code from your authenticator app (or a recovery code): the step-up for this "
+            "action. Each code works once.",
+        )
+        super().__init__(**kwargs)
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses fields it does not know (a typo or an attempt to set status, approvers or the
+    requester fails loudly), except the read-only fields of the matching output (``echo``),
+    which are ignored so that a client may send back what it read."""
+
+    echo: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields) - set(self.echo)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field: it cannot be set here."] for name in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+# --- Roles and assignments -------------------------------------------------------------------
+
+
+class RoleSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Role
+        fields = ["id", "name", "kind", "template_id", "tier", "privileged"]
+
+
+class RoleSettingsSummarySerializer(serializers.ModelSerializer):
+    activation_max_duration = serializers.SerializerMethodField(help_text="seconds")
+    approval_timeout = serializers.SerializerMethodField(help_text="seconds")
+    eligible_max_duration = serializers.SerializerMethodField(help_text="seconds")
+    active_max_duration = serializers.SerializerMethodField(help_text="seconds")
+
+    class Meta:
+        model = RoleSettings
+        fields = [
+            "activation_max_duration",
+            "require_mfa",
+            "require_justification",
+            "require_ticket",
+            "require_approval",
+            "approvals_required",
+            "approval_timeout",
+            "eligible_allow_permanent",
+            "eligible_max_duration",
+            "active_allow_permanent",
+            "active_max_duration",
+        ]
+
+    def get_activation_max_duration(self, obj) -> int:
+        return _seconds(obj.activation_max_duration)
+
+    def get_approval_timeout(self, obj) -> int:
+        return _seconds(obj.approval_timeout)
+
+    def get_eligible_max_duration(self, obj) -> int:
+        return _seconds(obj.eligible_max_duration)
+
+    def get_active_max_duration(self, obj) -> int:
+        return _seconds(obj.active_max_duration)
+
+
+class RoleSerializer(serializers.ModelSerializer):
+    settings = RoleSettingsSummarySerializer(read_only=True)
+
+    class Meta:
+        model = Role
+        fields = ["id", "name", "description", "kind", "template_id", "tier", "privileged", "settings"]
+
+
+class _AssignmentSerializer(serializers.ModelSerializer):
+    role = RoleSummarySerializer(read_only=True)
+    via = serializers.SerializerMethodField(help_text="'direct', or the name of the group it comes through")
+
+    def get_via(self, obj) -> str:
+        return obj.group.name if obj.group_id else "direct"
+
+
+class EligibilitySerializer(_AssignmentSerializer):
+    class Meta:
+        model = EligibleAssignment
+        fields = ["id", "role", "scope", "starts_at", "ends_at", "via"]
+
+
+class ActiveAssignmentSerializer(_AssignmentSerializer):
+    activation_request = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ActiveAssignment
+        fields = ["id", "role", "scope", "starts_at", "ends_at", "origin", "via", "activation_request"]
+
+    def get_activation_request(self, obj) -> str | None:
+        request = getattr(obj, "activation_request", None)
+        return str(request.pk) if request is not None else None
+
+
+class ChangeRequestInputSerializer(StrictInputSerializer):
+    """Extension (or renewal) of one of the caller's eligibilities."""
+
+    duration = DurationField(help_text="How much longer the eligibility should last.")
+    justification = TextField(required=True)
+
+
+# --- Activation requests ---------------------------------------------------------------------
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = ["approver", "decision", "reason", "decided_at"]
+
+
+class ActivationRequestSerializer(serializers.ModelSerializer):
+    role = RoleSummarySerializer(read_only=True)
+    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    duration = serializers.SerializerMethodField(help_text="seconds")
+    approvers = serializers.SerializerMethodField(help_text="usernames of the people who may decide")
+    approvals = ApprovalSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ActivationRequest
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "requester",
+            "role",
+            "scope",
+            "eligible",
+            "starts_at",
+            "duration",
+            "justification",
+            "ticket_number",
+            "ticket_system",
+            "created_at",
+            "approvals_required",
+            "decide_by",
+            "approvers",
+            "approvals",
+            "decided_at",
+            "decided_by",
+            "decision_reason",
+            "granted_at",
+            "ends_at",
+            "closed_at",
+            "active_assignment",
+        ]
+        read_only_fields = fields
+
+    def get_duration(self, obj) -> int:
+        return _seconds(obj.duration)
+
+    def get_approvers(self, obj) -> list[str]:
+        return sorted(approver.user.username for approver in obj.approvers.all())
+
+
+class ActivationCreateSerializer(StrictInputSerializer):
+    echo = tuple(ActivationRequestSerializer.Meta.fields)  # read-only: ignored if sent
+
+    eligible = serializers.UUIDField(help_text="The id of one of your eligibilities (me/eligibilities).")
+    duration = DurationField()
+    justification = TextField()
+    ticket_number = TextField()
+    ticket_system = TextField()
+    scope = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_SCOPE_LENGTH,
+        help_text="Where to activate: the eligibility's scope (the default) or one below it.",
+    )
+    starts_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="A scheduled start (at most 30 days ahead); now if absent."
+    )
+    otp_code = OtpCodeField()
+
+    def validate_starts_at(self, value):
+        # The service judges the window; this only keeps absurd dates out of its arithmetic.
+        if value is not None and abs(value - timezone.now()) > MAX_SCHEDULE_AHEAD + timedelta(days=1):
+            raise serializers.ValidationError("A start can be scheduled at most 30 days ahead.")
+        return value
+
+
+class DecisionInputSerializer(StrictInputSerializer):
+    decision = serializers.ChoiceField(choices=Approval.Decision.choices)
+    reason = TextField(help_text="Required to deny.")
+    otp_code = OtpCodeField()
+
+
+class StepUpInputSerializer(StrictInputSerializer):
+    """Actions with nothing to say (cancel, deactivate): an empty object."""
+
+
+# --- Audit -----------------------------------------------------------------------------------
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "occurred_at",
+            "actor",
+            "actor_label",
+            "action",
+            "outcome",
+            "target_type",
+            "target_id",
+            "target_label",
+            "role_id",
+            "role_label",
+            "scope",
+            "details",
+            "request_id",
+            "ip",
+            "user_agent",
+            "prev_hash",
+            "hash",
+        ]
+        read_only_fields = fields
+
+
+class AuditFilterSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Events at or after this time.")
+    until = serializers.DateTimeField(required=False, help_text="Events before this time.")
+    action = serializers.CharField(
+        required=False, max_length=64, help_text="An action (activation.approved) or a prefix (activation.*)."
+    )
+    actor = serializers.CharField(required=False, max_length=150, help_text="The actor's username.")
+    role = serializers.UUIDField(required=False, help_text="The role's id.")
+    target = serializers.CharField(required=False, max_length=64, help_text="The target's id.")
+    request_id = serializers.CharField(
+        required=False, max_length=64, help_text="The HTTP request id (X-Request-ID) that made the events."
+    )
+
+
+# --- The authorization check -----------------------------------------------------------------
+
+
+class CheckQuerySerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="The username.")
+    role = serializers.CharField(max_length=64, help_text="The role's id or its template id.")
+    scope = serializers.RegexField(
+        SCOPE_PATTERN,
+        required=False,
+        default="/",
+        max_length=MAX_SCOPE_LENGTH,
+        error_messages={"invalid": "A scope is / or a path such as /subscriptions/<id>."},
+    )
+
+
+class CheckSerializer(serializers.Serializer):
+    active = serializers.BooleanField()
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="When the access ends (UTC); null: permanent, or not active."
+    )
+    assignment = serializers.UUIDField(allow_null=True, help_text="The active assignment that grants it.")

@@ -1,0 +1,361 @@
+"""The REST API, /api/v1/. Thin: parse, call one selector or service, render. Every object
+is fetched through a selector that answers 404 for what the caller may not see."""
+
+from datetime import datetime
+
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.mfa import step_up_verified_at
+from accounts.services import mfa_verify_code
+from activations import selectors as activation_selectors
+from activations import services as activation_services
+from activations.models import ActivationRequest, Approval
+from activations.services import ActivationError
+from roles import selectors as role_selectors
+
+from . import selectors
+from .authentication import VerifiedSessionAuthentication
+from .errors import Conflict
+from .permissions import CanCheckRoles, CanReadAudit
+from .serializers import (
+    ActivationCreateSerializer,
+    ActivationRequestSerializer,
+    ActiveAssignmentSerializer,
+    AuditEventSerializer,
+    AuditFilterSerializer,
+    ChangeRequestInputSerializer,
+    CheckQuerySerializer,
+    CheckSerializer,
+    DecisionInputSerializer,
+    EligibilitySerializer,
+    RoleSerializer,
+)
+from .throttling import FailOpenScopedRateThrottle, TotpAttemptThrottle
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class _Cursor(CursorPagination):
+    """Keyset pages; a page_size that is not a whole number from 1 to max_page_size is a 400."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({"page_size": [f"A whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
+class NamePagination(_Cursor):
+    ordering = "name"
+
+
+class NewestFirstPagination(_Cursor):
+    ordering = ("-created_at", "-id")
+
+
+class SeqPagination(_Cursor):
+    """Keyset paging on the audit log's gapless sequence number: never an OFFSET."""
+
+    ordering = "seq"
+    page_size = 100
+    max_page_size = 1000
+
+
+def mfa_verified_at(request, code: str) -> datetime | None:
+    """The step-up for a privileged action: a code in the body (checked now, throttled), or
+    else, for the portal's own session, when that session last verified one."""
+    if code:
+        throttle = TotpAttemptThrottle()
+        if not throttle.allow_request(request, None):
+            raise Throttled(wait=throttle.wait())
+        mfa_verify_code(user=request.user, token=code)  # outside any transaction: see its doc
+        return timezone.now()
+    if isinstance(request.successful_authenticator, VerifiedSessionAuthentication):
+        return step_up_verified_at(request._request)
+    return None
+
+
+def conflict_unless_fields(error: ActivationError):
+    """A refusal about fields is a 400; a refusal about the object's state (already decided,
+    already ended, timed out) is a 409."""
+    if hasattr(error, "error_dict"):
+        return error
+    return Conflict(" ".join(error.messages))
+
+
+# --- Roles and my assignments ----------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The role catalog, with each role's settings"),
+    retrieve=extend_schema(summary="One role and its settings"),
+)
+class RoleViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = RoleSerializer
+    pagination_class = NamePagination
+    lookup_value_regex = UUID_PATTERN
+
+    def get_queryset(self):
+        return selectors.roles_catalog()
+
+
+@extend_schema_view(list=extend_schema(summary="My eligible assignments in force now"))
+class EligibilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = EligibilitySerializer
+    pagination_class = None
+    lookup_value_regex = UUID_PATTERN
+    throttle_scope = "activation"
+
+    def get_queryset(self):
+        return role_selectors.eligibilities_for_user(user=self.request.user)
+
+    def get_throttles(self):
+        return [FailOpenScopedRateThrottle()] if self.action in {"extend", "renew"} else []
+
+    @extend_schema(
+        summary="Ask for this eligibility to be extended (it ends within 14 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request, pk=None):
+        return self._change(activation_services.extension_request, pk)
+
+    @extend_schema(
+        summary="Ask for this eligibility to be renewed (it ended within the last 30 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def renew(self, request, pk=None):
+        return self._change(activation_services.renewal_request, pk)
+
+    def _change(self, service, pk):
+        eligible = activation_selectors.eligible_get_own(user=self.request.user, pk=pk)
+        data = _valid(ChangeRequestInputSerializer, self.request.data)
+        created = service(
+            requester=self.request.user,
+            eligible=eligible,
+            duration=data["duration"],
+            justification=data["justification"],
+        )
+        return _request_response(self.request.user, created, status.HTTP_201_CREATED)
+
+
+@extend_schema_view(list=extend_schema(summary="My active assignments (roles I hold now)"))
+class ActiveAssignmentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ActiveAssignmentSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return role_selectors.active_assignments_for_user(user=self.request.user).select_related(
+            "activation_request"
+        )
+
+
+# --- Activation requests ---------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="My activation, extension and renewal requests, newest first",
+        parameters=[OpenApiParameter("status", enum=ActivationRequest.Status.values)],
+    ),
+    retrieve=extend_schema(summary="One request (its requester, approvers, PIM administrators, auditors)"),
+)
+class ActivationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ActivationRequestSerializer
+    pagination_class = NewestFirstPagination
+    lookup_value_regex = UUID_PATTERN
+    throttle_scope = "activation"
+
+    def get_throttles(self):
+        return [FailOpenScopedRateThrottle()] if self.action == "create" else []
+
+    def get_queryset(self):
+        wanted = self.request.query_params.get("status")
+        if wanted is not None and wanted not in ActivationRequest.Status.values:
+            raise ValidationError({"status": [f"One of: {', '.join(ActivationRequest.Status.values)}."]})
+        return selectors.activation_requests_for_requester(user=self.request.user, status=wanted)
+
+    def get_object(self):
+        return selectors.activation_request_get_for_viewer(user=self.request.user, pk=self.kwargs["pk"])
+
+    @extend_schema(
+        summary="Activate an eligible role (granted at once, or pending approval)",
+        request=ActivationCreateSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    def create(self, request):
+        data = _valid(ActivationCreateSerializer, request.data)
+        try:
+            eligible = activation_selectors.eligible_get_for_requester(user=request.user, pk=data["eligible"])
+        except Http404:
+            raise ValidationError({"eligible": ["You are not eligible for this role (any more)."]}) from None
+        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        created = activation_services.activation_request(
+            requester=request.user,
+            eligible=eligible,
+            duration=data["duration"],
+            justification=data.get("justification", ""),
+            ticket_number=data.get("ticket_number", ""),
+            ticket_system=data.get("ticket_system", ""),
+            scope=data.get("scope") or None,
+            starts_at=data.get("starts_at"),
+            mfa_verified_at=verified_at,
+        )
+        return _request_response(request.user, created, status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Withdraw a pending request", request=None, responses=ActivationRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        target = self.get_object()
+        activation_services.activation_cancel(actor=request.user, request=target)
+        return _request_response(request.user, target)
+
+    @extend_schema(
+        summary="End my granted activation now", request=None, responses=ActivationRequestSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        target = self.get_object()
+        try:
+            activation_services.activation_deactivate(requester=request.user, request=target)
+        except ActivationError as error:
+            raise conflict_unless_fields(error) from None
+        return _request_response(request.user, target)
+
+
+# --- Approvals -------------------------------------------------------------------------------
+
+
+@extend_schema_view(list=extend_schema(summary="Requests waiting for my decision"))
+class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ActivationRequestSerializer
+    pagination_class = None
+    lookup_value_regex = UUID_PATTERN
+
+    def get_queryset(self):
+        return selectors.approvals_pending_for_user(user=self.request.user)
+
+    @extend_schema(
+        summary="Approve or deny a request (a reason is required to deny; a fresh code always)",
+        request=DecisionInputSerializer,
+        responses=ActivationRequestSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def decision(self, request, pk=None):
+        target = selectors.activation_request_get_for_viewer(user=request.user, pk=pk)
+        data = _valid(DecisionInputSerializer, request.data)
+        _ensure_can_decide(request.user, target, data)
+        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        service = (
+            activation_services.activation_approve
+            if data["decision"] == Approval.Decision.APPROVE
+            else activation_services.activation_deny
+        )
+        try:
+            service(
+                approver=request.user,
+                request=target,
+                reason=data.get("reason", ""),
+                mfa_verified_at=verified_at,
+            )
+        except ActivationError as error:
+            raise conflict_unless_fields(error) from None
+        return _request_response(request.user, target)
+
+
+def _ensure_can_decide(user, target: ActivationRequest, data: dict) -> None:
+    """Refuse early what the service would refuse, so no code is spent on a hopeless try
+    (the service checks all of it again under the row lock)."""
+    if target.requester_id == user.pk:
+        raise PermissionDenied("You cannot decide your own request.")
+    if not any(approver.user_id == user.pk for approver in target.approvers.all()):
+        raise PermissionDenied("You are not an approver of this request.")
+    if target.status != ActivationRequest.Status.PENDING_APPROVAL:
+        raise Conflict(_decided_message(target))
+    if timezone.now() >= target.decide_by:
+        raise Conflict("This request has timed out; the requester must ask again.")
+    if data["decision"] == Approval.Decision.DENY and not data.get("reason", "").strip():
+        raise ValidationError({"reason": ["A reason is required to deny a request."]})
+
+
+def _decided_message(target: ActivationRequest) -> str:
+    who = f" by {target.decided_by}" if target.decided_by_id else ""
+    when = f" at {target.decided_at:%Y-%m-%d %H:%M} UTC" if target.decided_at else ""
+    return f"This request was already {target.get_status_display().lower()}{who}{when}."
+
+
+# --- Audit -----------------------------------------------------------------------------------
+
+
+@extend_schema(summary="Audit events, oldest first, cursor-paged", parameters=[AuditFilterSerializer])
+class AuditEventList(ListAPIView):
+    serializer_class = AuditEventSerializer
+    permission_classes = [CanReadAudit]
+    pagination_class = SeqPagination
+
+    def get_queryset(self):
+        filters = _valid(AuditFilterSerializer, self.request.query_params.dict())
+        return selectors.audit_events_filtered(**filters)
+
+
+# --- The authorization check -----------------------------------------------------------------
+
+
+class CheckView(APIView):
+    """Does a person hold a role right now? For services that gate on roles."""
+
+    permission_classes = [CanCheckRoles]
+
+    @extend_schema(
+        summary="Does the user hold the role at the scope now?",
+        description=(
+            "Exact at the second: access that ended a moment ago is not active, whether or not "
+            "the expiry job has run. An unknown user or role is simply not active. `until` null "
+            "with `active` true means a permanent assignment. Needs the PIM Role Checker role."
+        ),
+        parameters=[CheckQuerySerializer],
+        responses=CheckSerializer,
+    )
+    def get(self, request):
+        query = _valid(CheckQuerySerializer, request.query_params.dict())
+        answer = selectors.role_check(username=query["user"], role=query["role"], scope=query["scope"])
+        return Response(CheckSerializer(answer).data)
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _request_response(user, request: ActivationRequest, code=status.HTTP_200_OK) -> Response:
+    fresh = selectors.activation_request_get_for_viewer(user=user, pk=request.pk)
+    return Response(ActivationRequestSerializer(fresh).data, status=code)
