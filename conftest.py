@@ -15,6 +15,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("roles.migrations.0002_builtin_catalog", "load_catalog"),
     ("reviews.migrations.0002_portal_role_grants", "grant"),
     ("entra.migrations.0002_portal_role_grants", "grant"),
+    ("api.migrations.0002_role_checker", "add_checker"),
 ]
 
 PIM_ADMIN = "pim.administrator"

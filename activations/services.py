@@ -140,10 +140,13 @@ def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime
 def _requested_scope(eligible: EligibleAssignment, scope: str | None) -> str:
     if not scope:
         return eligible.scope
-    scope = scope_validate(scope, kind=eligible.role.kind)
+    try:
+        scope = scope_validate(scope, kind=eligible.role.kind)
+    except ValidationError as error:
+        raise ActivationError({"scope": error.messages}) from None
     if not scope_covers(eligible.scope, scope):
         raise ActivationError(
-            f"You are eligible at {eligible.scope} only; choose that scope or one below it."
+            {"scope": f"You are eligible at {eligible.scope} only; choose that scope or one below it."}
         )
     return scope
 
@@ -165,7 +168,8 @@ def _check_activation_policy(
         elif starts_at > now + MAX_SCHEDULE_AHEAD:
             errors["starts_at"] = "A start can be scheduled at most 30 days ahead."
     start = max(starts_at or now, now)
-    if eligible.ends_at is not None and "duration" not in errors and start + duration > eligible.ends_at:
+    in_range = "duration" not in errors and "starts_at" not in errors  # no overflow on absurd input
+    if eligible.ends_at is not None and in_range and start + duration > eligible.ends_at:
         errors["duration"] = (
             f"Your eligibility ends at {eligible.ends_at:%Y-%m-%d %H:%M} UTC; choose a shorter duration "
             "or ask for an extension."

@@ -150,7 +150,7 @@ def test_service_validation_messages_arrive_per_field(requester, token_client, b
         "justification": ["A justification is required for this role."],
         "ticket_number": ["A ticket number is required for this role."],
     }
-    assert "is not a valid scope for this role" in error(bad_scope)["message"]
+    assert "is not a valid scope for this role" in error(bad_scope)["fields"]["scope"][0]
 
 
 def test_status_and_requester_in_a_create_body_have_no_effect(
