@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import DirectoryGroup, User
 from audit.services import AuditEntry, audit_record, audit_record_many
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
@@ -229,7 +229,8 @@ def _snapshot_items(definition, instance, now) -> tuple[list[ReviewItem], list[R
     owners = _owners_by_role(role_ids)
     named = list(definition.named_reviewers.filter(is_active=True).values_list("pk", flat=True))
     active_user_ids = set(User.objects.filter(is_active=True).values_list("pk", flat=True)) if rows else set()
-    fallback = [definition.fallback_reviewer_id] if definition.fallback_reviewer_id else []
+    members = _members_by_group({row[2] for _, row in rows if row[2]})
+    fallback = [definition.fallback_reviewer_id] if definition.fallback_reviewer_id in active_user_ids else []
     if not fallback:
         fallback = [user.pk for user in pim_administrators(at=now)]
     last_activation = (
@@ -268,13 +269,13 @@ def _snapshot_items(definition, instance, now) -> tuple[list[ReviewItem], list[R
                 kind, item, definition.inactivity_days, now
             )
         candidates = _reviewers_for(definition, user_id, manager_id, owners.get(role_id, []), named)
-        reviewers = [
-            r
-            for r in candidates
-            if r in active_user_ids and (r != user_id or definition.reviewer_type == "self")
-        ]
+        # Nobody reviews their own access (directly or through a group) unless the review is
+        # a self-review of a user's own assignment.
+        holders = {user_id} if user_id else members.get(group_id, set())
+        self_review = definition.reviewer_type == ReviewDefinition.Reviewers.SELF and user_id
+        reviewers = [r for r in candidates if r in active_user_ids and (self_review or r not in holders)]
         if not reviewers:
-            reviewers = [r for r in fallback if r != user_id]
+            reviewers = [r for r in fallback if r not in holders]
         items.append(item)
         links += [
             ReviewerAssignment(item=item, reviewer_id=reviewer) for reviewer in dict.fromkeys(reviewers)
@@ -289,6 +290,17 @@ def _owners_by_role(role_ids) -> dict:
     ):
         owners.setdefault(role_id, []).append(user_id)
     return owners
+
+
+def _members_by_group(group_ids) -> dict:
+    """Members of the groups under review: one query (they may not review the group)."""
+    members: dict = {}
+    if not group_ids:
+        return members
+    through = DirectoryGroup.members.through.objects.filter(directorygroup_id__in=group_ids)
+    for group_id, user_id in through.values_list("directorygroup_id", "user_id"):
+        members.setdefault(group_id, set()).add(user_id)
+    return members
 
 
 def _last_activations(role_ids, inactivity_days, now) -> dict:
@@ -430,7 +442,8 @@ def review_instances_close_due(*, now: datetime | None = None) -> int:
 def review_instance_end_early(
     *, actor: User, instance: ReviewInstance, now: datetime | None = None
 ) -> ReviewInstance:
-    """An administrator stops a run before its end (to apply it now)."""
+    """An administrator stops a run before its end; applied at once if the definition applies
+    results automatically (else an administrator applies it with review_instance_apply)."""
     now = now or timezone.now()
     _require_perm(actor, "reviews.change_reviewdefinition")
     with transaction.atomic():
@@ -440,6 +453,9 @@ def review_instance_end_early(
             raise ReviewError("This review is not running.")
         instance.refresh_from_db()
         audit_record(action="review.ended_early", actor=actor, target=instance, at=now)
+    if instance.definition.auto_apply:  # as review_instances_close_due would at the end
+        review_instance_apply(actor=actor, instance=instance, now=now)
+        instance.refresh_from_db()
     return instance
 
 
@@ -492,7 +508,7 @@ def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor, now) -> s
     with transaction.atomic():
         item = (
             ReviewItem.objects.select_for_update(of=("self",))
-            .select_related("eligible", "active", "role")
+            .select_related("eligible", "active", "role", "decided_by", "instance__definition")
             .get(pk=item.pk)
         )
         if item.applied_at is not None:
@@ -502,7 +518,7 @@ def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor, now) -> s
         if decision == Decision.APPROVE:
             outcome = Outcome.KEPT
         elif decision == Decision.DENY:
-            outcome, detail = _remove(item, actor, now)
+            outcome, detail = _remove(item, definition, actor, now)
         item.applied_at, item.outcome, item.outcome_detail = now, outcome, detail[:300]
         item.save(update_fields=["applied_at", "outcome", "outcome_detail"])
         if outcome == Outcome.REMOVED and item.user_id:
@@ -510,11 +526,23 @@ def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor, now) -> s
     return outcome
 
 
-def _remove(item: ReviewItem, actor, now) -> tuple[str, str]:
+def _removal_reason(item: ReviewItem, definition: ReviewDefinition) -> str:
+    """Why the assignment goes, for the audit log: the reviewer's denial and justification, or
+    the review's rule for items nobody decided."""
+    review = f'access review "{definition.name}"'
+    if item.decision == Decision.DENY:
+        who = item.decided_by.label if item.decided_by_id else "a reviewer"
+        return f"Denied in {review} by {who}: {item.justification or 'no justification'}"
+    if definition.default_decision == ReviewDefinition.DefaultDecision.RECOMMENDATION:
+        return f"Not decided in {review}; removed on the recommendation: {item.recommendation_reason}"
+    return f"Not decided in {review}, whose setting removes undecided access"
+
+
+def _remove(item: ReviewItem, definition: ReviewDefinition, actor, now) -> tuple[str, str]:
     assignment = item.assignment
     if not assignment.is_current(now) and not (assignment.starts_at > now and assignment.ended_at is None):
         return Outcome.ALREADY_ENDED, ""
-    reason = f"Denied in access review ({item.justification or 'no justification'})"
+    reason = _removal_reason(item, definition)
     try:
         with transaction.atomic():
             if item.assignment_type == ReviewItem.AssignmentType.ELIGIBLE:
@@ -535,6 +563,8 @@ def _remove(item: ReviewItem, actor, now) -> tuple[str, str]:
                 )
     except ValidationError as error:  # e.g. anti-lockout: recorded, never half-applied
         return Outcome.REFUSED, "; ".join(error.messages)
+    except PermissionDenied as error:  # the applying administrator may not manage this role
+        return Outcome.REFUSED, str(error)
     return Outcome.REMOVED, ""
 
 

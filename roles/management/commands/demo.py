@@ -1,4 +1,5 @@
-"""Idempotent demo data: people with TOTP devices, a manager chain, groups, eligibilities."""
+"""Idempotent demo data: people with TOTP devices, a manager chain, groups, eligibilities and
+an access review."""
 
 import base64
 from datetime import timedelta
@@ -33,6 +34,7 @@ SECURITY_READER = "5d6b6bb7-de71-4623-b4af-96380a352509"
 HELPDESK_ADMIN = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
 AZURE_CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 DEMO_SUBSCRIPTION = "/subscriptions/00000000-0000-4000-8000-000000000de0"
+DEMO_REVIEW = "Quarterly review: Global and User Administrators"
 
 
 def _role(template_id: str) -> Role:
@@ -53,6 +55,7 @@ class Command(BaseCommand):
             people = self._people()
             self._groups(people)
             self._assignments(people)
+            self._review(people)
         self._print_sign_ins()
 
     def _people(self) -> dict[str, User]:
@@ -135,6 +138,37 @@ class Command(BaseCommand):
                 ends_at=now + timedelta(hours=8),
                 justification="Demo: initial administrator session",
             )
+
+    def _review(self, people):
+        """A quarterly review of the Global and User Administrator eligibilities by the
+        principals' managers (Bob for Ada, who has none), started today so it shows items."""
+        # Imported here: reviews builds on roles, not the other way round; only the demo
+        # reaches across.
+        from reviews.models import ReviewDefinition
+        from reviews.services import review_definition_create, review_instances_start_due
+
+        now = timezone.now()
+        if not ReviewDefinition.objects.filter(name=DEMO_REVIEW).exists():
+            review_definition_create(
+                actor=None,
+                roles=[_role(GA), _role(USER_ADMIN)],
+                name=DEMO_REVIEW,
+                description="Do our administrators still need to be eligible? Managers decide.",
+                review_eligible=True,
+                review_active=False,
+                reviewer_type=ReviewDefinition.Reviewers.MANAGER,
+                fallback_reviewer=people["bob"],
+                recurrence=ReviewDefinition.Recurrence.QUARTERLY,
+                start_date=now.date(),
+                duration_days=14,
+                justification_required=True,
+                reminders=True,
+                recommendations=True,
+                inactivity_days=30,
+                default_decision=ReviewDefinition.DefaultDecision.NO_CHANGE,
+                auto_apply=True,
+            )
+        review_instances_start_due(now=now)  # idempotent: one run per occurrence
 
     def _print_sign_ins(self):
         out = self.stdout

@@ -1,0 +1,189 @@
+"""Reads about access reviews. Authorization lives here: the *_get_for_* selectors answer 404
+for objects the user may not see (a reviewer sees only the items assigned to them)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User
+
+from .models import ReviewDefinition, ReviewerAssignment, ReviewInstance, ReviewItem
+
+VIEW_DEFINITION = "reviews.view_reviewdefinition"
+ADD_DEFINITION = "reviews.add_reviewdefinition"
+CHANGE_DEFINITION = "reviews.change_reviewdefinition"
+VIEW_INSTANCE = "reviews.view_reviewinstance"
+VIEW_ITEMS = "reviews.view_reviewitem"  # the reports (PIM Auditor, PIM Administrator)
+
+# The item filter of the instance page and My reviews: ?decision=...
+DECISION_FILTERS = {
+    "undecided": Q(decision=""),
+    "approve": Q(decision=ReviewItem.Decision.APPROVE),
+    "deny": Q(decision=ReviewItem.Decision.DENY),
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Decided / total, for the progress bars."""
+
+    decided: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.decided / self.total) if self.total else 100
+
+
+def require_permission(*, user: User, perm: str) -> None:
+    """404 (as if the page did not exist) for people without the permission."""
+    if not user.has_perm(perm):
+        raise Http404("No such page.")
+
+
+def _decided_count() -> Count:
+    return Count("items", filter=~Q(items__decision=""))
+
+
+# --- Administrators and auditors -----------------------------------------------------------
+
+
+def definitions_for_admin(*, user: User) -> list[ReviewDefinition]:
+    """Every definition with its last run (and that run's progress) as `last_instance`: two
+    queries however many definitions and runs there are."""
+    require_permission(user=user, perm=VIEW_DEFINITION)
+    last = ReviewInstance.objects.filter(definition=OuterRef("pk")).order_by("-starts_at").values("pk")[:1]
+    definitions = list(
+        ReviewDefinition.objects.annotate(last_instance_id=Subquery(last), run_count=Count("instances"))
+        .prefetch_related("roles")
+        .order_by("name")
+    )
+    instances = ReviewInstance.objects.annotate(decided=_decided_count()).in_bulk(
+        [d.last_instance_id for d in definitions if d.last_instance_id]
+    )
+    for instance in instances.values():
+        instance.progress = Progress(decided=instance.decided, total=instance.item_count)
+    for definition in definitions:
+        definition.last_instance = instances.get(definition.last_instance_id)
+    return definitions
+
+
+def definition_get_for_admin(*, user: User, pk, perm: str = VIEW_DEFINITION) -> ReviewDefinition:
+    """A definition the user may see (or, with perm=CHANGE_DEFINITION, edit), else 404."""
+    require_permission(user=user, perm=perm)
+    definition = (
+        ReviewDefinition.objects.select_related("fallback_reviewer", "created_by")
+        .prefetch_related("roles", "named_reviewers")
+        .filter(pk=pk)
+        .first()
+    )
+    if definition is None:
+        raise Http404("No such review.")
+    return definition
+
+
+def definition_instances(*, definition: ReviewDefinition) -> list[ReviewInstance]:
+    """The history of a definition's runs, newest first, each with its `progress`."""
+    instances = list(definition.instances.annotate(decided=_decided_count()).order_by("-starts_at"))
+    for instance in instances:
+        instance.progress = Progress(decided=instance.decided, total=instance.item_count)
+    return instances
+
+
+def instance_get_for_viewer(*, user: User, pk, perm: str = VIEW_INSTANCE) -> ReviewInstance:
+    """A run an administrator or auditor may see (perm=VIEW_ITEMS: export), else 404."""
+    require_permission(user=user, perm=perm)
+    instance = ReviewInstance.objects.select_related("definition").filter(pk=pk).first()
+    if instance is None:
+        raise Http404("No such review.")
+    return instance
+
+
+def instance_progress(*, instance: ReviewInstance) -> Progress:
+    decided = instance.items.exclude(decision="").count()
+    return Progress(decided=decided, total=instance.item_count)
+
+
+def instance_items(*, instance: ReviewInstance, decision: str = "") -> QuerySet[ReviewItem]:
+    """The run's items for its page (filtered by decision), with their reviewers."""
+    items = instance.items.select_related("role", "decided_by").prefetch_related(
+        Prefetch("reviewer_links", queryset=ReviewerAssignment.objects.select_related("reviewer"))
+    )
+    if decision in DECISION_FILTERS:
+        items = items.filter(DECISION_FILTERS[decision])
+    return items.order_by("principal_label", "role__name", "scope", "pk")
+
+
+def report_items(*, instance: ReviewInstance) -> QuerySet[ReviewItem]:
+    """Every item of the run for the reports; iterate with iterator(chunk_size=...)."""
+    return (
+        instance.items.select_related("role", "decided_by")
+        .prefetch_related(
+            Prefetch("reviewer_links", queryset=ReviewerAssignment.objects.select_related("reviewer"))
+        )
+        .order_by("principal_label", "role__name", "scope", "pk")
+    )
+
+
+# --- Reviewers -----------------------------------------------------------------------------
+
+
+def _reviewer_items(user: User, now: datetime) -> QuerySet[ReviewItem]:
+    return ReviewItem.objects.filter(
+        reviewer_links__reviewer=user,
+        instance__status=ReviewInstance.Status.ACTIVE,
+        instance__ends_at__gt=now,
+    )
+
+
+def review_items_for_reviewer(
+    *, user: User, decision: str = "", instance_id=None, at: datetime | None = None
+) -> QuerySet[ReviewItem]:
+    """The items the user is asked to decide in runs still open (My reviews): only theirs."""
+    items = _reviewer_items(user, at or timezone.now()).select_related(
+        "instance__definition", "role", "decided_by"
+    )
+    if decision in DECISION_FILTERS:
+        items = items.filter(DECISION_FILTERS[decision])
+    if instance_id is not None:
+        items = items.filter(instance_id=instance_id)
+    return items.order_by("instance__ends_at", "instance_id", "principal_label", "role__name", "scope", "pk")
+
+
+def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict]:
+    """Per open run the user reviews in: its definition's name, the user's decided / total."""
+    rows = (
+        _reviewer_items(user, at or timezone.now())
+        .values("instance_id", "instance__definition__name", "instance__ends_at")
+        .annotate(total=Count("pk"), decided=Count("pk", filter=~Q(decision="")))
+        .order_by("instance__ends_at", "instance_id")
+    )
+    return [
+        {
+            "instance_id": row["instance_id"],
+            "name": row["instance__definition__name"],
+            "ends_at": row["instance__ends_at"],
+            "progress": Progress(decided=row["decided"], total=row["total"]),
+        }
+        for row in rows
+    ]
+
+
+def review_item_get_for_reviewer(*, user: User, pk) -> ReviewItem:
+    """An item the user is a reviewer of, else 404 (whether or not it exists)."""
+    item = ReviewItem.objects.filter(pk=pk, reviewer_links__reviewer=user).first()
+    if item is None:
+        raise Http404("No such review item.")
+    return item
+
+
+def review_items_get_for_reviewer(*, user: User, pks) -> list[ReviewItem]:
+    """Items the user is a reviewer of; 404 if any one of them is not."""
+    pks = set(pks)
+    items = list(ReviewItem.objects.filter(pk__in=pks, reviewer_links__reviewer=user))
+    if not pks or len(items) != len(pks):
+        raise Http404("No such review item.")
+    return items
