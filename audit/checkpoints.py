@@ -7,7 +7,7 @@ export can be verified with nothing but the public key (audit.offline_verify).
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -38,16 +38,13 @@ def signing_key() -> Ed25519PrivateKey | None:
     return None
 
 
-def verification_keys(texts: Iterable[str] = ()) -> dict[str, Ed25519PublicKey] | None:
-    """Trusted public keys by key id: those given (a verifier's own), else PIM_AUDIT_PUBLIC_KEY
-    and the public half of the signing key this process has. None: nothing to check with."""
-    keys = [key for text in texts for key in signing.load_public_keys(text)]
-    if not keys:
-        if settings.PIM_AUDIT_PUBLIC_KEY:
-            keys += signing.load_public_keys(settings.PIM_AUDIT_PUBLIC_KEY)
-        private = signing_key()
-        if private is not None:
-            keys.append(private.public_key())
+def verification_keys() -> dict[str, Ed25519PublicKey] | None:
+    """The configured public keys by key id: PIM_AUDIT_PUBLIC_KEY and the public half of the
+    signing key this process has. None: nothing to check signatures with."""
+    keys = signing.load_public_keys(settings.PIM_AUDIT_PUBLIC_KEY) if settings.PIM_AUDIT_PUBLIC_KEY else []
+    private = signing_key()
+    if private is not None:
+        keys.append(private.public_key())
     return signing.keyring(keys) or None
 
 

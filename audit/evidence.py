@@ -77,7 +77,7 @@ def _requested(request: ActivationRequest, events: list[AuditEvent]) -> Step:
     notes = [
         ("Role", request.role.name),
         ("Scope", request.scope),
-        ("Duration", request.duration),
+        ("Duration", _duration(request.duration)),
         ("Justification", request.justification or "—"),
         ("Ticket", ticket or "—"),
         ("MFA verified at", request.mfa_verified_at or "not verified (not required)"),
@@ -134,7 +134,7 @@ def _closed(request: ActivationRequest, events: list[AuditEvent]) -> Step:
 def _started(request: ActivationRequest, events: list[AuditEvent]) -> Step:
     assignment = request.active_assignment
     event = _first(events, ".granted") or next(
-        (e for e in events if e.action.endswith(".approved") and e.details.get("granted")), None
+        (e for e in events if e.action.endswith(".approved") and _detail(e, "granted")), None
     )
     notes = [("Until (as granted)", request.ends_at)]
     if assignment is not None:
@@ -159,7 +159,7 @@ def _directory_steps(request: ActivationRequest, events: list[AuditEvent]) -> li
     for event in events:
         if event.action.startswith("directory."):
             operation, _, result = event.action.removeprefix("directory.").partition("_")
-            notes = [("Attempts", event.details.get("attempts", "—"))]
+            notes = [("Attempts", _detail(event, "attempts") or "—")]
             state = "done" if result == "confirmed" else "failed"
             steps.append(Step(f"Directory: {operation} {result}", event.occurred_at, "", notes, event, state))
     wanted = ["grant"] + (["revoke"] if request.status in ENDINGS else [])
@@ -174,8 +174,24 @@ def _directory_steps(request: ActivationRequest, events: list[AuditEvent]) -> li
 def _reason(event: AuditEvent | None) -> list[tuple[str, object]]:
     if event is None:
         return []
-    reason = event.details.get("reason") or event.details.get("because")
+    reason = _detail(event, "reason") or _detail(event, "because")
     return [("Reason", reason)] if reason else []
+
+
+def _detail(event: AuditEvent, key: str):
+    """One value from an event's details (a dict when audit_record wrote it)."""
+    return event.details.get(key) if isinstance(event.details, dict) else None
+
+
+def _duration(value) -> str:
+    minutes = int(value.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        " ".join(
+            part for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if part
+        )
+        or "0 min"
+    )
 
 
 def _first(events: list[AuditEvent], suffix: str) -> AuditEvent | None:

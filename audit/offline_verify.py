@@ -189,11 +189,15 @@ def _is_ascii(item: dict, kind: str) -> bool:
 
 def read_keys(values: Sequence[str]) -> dict:
     """Public keys from command-line values: key text, or the path of a file holding it."""
-    texts = []
-    for value in values:
-        path = Path(value)
-        texts.append(path.read_text(encoding="ascii") if len(value) < 4096 and path.is_file() else value)
+    texts = [Path(value).read_text(encoding="ascii") if _is_file(value) else value for value in values]
     return signing.keyring(key for text in texts for key in signing.load_public_keys(text))
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return "\n" not in value and Path(value).is_file()
+    except (OSError, ValueError):  # key text that is no possible file name
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

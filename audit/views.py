@@ -8,7 +8,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_GET, require_safe
 
 from accounts.decorators import verified_required
 
@@ -56,19 +56,22 @@ def activation_evidence(request, pk):
     )
 
 
+@require_GET  # not HEAD: every export writes its audit event
 @audit_reader_required
 def export(request):
     form = EventFilterForm(request.GET)
-    format = request.GET.get("format", "")
-    if format not in event_exports.FORMATS:
+    export_format = request.GET.get("format", "")
+    if export_format not in event_exports.FORMATS:
         form.is_valid()
         form.add_error(None, "Choose an export format: CSV, JSON Lines or XLSX.")
     if not form.is_valid():
         return render(
             request, "audit/event_list.html", {"form": form, "query": _filter_query(request)}, status=400
         )
-    started = event_exports.audit_export_start(actor=request.user, criteria=form.criteria(), format=format)
-    content_type, extension = event_exports.FORMATS[format]
+    started = event_exports.audit_export_start(
+        actor=request.user, criteria=form.criteria(), format=export_format
+    )
+    content_type, extension = event_exports.FORMATS[export_format]
     response = StreamingHttpResponse(event_exports.export_chunks(started), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'

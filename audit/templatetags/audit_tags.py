@@ -9,6 +9,7 @@ from django.urls import reverse
 from audit.selectors import REQUEST_TARGET
 
 register = template.Library()
+ABSENT = object()  # a field on one side of a before/after only
 
 
 @register.simple_tag
@@ -36,18 +37,25 @@ def details_view(details) -> dict:
     diff = rest.get("changes")
     if isinstance(diff, dict) and all(isinstance(v, dict) and "after" in v for v in diff.values()):
         del rest["changes"]
-        changes = [(name, _text(v.get("before")), _text(v.get("after"))) for name, v in sorted(diff.items())]
+        changes = [
+            (name, _text(v.get("before", ABSENT)), _text(v.get("after", ABSENT)))
+            for name, v in sorted(diff.items())
+        ]
     elif isinstance(rest.get("before"), dict) or isinstance(rest.get("after"), dict):
         before, after = rest.pop("before", None) or {}, rest.pop("after", None) or {}
         if not isinstance(before, dict) or not isinstance(after, dict):
             rest.update(before=before, after=after)
         else:
             names = sorted(set(before) | set(after))
-            changes = [(name, _text(before.get(name)), _text(after.get(name))) for name in names]
+            changes = [
+                (name, _text(before.get(name, ABSENT)), _text(after.get(name, ABSENT))) for name in names
+            ]
     return {"changes": changes, "rest": _pretty(rest) if rest else ""}
 
 
 def _text(value) -> str:
+    if value is ABSENT:
+        return "—"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

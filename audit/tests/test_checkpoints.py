@@ -262,8 +262,8 @@ def test_a_configured_public_key_checks_the_signatures_without_the_private_key(
     settings.PIM_AUDIT_PUBLIC_KEY = public_key_text
     settings.DEBUG = False
 
-    assert _verify().rstrip().endswith("1 signatures good")
-    assert _verify("--public-key", public_key_text).rstrip().endswith("1 signatures good")
+    assert _verify().rstrip().endswith("1 signature good")
+    assert _verify("--public-key", public_key_text).rstrip().endswith("1 signature good")
 
 
 def test_the_wrong_public_key_on_the_command_line_fails(chain_of, signing_key):
@@ -365,3 +365,14 @@ def test_run_periodic_writes_the_checkpoint_last(chain_of, signing_key):
     assert lines.count("audit checkpoints written: 1") == 1
     assert lines[-1] == "audit checkpoints written: 0"
     assert AuditCheckpoint.objects.get().seq == AuditChainHead.objects.get().last_seq
+
+
+def test_the_public_key_may_be_pem_text_or_a_file_for_the_database_check_too(chain_of, signing_key, tmp_path):
+    chain_of(2)
+    _checkpoint()
+    pem = signing.public_key_pem(signing_key.public_key())
+    key_file = tmp_path / "audit.pub"
+    key_file.write_text(pem)
+
+    assert _verify("--public-key", pem).rstrip().endswith("1 signature good")
+    assert _verify("--public-key", str(key_file)).rstrip().endswith("1 signature good")

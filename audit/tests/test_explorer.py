@@ -311,6 +311,14 @@ def test_an_event_with_before_and_after_dicts_reads_as_a_table(verified_client, 
     assert "<th>ends_at</th><td><code>a</code></td><td><code>b</code></td>" in content
 
 
+def test_a_field_on_one_side_only_reads_as_a_dash(verified_client, auditor):
+    event = audit_record(action="role.changed", details={"before": {}, "after": {"owner": None}})
+
+    content = verified_client(auditor).get(_detail(event)).content.decode()
+
+    assert "<th>owner</th><td><code>—</code></td><td><code>null</code></td>" in content
+
+
 def test_an_unknown_event_is_404(verified_client, auditor):
     client = verified_client(auditor)
 
@@ -345,6 +353,7 @@ def test_the_evidence_of_an_activation_tells_its_whole_story(verified_client, au
     content = response.content.decode()
     assert "Fix &lt;b&gt;prod&lt;/b&gt; incident" in content and "<b>prod</b>" not in content
     assert "ServiceNow INC-42" in content
+    assert dict(steps["Requested"].notes)["Duration"] == "1 h"
 
 
 def test_the_evidence_of_a_pending_request_says_what_is_missing(

@@ -364,3 +364,10 @@ def test_json_lines_and_xlsx_exports_keep_peak_memory_flat(verified_client, audi
     assert large_size > 5 * small_size  # the rows really went out
     assert large_peak < 4 * MB, f"{large_peak / MB:.1f} MB"
     assert large_peak < 1.5 * small_peak, f"{small_peak / MB:.2f} MB -> {large_peak / MB:.2f} MB"
+
+
+def test_a_head_request_exports_nothing_and_writes_no_event(verified_client, auditor, events):
+    response = verified_client(auditor).head(EXPORT, {"format": "csv"})
+
+    assert response.status_code == 405
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()

@@ -42,7 +42,9 @@ class Command(BaseCommand):
         from audit.checkpoints import verification_keys
         from audit.verify import audit_chain_verify
 
-        result = audit_chain_verify(keys=self._keys(lambda: verification_keys(key_values)))
+        # The verifier's own keys when given (key text or files), else those configured here.
+        keys = self._keys(lambda: offline_verify.read_keys(key_values) if key_values else verification_keys())
+        result = audit_chain_verify(keys=keys)
         if not result.ok:
             raise CommandError(f"FAILED at {result.problem} ({result.count} events verified before it)")
         self.stdout.write(f"OK: {result.count} events, head #{result.last_seq} {result.last_hash}")
@@ -58,11 +60,15 @@ class Command(BaseCommand):
     def _checkpoint_summary(self, result) -> str:
         latest = result.latest
         text = (
-            f"OK: {result.checkpoints} checkpoints reached by the chain; the latest, {latest['id']} of "
-            f"{latest['created_at']:%Y-%m-%d %H:%M:%S} UTC, signs #{latest['seq']}"
+            f"OK: {_count(result.checkpoints, 'checkpoint')} reached by the chain; the latest, "
+            f"{latest['id']} of {latest['created_at']:%Y-%m-%d %H:%M:%S} UTC, signs #{latest['seq']}"
         )
         if result.signed is None:
             return text + (
                 "; signatures NOT checked: no public key (pass --public-key or set PIM_AUDIT_PUBLIC_KEY)"
             )
-        return text + f"; {result.signed} signatures good"
+        return text + f"; {_count(result.signed, 'signature')} good"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
