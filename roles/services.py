@@ -542,7 +542,9 @@ def _assign(
     justification = clean_text(justification, field="justification")
     starts_at = starts_at or now
     with transaction.atomic():
-        role_settings = RoleSettings.objects.select_for_update(of=("self",)).select_related("role").get(role=role)
+        role_settings = (
+            RoleSettings.objects.select_for_update(of=("self",)).select_related("role").get(role=role)
+        )
         if policy is not None:
             justification = policy(role_settings)
         _ensure_principal_usable(principal)
