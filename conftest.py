@@ -16,6 +16,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("reviews.migrations.0002_portal_role_grants", "grant"),
     ("entra.migrations.0002_portal_role_grants", "grant"),
     ("api.migrations.0002_role_checker", "add_checker"),
+    ("audit.migrations.0004_portal_role_grants", "grant"),
 ]
 
 PIM_ADMIN = "pim.administrator"

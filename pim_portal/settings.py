@@ -280,6 +280,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(minute="*/10"),
     },
     "reviews-remind": {"task": "reviews.tasks.review_reminders_send_due", "schedule": crontab(minute=5)},
+    "alerts-evaluate": {"task": "audit.tasks.alerts_evaluate", "schedule": crontab(minute=20)},
 }
 
 # The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.
@@ -315,6 +316,21 @@ if ENTRA_SYNC_ENABLED:
 # rotated, let audit_verify check the signatures. See README "Verifying the audit log".
 PIM_AUDIT_SIGNING_KEY = env_str("PIM_AUDIT_SIGNING_KEY", "") or ""
 PIM_AUDIT_PUBLIC_KEY = env_str("PIM_AUDIT_PUBLIC_KEY", "") or ""
+
+# Security alerts (SPEC 2.6, README "Alerts"): thresholds with Entra's defaults
+# (research/entra-pim.md §7). Alerts are evaluated hourly ("alerts-evaluate").
+PIM_ALERT_MAX_ACTIVATION_HOURS = env_int("PIM_ALERT_MAX_ACTIVATION_HOURS", 8)
+PIM_ALERT_UNUSED_DAYS = env_int("PIM_ALERT_UNUSED_DAYS", 30)
+PIM_ALERT_STALE_SIGN_IN_DAYS = env_int("PIM_ALERT_STALE_SIGN_IN_DAYS", 30)
+PIM_ALERT_GLOBAL_ADMIN_COUNT = env_int("PIM_ALERT_GLOBAL_ADMIN_COUNT", 3)
+PIM_ALERT_GLOBAL_ADMIN_PERCENT = env_int("PIM_ALERT_GLOBAL_ADMIN_PERCENT", 10)
+PIM_ALERT_RENEWAL_COUNT = env_int("PIM_ALERT_RENEWAL_COUNT", 3)
+PIM_ALERT_RENEWAL_WINDOW_HOURS = env_int("PIM_ALERT_RENEWAL_WINDOW_HOURS", 24)
+PIM_ALERT_FREQUENT_LOOKBACK_DAYS = env_int("PIM_ALERT_FREQUENT_LOOKBACK_DAYS", 30)
+PIM_ALERT_REVIEW_DAYS = env_int("PIM_ALERT_REVIEW_DAYS", 90)
+PIM_ALERT_BREAK_GLASS_DAYS = env_int("PIM_ALERT_BREAK_GLASS_DAYS", 30)
+# Who is emailed about new high-severity alerts; empty: the PIM Administrators.
+PIM_ALERT_EMAILS = env_list("PIM_ALERT_EMAILS")
 
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from activations import jobs
+from audit.alerts import alerts_evaluate
 from audit.checkpoints import audit_checkpoint_write
 from notifications.services import email_outbox_drain
 from reviews import services as reviews
@@ -27,6 +28,7 @@ JOBS = (
     ("access reviews started", review_instances_start_due),
     ("access reviews closed", reviews.review_instances_close_due),
     ("review reminders sent", reviews.review_reminders_send_due),
+    ("alerts raised", lambda: len(alerts_evaluate().raised)),
     ("directory operations done", directory_outbox_drain),
     ("emails sent", email_outbox_drain),
     # Last, so it signs the events the jobs above wrote; at most one per 14 minutes.
@@ -36,8 +38,8 @@ JOBS = (
 
 class Command(BaseCommand):
     help = (
-        "Run every periodic job once (expiry, timeouts, reminders, directory and email outboxes, "
-        "audit checkpoint)."
+        "Run every periodic job once (expiry, timeouts, reminders, alerts, directory and email "
+        "outboxes, audit checkpoint)."
     )
 
     def handle(self, *args, **options):

@@ -1,0 +1,97 @@
+"""One-click fixes for alerts: each calls the audited roles services (which check the actor's
+rights and the role's policy), so every fix leaves the same audit trail as doing it by hand."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import User
+from roles import services as roles
+from roles.models import ActiveAssignment, EligibleAssignment, Role
+
+FIX_REASON = "Fix for the alert “{title}”"
+
+
+def _role(item_id: str) -> Role:
+    role = Role.objects.select_related("settings").filter(pk=item_id).first()
+    if role is None:
+        raise ValidationError("That role no longer exists.")
+    return role
+
+
+def require_mfa(*, actor: User, item_id: str, now: datetime) -> str:
+    role = _role(item_id)
+    roles.role_settings_update(actor=actor, role=role, changes={"require_mfa": True})
+    return f"{role.name} now requires MFA on activation."
+
+
+def require_approval(*, actor: User, item_id: str, now: datetime) -> str:
+    role = _role(item_id)
+    roles.role_settings_update(actor=actor, role=role, changes={"require_approval": True})
+    return f"Activations of {role.name} now need approval."
+
+
+def shorten_duration(*, actor: User, item_id: str, now: datetime) -> str:
+    role = _role(item_id)
+    limit = timedelta(hours=settings.PIM_ALERT_MAX_ACTIVATION_HOURS)
+    roles.role_settings_update(actor=actor, role=role, changes={"activation_max_duration": limit})
+    return f"Activations of {role.name} now last at most {settings.PIM_ALERT_MAX_ACTIVATION_HOURS} hours."
+
+
+def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
+    """Make the principal eligible (permanently if the role allows it, else for the longest
+    time it allows) and end the permanent active assignment, in one transaction."""
+    assignment = (
+        ActiveAssignment.objects.select_related("role__settings", "user", "group").filter(pk=item_id).first()
+    )
+    if assignment is None:
+        raise ValidationError("That assignment no longer exists.")
+    policy = assignment.role.settings
+    ends_at = None if policy.eligible_allow_permanent else now + policy.eligible_max_duration
+    principal = assignment.principal
+    field = "user" if assignment.user_id else "group"
+    with transaction.atomic():
+        already = (
+            EligibleAssignment.objects.filter(
+                **{field: principal}, role=assignment.role, scope=assignment.scope, ended_at__isnull=True
+            )
+            .current(now)
+            .exists()
+        )
+        if not already:
+            roles.eligible_assign(
+                actor=actor,
+                role=assignment.role,
+                principal=principal,
+                scope=assignment.scope,
+                ends_at=ends_at,
+                justification="Converted from a permanent active assignment (alert fix).",
+                now=now,
+            )
+        roles.active_remove(
+            actor=actor,
+            assignment=assignment,
+            reason="Converted to an eligible assignment (alert fix).",
+            end_reason=ActiveAssignment.EndReason.REMOVED,
+            now=now,
+        )
+    return f"{principal.label} is now eligible for {assignment.role.name} instead of holding it permanently."
+
+
+def remove_eligibility(*, actor: User, item_id: str, now: datetime) -> str:
+    assignment = EligibleAssignment.objects.select_related("role", "user", "group").filter(pk=item_id).first()
+    if assignment is None:
+        raise ValidationError("That assignment no longer exists.")
+    roles.eligible_remove(actor=actor, assignment=assignment, reason="Not used (alert fix).", now=now)
+    return f"{assignment.principal.label} is no longer eligible for {assignment.role.name}."
+
+
+FIXES = {
+    "roles_without_mfa": require_mfa,
+    "critical_roles_without_approval": require_approval,
+    "long_activation_duration": shorten_duration,
+    "permanent_active_assignments": convert_to_eligible,
+    "unused_eligibilities": remove_eligibility,
+}

@@ -1,0 +1,461 @@
+"""The alert rules (SPEC 2.6; Entra's catalog in research/entra-pim.md §7).
+
+Each rule is a small function of the time that returns its findings: a key (what the alert is
+about; "" for a tenant-wide condition), the affected items and the reason. Rules read with a
+few aggregate queries each, whatever the number of assignments; thresholds are settings
+(PIM_ALERT_*) with Entra's defaults.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q
+
+from accounts.models import DirectoryGroup, User
+from roles.models import ActiveAssignment, EligibleAssignment, Role
+
+from .models import Alert, AuditEvent
+
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+BREAK_GLASS_ACTION = "auth.break_glass_sign_in"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One alert's worth of a rule's answer."""
+
+    key: str
+    items: list
+    reason: str
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    """What an alert kind is: its title, severity, description, mitigation and fix."""
+
+    title: str
+    severity: str
+    description: str
+    mitigation: str
+    rule: Callable[..., list[Finding]]
+    fix: str = ""  # the label of the one-click fix on each item, "" if none
+    impact: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def item(kind: str, obj, label: str) -> dict:
+    return {"type": kind, "id": str(obj.pk), "label": label}
+
+
+def _role_item(role) -> dict:
+    return item("role", role, role.name)
+
+
+def _assignment_label(assignment) -> str:
+    principal = assignment.user.label if assignment.user_id else assignment.group.label
+    until = "permanent" if assignment.ends_at is None else f"until {assignment.ends_at:%Y-%m-%d}"
+    return f"{assignment.role.name} — {principal} at {assignment.scope} ({until})"
+
+
+def _still_open(now: datetime) -> Q:
+    """Assignments in force now or later (not ended, not expired)."""
+    return Q(ended_at__isnull=True) & (Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+
+
+def _one(items: list, reason: str) -> list[Finding]:
+    return [Finding(key="", items=items, reason=reason)] if items else []
+
+
+def _privileged_roles():
+    return Role.objects.filter(privileged=True).select_related("settings").order_by("name")
+
+
+# --- Role settings ------------------------------------------------------------------------
+
+
+def roles_without_mfa(*, now: datetime) -> list[Finding]:
+    roles = _privileged_roles().filter(settings__require_mfa=False)
+    return _one(
+        [_role_item(role) for role in roles],
+        "These privileged roles can be activated without a multifactor authentication check.",
+    )
+
+
+def critical_roles_without_approval(*, now: datetime) -> list[Finding]:
+    roles = _privileged_roles().filter(tier=Role.Tier.CRITICAL, settings__require_approval=False)
+    return _one(
+        [_role_item(role) for role in roles],
+        "Anyone eligible for these critical roles activates them without anybody approving.",
+    )
+
+
+def long_activation_duration(*, now: datetime) -> list[Finding]:
+    limit = timedelta(hours=settings.PIM_ALERT_MAX_ACTIVATION_HOURS)
+    roles = _privileged_roles().filter(settings__activation_max_duration__gt=limit)
+    items = [
+        {**_role_item(role), "label": f"{role.name} ({_hours(role.settings.activation_max_duration)})"}
+        for role in roles
+    ]
+    return _one(
+        items,
+        f"Activations of these privileged roles may last longer than {_hours(limit)}: "
+        "a long activation is standing access by another name.",
+    )
+
+
+def _hours(duration: timedelta) -> str:
+    return f"{duration.total_seconds() / 3600:g} hours"
+
+
+# --- Assignments --------------------------------------------------------------------------
+
+
+def permanent_active_assignments(*, now: datetime) -> list[Finding]:
+    assignments = (
+        ActiveAssignment.objects.filter(_still_open(now), ends_at__isnull=True, role__privileged=True)
+        .select_related("role", "user", "group")
+        .order_by("role__name", "starts_at")
+    )
+    return _one(
+        [item("active_assignment", a, _assignment_label(a)) for a in assignments],
+        "Standing administrator access: these principals hold privileged roles permanently "
+        "instead of activating them when needed.",
+    )
+
+
+def permanent_eligible_critical(*, now: datetime) -> list[Finding]:
+    assignments = (
+        EligibleAssignment.objects.filter(
+            _still_open(now), ends_at__isnull=True, role__tier=Role.Tier.CRITICAL
+        )
+        .select_related("role", "user", "group")
+        .order_by("role__name", "starts_at")
+    )
+    return _one(
+        [item("eligible_assignment", a, _assignment_label(a)) for a in assignments],
+        "These eligibilities for critical roles never end, so no one has to renew them.",
+    )
+
+
+def too_many_global_admins(*, now: datetime) -> list[Finding]:
+    """Entra: at least N Global Administrators *and* at least P % of all privileged role
+    assignments (eligible and direct active; activations are counted as their eligibility)."""
+    counted = Q(role__privileged=True) & _still_open(now)
+    eligible = EligibleAssignment.objects.filter(counted)
+    active = ActiveAssignment.objects.filter(counted, origin=ActiveAssignment.Origin.DIRECT)
+    ga = Q(role__kind=Role.Kind.ENTRA, role__template_id=GLOBAL_ADMINISTRATOR)
+    totals = [qs.aggregate(total=Count("pk"), ga=Count("pk", filter=ga)) for qs in (eligible, active)]
+    total = sum(t["total"] for t in totals)
+    ga_count = sum(t["ga"] for t in totals)
+    if ga_count < settings.PIM_ALERT_GLOBAL_ADMIN_COUNT or not total:
+        return []
+    if ga_count * 100 < settings.PIM_ALERT_GLOBAL_ADMIN_PERCENT * total:
+        return []
+    related = ("role", "user", "group")
+    holders = [
+        *(
+            item("eligible_assignment", a, _assignment_label(a))
+            for a in eligible.filter(ga).select_related(*related)
+        ),
+        *(
+            item("active_assignment", a, _assignment_label(a))
+            for a in active.filter(ga).select_related(*related)
+        ),
+    ]
+    return _one(
+        holders,
+        f"{ga_count} Global Administrator assignments, {ga_count * 100 // total} % of the "
+        f"{total} privileged role assignments (thresholds: {settings.PIM_ALERT_GLOBAL_ADMIN_COUNT} "
+        f"and {settings.PIM_ALERT_GLOBAL_ADMIN_PERCENT} %).",
+    )
+
+
+def unused_eligibilities(*, now: datetime) -> list[Finding]:
+    """Eligible for a privileged role for at least N days and no activation of it in N days."""
+    days = settings.PIM_ALERT_UNUSED_DAYS
+    cutoff = now - timedelta(days=days)
+    recent = ActiveAssignment.objects.filter(
+        user=OuterRef("user"),
+        role=OuterRef("role"),
+        origin=ActiveAssignment.Origin.ACTIVATION,
+        starts_at__gte=cutoff,
+    )
+    assignments = (
+        EligibleAssignment.objects.filter(
+            _still_open(now), user__isnull=False, role__privileged=True, starts_at__lte=cutoff
+        )
+        .filter(~Exists(recent))
+        .select_related("role", "user")
+        .order_by("role__name", "user__username")
+    )
+    return _one(
+        [item("eligible_assignment", a, _assignment_label(a)) for a in assignments],
+        f"These people have not activated their privileged role in the last {days} days: "
+        "an eligibility nobody uses only widens the attack surface.",
+    )
+
+
+def frequent_activations(*, now: datetime) -> list[Finding]:
+    """The same person activated the same privileged role at least N times within the renewal
+    window (in the last PIM_ALERT_FREQUENT_LOOKBACK_DAYS): the maximum duration may be too
+    short, or someone is keeping a role on by renewing it."""
+    window = timedelta(hours=settings.PIM_ALERT_RENEWAL_WINDOW_HOURS)
+    count = settings.PIM_ALERT_RENEWAL_COUNT
+    starts = defaultdict(list)
+    rows = (
+        ActiveAssignment.objects.filter(
+            origin=ActiveAssignment.Origin.ACTIVATION,
+            role__privileged=True,
+            user__isnull=False,
+            starts_at__gte=now - timedelta(days=settings.PIM_ALERT_FREQUENT_LOOKBACK_DAYS),
+            starts_at__lte=now,
+        )
+        .order_by("user_id", "role_id", "starts_at")
+        .values_list("user_id", "role_id", "starts_at")
+    )
+    for user_id, role_id, started in rows:
+        starts[(user_id, role_id)].append(started)
+    flagged = {pair: most for pair, times in starts.items() if (most := _most_within(times, window)) >= count}
+    if not flagged:
+        return []
+    users = User.objects.in_bulk({user_id for user_id, _ in flagged})
+    roles = Role.objects.in_bulk({role_id for _, role_id in flagged})
+    items = [
+        {
+            "type": "user_role",
+            "id": f"{user_id}:{role_id}",
+            "label": (
+                f"{roles[role_id].name} — {users[user_id].label}: {most} activations within {_hours(window)}"
+            ),
+        }
+        for (user_id, role_id), most in sorted(
+            flagged.items(), key=lambda kv: (roles[kv[0][1]].name, kv[0][0])
+        )
+    ]
+    return _one(items, f"Roles activated {count} or more times by the same person within {_hours(window)}.")
+
+
+def _most_within(times: list[datetime], window: timedelta) -> int:
+    """The most starts (sorted) that fall within one window (a sliding window)."""
+    best, first = 0, 0
+    for last, moment in enumerate(times):
+        while moment - times[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def assigned_outside_portal(*, now: datetime) -> list[Finding]:
+    from entra.selectors import open_drift_findings
+
+    items = []
+    for finding in open_drift_findings():
+        role = finding.role.name if finding.role else finding.role_template_id
+        principal = (
+            finding.user.label
+            if finding.user
+            else finding.group.label
+            if finding.group
+            else finding.principal_id
+        )
+        items.append(
+            {
+                "type": "drift_finding",
+                "id": str(finding.pk),
+                "label": (
+                    f"{role} — {principal} at {finding.directory_scope} "
+                    f"(seen {finding.first_seen_at:%Y-%m-%d})"
+                ),
+            }
+        )
+    return _one(items, "The Entra sync found privileged role assignments that the portal did not make.")
+
+
+def roles_not_reviewed(*, now: datetime) -> list[Finding]:
+    """Privileged roles with an assignment older than N days and no access review of the role
+    that started in the last N days."""
+    from reviews.models import ReviewInstance
+
+    days = settings.PIM_ALERT_REVIEW_DAYS
+    cutoff = now - timedelta(days=days)
+    old = _still_open(now) & Q(starts_at__lte=cutoff)
+    reviewed = ReviewInstance.objects.filter(
+        definition__roles=OuterRef("pk"), starts_at__gte=cutoff, starts_at__lte=now
+    )
+    roles = (
+        Role.objects.filter(privileged=True)
+        .filter(
+            Q(pk__in=EligibleAssignment.objects.filter(old).values("role_id"))
+            | Q(
+                pk__in=ActiveAssignment.objects.filter(old, origin=ActiveAssignment.Origin.DIRECT).values(
+                    "role_id"
+                )
+            )
+        )
+        .filter(~Exists(reviewed))
+        .order_by("name")
+    )
+    return _one(
+        [_role_item(role) for role in roles],
+        f"No access review of these privileged roles started in the last {days} days.",
+    )
+
+
+def stale_accounts(*, now: datetime) -> list[Finding]:
+    """People in a privileged role (eligible or direct active, themselves or through a group)
+    who have not signed in for N days (or never), not counting accounts younger than that."""
+    days = settings.PIM_ALERT_STALE_SIGN_IN_DAYS
+    cutoff = now - timedelta(days=days)
+    held = Q(role__privileged=True) & _still_open(now)
+    eligible = EligibleAssignment.objects.filter(held)
+    active = ActiveAssignment.objects.filter(held, origin=ActiveAssignment.Origin.DIRECT)
+    in_held_group = Q(directorygroup_id__in=eligible.values("group_id")) | Q(
+        directorygroup_id__in=active.values("group_id")
+    )
+    users = (
+        User.objects.filter(is_active=True, date_joined__lte=cutoff)
+        .filter(Q(last_sign_in_at__isnull=True) | Q(last_sign_in_at__lt=cutoff))
+        .filter(
+            Q(pk__in=eligible.values("user_id"))
+            | Q(pk__in=active.values("user_id"))
+            | Q(pk__in=DirectoryGroup.members.through.objects.filter(in_held_group).values("user_id"))
+        )
+        .order_by("username")
+    )
+    items = [
+        item(
+            "user",
+            user,
+            f"{user.label} — last sign-in "
+            + (f"{user.last_sign_in_at:%Y-%m-%d}" if user.last_sign_in_at else "never"),
+        )
+        for user in users
+    ]
+    return _one(items, f"These accounts hold privileged roles but have not signed in for {days} days.")
+
+
+def break_glass_sign_ins(*, now: datetime) -> list[Finding]:
+    """Every sign-in of a break-glass (superuser) account is an alert of its own (SPEC 2.8)."""
+    since = now - timedelta(days=settings.PIM_ALERT_BREAK_GLASS_DAYS)
+    events = AuditEvent.objects.filter(
+        action=BREAK_GLASS_ACTION, occurred_at__gte=since, occurred_at__lte=now
+    )
+    return [
+        Finding(
+            key=str(event.seq),
+            items=[
+                {
+                    "type": "audit_event",
+                    "id": str(event.seq),
+                    "label": f"{event.actor_label} signed in at {event.occurred_at:%Y-%m-%d %H:%M} UTC"
+                    + (f" from {event.ip}" if event.ip else ""),
+                }
+            ],
+            reason=(
+                "The break-glass account signed in: confirm it was an emergency, then rotate its password."
+            ),
+        )
+        for event in events.only("seq", "actor_label", "occurred_at", "ip").order_by("seq")
+    ]
+
+
+# --- The catalog --------------------------------------------------------------------------
+
+H, M, L = Alert.Severity.HIGH, Alert.Severity.MEDIUM, Alert.Severity.LOW
+
+KINDS: dict[str, AlertKind] = {
+    "roles_without_mfa": AlertKind(
+        "Roles don't require multifactor authentication for activation",
+        M,
+        "Privileged roles whose activation does not ask for an MFA code.",
+        "Require MFA on activation for each role.",
+        roles_without_mfa,
+        fix="Require MFA",
+    ),
+    "critical_roles_without_approval": AlertKind(
+        "Critical roles don't require approval to activate",
+        M,
+        "Critical roles that anyone eligible activates on their own.",
+        "Require approval (name approvers first if nobody could approve).",
+        critical_roles_without_approval,
+        fix="Require approval",
+    ),
+    "long_activation_duration": AlertKind(
+        "Long activation durations on privileged roles",
+        L,
+        "Privileged roles whose activations may last longer than PIM_ALERT_MAX_ACTIVATION_HOURS.",
+        "Shorten the maximum activation duration to the threshold.",
+        long_activation_duration,
+        fix="Shorten the duration",
+    ),
+    "permanent_active_assignments": AlertKind(
+        "Permanent active assignments of privileged roles",
+        H,
+        "Standing administrator access: privileged roles held without activation or end.",
+        "Convert each to an eligible assignment, activated when needed.",
+        permanent_active_assignments,
+        fix="Convert to eligible",
+    ),
+    "permanent_eligible_critical": AlertKind(
+        "Permanent eligible assignments of critical roles",
+        M,
+        "Eligibilities for critical roles that never expire and so are never re-approved.",
+        "Give each an end date on the role's page, or cover the role with an access review.",
+        permanent_eligible_critical,
+    ),
+    "too_many_global_admins": AlertKind(
+        "There are too many Global Administrators",
+        L,
+        "At least PIM_ALERT_GLOBAL_ADMIN_COUNT Global Administrator assignments, and at least "
+        "PIM_ALERT_GLOBAL_ADMIN_PERCENT % of all privileged role assignments.",
+        "Move people to less privileged roles that cover what they do.",
+        too_many_global_admins,
+    ),
+    "unused_eligibilities": AlertKind(
+        "Administrators aren't using their privileged roles",
+        L,
+        "Eligible for a privileged role but no activation in PIM_ALERT_UNUSED_DAYS days.",
+        "Remove eligibilities that are not needed.",
+        unused_eligibilities,
+        fix="Remove the eligibility",
+    ),
+    "frequent_activations": AlertKind(
+        "Roles are being activated too frequently",
+        M,
+        "The same person activated the same privileged role PIM_ALERT_RENEWAL_COUNT times within "
+        "PIM_ALERT_RENEWAL_WINDOW_HOURS hours.",
+        "Check the maximum activation duration fits the work, and ask why the role is renewed.",
+        frequent_activations,
+    ),
+    "assigned_outside_portal": AlertKind(
+        "Roles are being assigned outside of the portal",
+        H,
+        "Privileged role assignments made in Entra directly, seen by the Entra sync.",
+        "Remove them in Entra (or set ENTRA_REMOVE_DRIFT) and assign through the portal.",
+        assigned_outside_portal,
+    ),
+    "roles_not_reviewed": AlertKind(
+        "Privileged roles not covered by a recent access review",
+        L,
+        "Privileged roles with assignments and no access review started in PIM_ALERT_REVIEW_DAYS days.",
+        "Create an access review of the role.",
+        roles_not_reviewed,
+    ),
+    "stale_accounts": AlertKind(
+        "Potential stale accounts in a privileged role",
+        M,
+        "Accounts in a privileged role that have not signed in for PIM_ALERT_STALE_SIGN_IN_DAYS days.",
+        "Remove their privileged roles, or deactivate the accounts.",
+        stale_accounts,
+    ),
+    "break_glass_sign_in": AlertKind(
+        "The break-glass account was used",
+        H,
+        "Every sign-in of a superuser (break-glass) account in the last PIM_ALERT_BREAK_GLASS_DAYS days.",
+        "Confirm it was an emergency, rotate the password and record why.",
+        break_glass_sign_ins,
+    ),
+}
