@@ -73,11 +73,22 @@ def error_body(exc, data) -> dict:
     code = _code(exc)
     if isinstance(exc, exceptions.ValidationError):
         fields = dict(data) if isinstance(data, dict) else {"non_field_errors": data}
-        general = [str(message) for message in fields.pop("non_field_errors", [])]
+        fields = {name: _messages(value) for name, value in fields.items()}
+        general = fields.pop("non_field_errors", [])
         message = " ".join(general) or "Some fields are not valid: see fields."
         return {"code": code, "message": message, "fields": fields}
     detail = data.get("detail", "") if isinstance(data, dict) else data
     return {"code": code, "message": str(detail), "fields": {}}
+
+
+def _messages(value) -> list[str]:
+    """A field's messages as a flat list of text, as the schema says: the errors of a list's
+    items (``{"0": [...]}``) or of a nested object are prefixed with where they are."""
+    if isinstance(value, dict):
+        return [f"{key}: {message}" for key, nested in value.items() for message in _messages(nested)]
+    if isinstance(value, list | tuple):
+        return [message for nested in value for message in _messages(nested)]
+    return [str(value)]
 
 
 def _code(exc) -> str:

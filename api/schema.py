@@ -1,8 +1,12 @@
-"""OpenAPI details drf-spectacular cannot infer: the error shape on every operation."""
+"""OpenAPI details drf-spectacular cannot infer: the error shape on every operation, and that
+the input serializers refuse fields they do not know."""
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+
+from .serializers import StrictInputSerializer
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -40,3 +44,9 @@ class PortalAutoSchema(AutoSchema):
             error = OpenApiResponse(response=ErrorSerializer, description=description)
             responses[status] = self._get_response_for_code(error, status, direction=direction)
         return responses
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and isinstance(force_instance(serializer), StrictInputSerializer):
+            schema["additionalProperties"] = False  # an unknown field is a 400 (echoes aside)
+        return schema

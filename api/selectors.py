@@ -13,6 +13,7 @@ from accounts.models import DirectoryGroup, User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
 from activations.selectors import request_visible_to
+from audit.forms import EventFilter
 from audit.models import AuditEvent
 from roles.models import ActiveAssignment, Role
 from roles.scopes import ROOT, scope_ancestors
@@ -113,6 +114,38 @@ def audit_events_filtered(
     if request_id:
         events = events.filter(request_id=request_id)
     return events
+
+
+NO_SUCH_ACTOR = 0  # no user has this id: an unknown actor matches no event, as in the list
+
+
+def audit_export_criteria(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    action: str = "",
+    actor: str = "",
+    role: uuid.UUID | None = None,
+    target: str = "",
+    request_id: str = "",
+    params: dict | None = None,
+) -> EventFilter:
+    """The filters of audit_events_filtered as the audit app's EventFilter, for its streamed
+    export (audit.event_exports); ``params`` is what the caller sent, for the export's event."""
+    actor_id = None
+    if actor:
+        actor_id = User.objects.filter(username=actor).values_list("pk", flat=True).first() or NO_SUCH_ACTOR
+    return EventFilter(
+        since=since,
+        until=until,
+        actor_id=actor_id,
+        target_id=target,
+        role_id=role,
+        action=action.removesuffix("*"),
+        action_prefix=action.endswith("*"),
+        request_id=request_id,
+        params=params or {},
+    )
 
 
 # --- The authorization check -----------------------------------------------------------------

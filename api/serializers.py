@@ -12,6 +12,9 @@ from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
 from activations.services import MAX_SCHEDULE_AHEAD
 from audit.models import AuditEvent
+from reviews.forms import MAX_BULK_ITEMS
+from reviews.models import ReviewItem
+from reviews.selectors import DECISION_FILTERS
 from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
 from roles.scopes import MAX_SCOPE_LENGTH
 
@@ -290,6 +293,77 @@ class StepUpInputSerializer(StrictInputSerializer):
     """Actions with nothing to say (cancel, deactivate): an empty object."""
 
 
+# --- Access reviews --------------------------------------------------------------------------
+
+
+class ReviewItemSerializer(serializers.ModelSerializer):
+    instance = serializers.UUIDField(source="instance_id", read_only=True, help_text="The review run.")
+    review = serializers.CharField(source="instance.definition.name", read_only=True)
+    review_ends_at = serializers.DateTimeField(
+        source="instance.ends_at", read_only=True, help_text="Decisions can be changed until then."
+    )
+    principal = serializers.CharField(source="principal_label", read_only=True)
+    role = RoleSummarySerializer(read_only=True)
+    # Text, not a second enum of the decision's choices (drf-spectacular would name it twice).
+    recommendation = serializers.CharField(read_only=True, help_text="approve or deny; empty: none.")
+    decision = serializers.ChoiceField(
+        choices=ReviewItem.Decision.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="approve or deny; empty: not decided yet.",
+    )
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ReviewItem
+        fields = [
+            "id",
+            "instance",
+            "review",
+            "review_ends_at",
+            "principal",
+            "assignment_type",
+            "role",
+            "scope",
+            "last_activation_at",
+            "last_sign_in_at",
+            "recommendation",
+            "recommendation_reason",
+            "decision",
+            "justification",
+            "decided_by",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class ReviewItemFilterSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=list(DECISION_FILTERS), required=False)
+    review = serializers.UUIDField(required=False, help_text="Only the items of this review run.")
+
+
+class ReviewDecisionInputSerializer(StrictInputSerializer):
+    echo = tuple(ReviewItemSerializer.Meta.fields)  # read-only: ignored if sent
+
+    decision = serializers.ChoiceField(choices=ReviewItem.Decision.choices)
+    justification = TextField(help_text="Required when the review asks for one.")
+
+
+class ReviewBulkDecisionInputSerializer(StrictInputSerializer):
+    items = serializers.ListField(
+        child=serializers.UUIDField(),
+        min_length=1,
+        max_length=MAX_BULK_ITEMS,
+        help_text="Ids of review items assigned to you: all are decided, or none.",
+    )
+    decision = serializers.ChoiceField(choices=ReviewItem.Decision.choices)
+    justification = TextField(help_text="Required when the review asks for one.")
+
+
+class ReviewBulkDecisionSerializer(serializers.Serializer):
+    items = ReviewItemSerializer(many=True, read_only=True)
+
+
 # --- Audit -----------------------------------------------------------------------------------
 
 
@@ -330,6 +404,14 @@ class AuditFilterSerializer(serializers.Serializer):
     target = serializers.CharField(required=False, max_length=64, help_text="The target's id.")
     request_id = serializers.CharField(
         required=False, max_length=64, help_text="The HTTP request id (X-Request-ID) that made the events."
+    )
+
+
+class AuditExportQuerySerializer(AuditFilterSerializer):
+    format = serializers.ChoiceField(
+        choices=["csv", "jsonl"],
+        help_text="csv: one row per event; jsonl: every hashed field with seq, prev_hash and hash, "
+        "then the signed checkpoints in the range (for the offline verifier).",
     )
 
 

@@ -10,10 +10,12 @@ router.register("me/eligibilities", views.EligibilityViewSet, basename="eligibil
 router.register("me/active-assignments", views.ActiveAssignmentViewSet, basename="active-assignment")
 router.register("activation-requests", views.ActivationRequestViewSet, basename="activation-request")
 router.register("approvals", views.ApprovalViewSet, basename="approval")
+router.register("reviews/items", views.ReviewItemViewSet, basename="review-item")
 
 v1 = [
     *router.urls,
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
+    path("audit-events/export/", views.AuditEventExport.as_view(), name="audit-event-export"),
     path("check/", views.CheckView.as_view(), name="check"),
     re_path(r"^.*$", errors.not_found),
 ]

@@ -3,13 +3,17 @@ is fetched through a selector that answers 404 for what the caller may not see."
 
 from datetime import datetime
 
-from django.http import Http404
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from django.utils.cache import add_never_cache_headers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +24,11 @@ from activations import selectors as activation_selectors
 from activations import services as activation_services
 from activations.models import ActivationRequest, Approval
 from activations.services import ActivationError
+from audit import event_exports
+from audit.selectors import audit_reader_check
+from reviews import selectors as review_selectors
+from reviews import services as review_services
+from reviews.services import ReviewError
 from roles import selectors as role_selectors
 
 from . import selectors
@@ -31,12 +40,18 @@ from .serializers import (
     ActivationRequestSerializer,
     ActiveAssignmentSerializer,
     AuditEventSerializer,
+    AuditExportQuerySerializer,
     AuditFilterSerializer,
     ChangeRequestInputSerializer,
     CheckQuerySerializer,
     CheckSerializer,
     DecisionInputSerializer,
     EligibilitySerializer,
+    ReviewBulkDecisionInputSerializer,
+    ReviewBulkDecisionSerializer,
+    ReviewDecisionInputSerializer,
+    ReviewItemFilterSerializer,
+    ReviewItemSerializer,
     RoleSerializer,
 )
 from .throttling import FailOpenScopedRateThrottle, TotpAttemptThrottle
@@ -75,6 +90,10 @@ class NewestFirstPagination(_Cursor):
     ordering = ("-created_at", "-id")
 
 
+class PrincipalPagination(_Cursor):
+    ordering = ("principal_label", "id")
+
+
 class SeqPagination(_Cursor):
     """Keyset paging on the audit log's gapless sequence number: never an OFFSET."""
 
@@ -97,7 +116,7 @@ def mfa_verified_at(request, code: str) -> datetime | None:
     return None
 
 
-def conflict_unless_fields(error: ActivationError):
+def conflict_unless_fields(error: ActivationError | ReviewError):
     """A refusal about fields is a 400; a refusal about the object's state (already decided,
     already ended, timed out) is a 409."""
     if hasattr(error, "error_dict"):
@@ -309,6 +328,64 @@ def _decided_message(target: ActivationRequest) -> str:
     return f"This request was already {target.get_status_display().lower()}{who}{when}."
 
 
+# --- Access reviews --------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Review items assigned to me, in review runs still open",
+        parameters=[ReviewItemFilterSerializer],
+    )
+)
+class ReviewItemViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ReviewItemSerializer
+    pagination_class = PrincipalPagination
+    lookup_value_regex = UUID_PATTERN
+
+    def get_queryset(self):
+        filters = _valid(ReviewItemFilterSerializer, self.request.query_params.dict())
+        return review_selectors.review_items_for_reviewer(
+            user=self.request.user, decision=filters.get("decision", ""), instance_id=filters.get("review")
+        )
+
+    @extend_schema(
+        summary="Approve or deny an item (or change my decision until the review ends)",
+        request=ReviewDecisionInputSerializer,
+        responses=ReviewItemSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def decision(self, request, pk=None):
+        item = review_selectors.review_item_get_for_reviewer(user=request.user, pk=pk)
+        data = _valid(ReviewDecisionInputSerializer, request.data)
+        decided = _review_decide(review_services.review_item_decide, reviewer=request.user, item=item, **data)
+        return Response(ReviewItemSerializer(decided).data)
+
+    @extend_schema(
+        summary="Approve or deny several items with one justification: all of them, or none",
+        request=ReviewBulkDecisionInputSerializer,
+        responses=ReviewBulkDecisionSerializer,
+    )
+    @action(detail=False, methods=["post"])
+    def decisions(self, request):
+        data = _valid(ReviewBulkDecisionInputSerializer, request.data)
+        items = review_selectors.review_items_get_for_reviewer(user=request.user, pks=data.pop("items"))
+        decided = _review_decide(
+            review_services.review_items_decide, reviewer=request.user, items=items, **data
+        )
+        return Response(ReviewBulkDecisionSerializer({"items": decided}).data)
+
+
+def _review_decide(service, **arguments):
+    """The service's refusals as the API answers them: not (any more) a reviewer of an item
+    is a 404, a missing justification a 400, a review that has ended a 409."""
+    try:
+        return service(**arguments)
+    except DjangoPermissionDenied:
+        raise Http404("No such review item.") from None
+    except ReviewError as error:
+        raise conflict_unless_fields(error) from None
+
+
 # --- Audit -----------------------------------------------------------------------------------
 
 
@@ -321,6 +398,57 @@ class AuditEventList(ListAPIView):
     def get_queryset(self):
         filters = _valid(AuditFilterSerializer, self.request.query_params.dict())
         return selectors.audit_events_filtered(**filters)
+
+
+class JsonWhateverTheFormat(BaseContentNegotiation):
+    """The export's ?format= names the file's format, not a renderer (DRF's reading of it):
+    the export is a plain streamed response, and its errors are JSON whatever is asked."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class AuditEventExport(APIView):
+    """The audit log as a file, streamed: auditors only (404 for everyone else)."""
+
+    http_method_names = ["get", "options"]  # not HEAD: every export writes its audit event
+    content_negotiation_class = JsonWhateverTheFormat
+
+    @extend_schema(
+        summary="Export audit events as CSV or JSON Lines, streamed (the export is audited)",
+        description=(
+            "The same filters as audit-events/. The export is pinned to the log as it stands when "
+            "it starts, and an `audit.exported` event recording the filter and row count is "
+            "written before the first byte. The `X-Audit-Export-Rows` header gives the row "
+            "count. Needs the PIM Auditor role (anyone else gets a 404)."
+        ),
+        parameters=[AuditExportQuerySerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="A CSV file, header first."),
+            (200, "application/jsonl"): OpenApiResponse(
+                OpenApiTypes.STR, description="One JSON object per line: events, then checkpoints."
+            ),
+        },
+    )
+    def get(self, request):
+        audit_reader_check(user=request.user)
+        query = _valid(AuditExportQuerySerializer, request.query_params.dict())
+        export_format = query.pop("format")
+        params = {name: request.query_params[name] for name in query}
+        criteria = selectors.audit_export_criteria(**query, params=params)
+        started = event_exports.audit_export_start(
+            actor=request.user, criteria=criteria, format=export_format
+        )
+        content_type, extension = event_exports.FORMATS[export_format]
+        response = StreamingHttpResponse(event_exports.export_chunks(started), content_type=content_type)
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
+        response["X-Audit-Export-Rows"] = str(started.rows)
+        add_never_cache_headers(response)
+        return response
 
 
 # --- The authorization check -----------------------------------------------------------------
