@@ -131,6 +131,9 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     _require_perm(actor, "accounts.change_user")
     reason = _clean_reason(reason)
     with transaction.atomic():
+        # Lock the person's groups first (the order group_member_remove uses too): two members
+        # of one group leaving at once must not both pass the anti-lockout check.
+        list(DirectoryGroup.objects.select_for_update().filter(members=user).order_by("pk").values_list("pk"))
         locked = User.objects.select_for_update().get(pk=user.pk)
         if not locked.is_active:
             raise AccountError(f"{locked} is already deactivated.")
