@@ -181,5 +181,5 @@ def alert_fix(*, actor: User, alert: Alert, item_id: str, now: datetime | None =
     if not any(entry["id"] == item_id for entry in alert.items):
         raise ValidationError("That item is not part of this alert (any more).")
     done = fix(actor=actor, item_id=item_id, now=now)
-    alerts_evaluate(kinds=[alert.kind], now=now)
+    alerts_evaluate(kinds=[alert.kind], now=now, actor=actor)
     return done

@@ -243,3 +243,17 @@ def test_alerts_without_a_fix_show_no_fix_button(verified_client, admin):
     alert = raised("permanent_eligible_critical")
     page = verified_client(admin).get(f"/audit/alerts/{alert.pk}/")
     assert page.status_code == 200 and 'class="fix"' not in page.text and "dismiss-form" in page.text
+
+
+def test_a_fix_needs_a_fresh_step_up(verified_client, admin, settings):
+    import time_machine
+
+    role = RoleFactory(role_settings__require_mfa=False)
+    alert = raised("roles_without_mfa")
+    client = verified_client(admin)
+    later = timezone.now() + settings.PIM_STEP_UP_WINDOW + timedelta(minutes=1)
+    with time_machine.travel(later, tick=False):
+        response = client.post(f"/audit/alerts/{alert.pk}/fix/", {"item": str(role.pk)})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/verify/")
+    role.settings.refresh_from_db()
+    assert role.settings.require_mfa is False
