@@ -24,3 +24,10 @@ class CanReadAudit(_HasPortalPermission):
 
     perm = "audit.view_auditevent"
     message = "Reading the audit log needs the PIM Auditor role, active."
+
+
+class CanViewAlerts(_HasPortalPermission):
+    """Security alerts: PIM Administrators and PIM Auditors, while their role is active."""
+
+    perm = "audit.view_alert"
+    message = "Reading alerts needs the PIM Administrator or PIM Auditor role, active."

@@ -13,8 +13,9 @@ from accounts.models import DirectoryGroup, User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
 from activations.selectors import request_visible_to
+from audit.alerts import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from audit.forms import EventFilter
-from audit.models import AuditEvent
+from audit.models import Alert, AuditEvent
 from roles.models import ActiveAssignment, Role
 from roles.scopes import ROOT, scope_ancestors
 
@@ -79,6 +80,30 @@ def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> Que
         .prefetch_related("approvers__user", "approvals__approver")
         .select_related("decided_by")
     )
+
+
+# --- Alerts ----------------------------------------------------------------------------------
+
+
+def alerts_filtered(*, status: str = Alert.Status.OPEN, severity: str = "") -> QuerySet[Alert]:
+    """Alerts in one status (open unless told), optionally of one severity (callers check
+    audit.view_alert)."""
+    alerts = Alert.objects.select_related("dismissed_by").filter(status=status)
+    return alerts.filter(severity=severity) if severity else alerts
+
+
+def alert_get_for_viewer(*, user: User, pk) -> Alert:
+    """An alert, for those who may read alerts (PIM Administrators and Auditors); anyone else
+    gets the same 404 as for an alert that does not exist."""
+    if not user.has_perm(ALERT_VIEW_PERMISSION):
+        raise Http404("No such alert.")
+    try:
+        alert = Alert.objects.select_related("dismissed_by").filter(pk=int(pk)).first()
+    except (TypeError, ValueError, OverflowError):
+        alert = None
+    if alert is None:
+        raise Http404("No such alert.")
+    return alert
 
 
 # --- Audit -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
 from activations.services import MAX_SCHEDULE_AHEAD
-from audit.models import AuditEvent
+from audit.models import Alert, AuditEvent
 from reviews.forms import MAX_BULK_ITEMS
 from reviews.models import ReviewItem
 from reviews.selectors import DECISION_FILTERS
@@ -413,6 +413,56 @@ class AuditExportQuerySerializer(AuditFilterSerializer):
         help_text="csv: one row per event; jsonl: every hashed field with seq, prev_hash and hash, "
         "then the signed checkpoints in the range (for the offline verifier).",
     )
+
+
+# --- Alerts ----------------------------------------------------------------------------------
+
+
+class AlertItemSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="What the item is: role, eligible_assignment, audit_event, …")
+    id = serializers.CharField(help_text="The item's id within its type.")
+    label = serializers.CharField()
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    title = serializers.CharField(read_only=True, help_text="The alert kind's title.")
+    items = AlertItemSerializer(many=True, read_only=True, help_text="What the alert is about.")
+    reason = serializers.CharField(read_only=True, help_text="Why the alert is raised.")
+    dismissed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who dismissed it (username)."
+    )
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "kind",
+            "key",
+            "title",
+            "severity",
+            "status",
+            "items",
+            "reason",
+            "first_raised_at",
+            "last_evaluated_at",
+            "dismissed_by",
+            "dismissed_at",
+            "dismiss_reason",
+            "resolved_at",
+        ]
+        read_only_fields = fields
+
+
+class AlertFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=Alert.Status.choices, required=False, default=Alert.Status.OPEN, help_text="open unless told."
+    )
+    severity = serializers.ChoiceField(choices=Alert.Severity.choices, required=False)
+
+
+class AlertDismissInputSerializer(StrictInputSerializer):
+    reason = TextField(help_text="Why the alert is dismissed (required).")
+    otp_code = OtpCodeField()
 
 
 # --- The authorization check -----------------------------------------------------------------

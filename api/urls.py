@@ -11,6 +11,7 @@ router.register("me/active-assignments", views.ActiveAssignmentViewSet, basename
 router.register("activation-requests", views.ActivationRequestViewSet, basename="activation-request")
 router.register("approvals", views.ApprovalViewSet, basename="approval")
 router.register("reviews/items", views.ReviewItemViewSet, basename="review-item")
+router.register("alerts", views.AlertViewSet, basename="alert")
 
 v1 = [
     *router.urls,

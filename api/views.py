@@ -3,7 +3,9 @@ is fetched through a selector that answers 404 for what the caller may not see."
 
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -24,21 +26,27 @@ from activations import selectors as activation_selectors
 from activations import services as activation_services
 from activations.models import ActivationRequest, Approval
 from activations.services import ActivationError
+from audit import alerts as alert_services
 from audit import event_exports
+from audit.models import Alert
 from audit.selectors import audit_reader_check
 from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.services import ReviewError
 from roles import selectors as role_selectors
+from roles.text import clean_text
 
 from . import selectors
 from .authentication import VerifiedSessionAuthentication
 from .errors import Conflict
-from .permissions import CanCheckRoles, CanReadAudit
+from .permissions import CanCheckRoles, CanReadAudit, CanViewAlerts
 from .serializers import (
     ActivationCreateSerializer,
     ActivationRequestSerializer,
     ActiveAssignmentSerializer,
+    AlertDismissInputSerializer,
+    AlertFilterSerializer,
+    AlertSerializer,
     AuditEventSerializer,
     AuditExportQuerySerializer,
     AuditFilterSerializer,
@@ -56,6 +64,7 @@ from .serializers import (
 )
 from .throttling import FailOpenScopedRateThrottle, TotpAttemptThrottle
 
+FRESH_CODE_MESSAGE = "Enter a fresh code from your authenticator app to continue."
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
@@ -94,6 +103,10 @@ class PrincipalPagination(_Cursor):
     ordering = ("principal_label", "id")
 
 
+class AlertPagination(_Cursor):
+    ordering = ("-first_raised_at", "-id")
+
+
 class SeqPagination(_Cursor):
     """Keyset paging on the audit log's gapless sequence number: never an OFFSET."""
 
@@ -116,7 +129,7 @@ def mfa_verified_at(request, code: str) -> datetime | None:
     return None
 
 
-def conflict_unless_fields(error: ActivationError | ReviewError):
+def conflict_unless_fields(error: DjangoValidationError):
     """A refusal about fields is a 400; a refusal about the object's state (already decided,
     already ended, timed out) is a 409."""
     if hasattr(error, "error_dict"):
@@ -449,6 +462,68 @@ class AuditEventExport(APIView):
         response["X-Audit-Export-Rows"] = str(started.rows)
         add_never_cache_headers(response)
         return response
+
+
+# --- Alerts ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Security alerts, newest first (open unless ?status= says otherwise)",
+        description="PIM Administrators and PIM Auditors, while their role is active (anyone else: 403).",
+        parameters=[AlertFilterSerializer],
+    ),
+    retrieve=extend_schema(
+        summary="One alert and the items it affects",
+        description="PIM Administrators and PIM Auditors (anyone else: 404).",
+    ),
+)
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AlertSerializer
+    pagination_class = AlertPagination
+    lookup_value_regex = r"[0-9]{1,18}"
+
+    def get_permissions(self):
+        # The list refuses with a 403, as audit-events/ does; one alert is a 404 (get_object).
+        return [CanViewAlerts()] if self.action == "list" else super().get_permissions()
+
+    def get_queryset(self):
+        filters = _valid(AlertFilterSerializer, self.request.query_params.dict())
+        return selectors.alerts_filtered(status=filters["status"], severity=filters.get("severity", ""))
+
+    def get_object(self):
+        return selectors.alert_get_for_viewer(user=self.request.user, pk=self.kwargs["pk"])
+
+    @extend_schema(
+        summary="Dismiss an open alert, with a reason and a fresh code (audited alert.dismissed)",
+        description=(
+            "PIM Administrators only (an auditor gets a 403, anyone else a 404). A dismissed alert "
+            "opens again when new items are affected; dismissing one already dismissed or resolved "
+            "is a 409."
+        ),
+        request=AlertDismissInputSerializer,
+        responses=AlertSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        alert = self.get_object()
+        if not request.user.has_perm(alert_services.MANAGE_PERMISSION):
+            raise PermissionDenied("Dismissing alerts needs the PIM Administrator role, active.")
+        data = _valid(AlertDismissInputSerializer, request.data)
+        # Refuse early what the service would refuse, so no code is spent on a hopeless try
+        # (the service checks it all again, under the row lock).
+        clean_text(data.get("reason", ""), field="reason", required=True)
+        if not alert.can_become(Alert.Status.DISMISSED):
+            raise Conflict(f"This alert is {alert.status}; it cannot be dismissed.")
+        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        if verified_at is None or timezone.now() - verified_at > settings.PIM_STEP_UP_WINDOW:
+            raise ValidationError({"otp_code": [FRESH_CODE_MESSAGE]})
+        try:
+            alert_services.alert_dismiss(actor=request.user, alert=alert, reason=data.get("reason", ""))
+        except DjangoValidationError as error:
+            raise conflict_unless_fields(error) from None
+        fresh = selectors.alert_get_for_viewer(user=request.user, pk=alert.pk)
+        return Response(AlertSerializer(fresh).data)
 
 
 # --- The authorization check -----------------------------------------------------------------
