@@ -377,6 +377,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleKindEnum": "roles.models.Role.Kind",
         "RequestKindEnum": "activations.models.ActivationRequest.Kind",
+        # Two choice sets share the field name "status": the activation's keeps StatusEnum.
+        "StatusEnum": "activations.models.ActivationRequest.Status",
+        "AlertStatusEnum": "audit.models.Alert.Status",
     },
 }
 
