@@ -268,6 +268,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "activations.tasks.reminders_send_due",
         "schedule": crontab(minute="*/15"),
     },
+    "assignments-expire-due": {"task": "roles.tasks.assignment_expire_due", "schedule": 300.0},
     "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
     "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
     "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint_write", "schedule": crontab(minute="*/15")},

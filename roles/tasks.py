@@ -11,3 +11,10 @@ def directory_operation_run(operation_id: int) -> None:
 @shared_task(ignore_result=True)
 def directory_outbox_drain() -> None:
     directory_services.directory_outbox_drain()
+
+
+@shared_task(ignore_result=True)
+def assignment_expire_due() -> None:
+    from . import jobs
+
+    jobs.assignment_expire_due()

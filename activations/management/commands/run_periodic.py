@@ -13,6 +13,7 @@ from audit.checkpoints import audit_checkpoint_write
 from notifications.services import email_outbox_drain
 from reviews import services as reviews
 from roles.directory_services import directory_outbox_drain
+from roles.jobs import assignment_expire_due
 
 
 def review_instances_start_due() -> int:
@@ -23,6 +24,7 @@ def review_instances_start_due() -> int:
 # jobs queue are carried out by the drains of the same run.
 JOBS = (
     ("activations expired", jobs.activation_expire_due),
+    ("assignments expired", assignment_expire_due),
     ("requests timed out", jobs.activation_timeout_due),
     ("reminders sent", jobs.reminders_send_due),
     ("access reviews started", review_instances_start_due),
