@@ -19,10 +19,10 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def role_with(*, approvers=(), approver_groups=(), **settings):
+def role_with(*, approvers=(), approver_groups=(), name=None, **settings):
     """A custom role whose settings are the defaults changed by `settings`; naming approvers
     turns approval on."""
-    role = RoleFactory()
+    role = RoleFactory(**({"name": name} if name else {}))
     if approvers or approver_groups:
         settings.setdefault("require_approval", True)
     RoleSettings.objects.filter(role=role).update(**settings)

@@ -11,32 +11,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activations import services
-from activations.models import ActivationRequest, Approval
+from activations.models import Approval
 from audit.models import AuditEvent
-from roles.models import RoleSettings
-from tests.factories import PASSWORD, EligibleAssignmentFactory, RoleFactory, totp_code, totp_device
+from tests.factories import PASSWORD, totp_code, totp_device
+
+from .helpers import HOUR, eligible_for, reloaded, role_with  # noqa: F401 - re-exported to the view tests
 
 # Noon on a Monday; tests that need codes freeze the clock here (time_machine, tick=False).
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
 XSS = "<script>alert(1)</script>"
 ESCAPED_XSS = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-def role_with(*, approvers=(), name=None, **settings):
-    """A custom role whose settings are the defaults changed by `settings`; naming approvers
-    turns approval on."""
-    role = RoleFactory(**({"name": name} if name else {}))
-    if approvers:
-        settings.setdefault("require_approval", True)
-    RoleSettings.objects.filter(role=role).update(**settings)
-    role.settings.refresh_from_db()
-    role.settings.approvers.set(approvers)
-    return role
-
-
-def eligible_for(user, role, **fields):
-    return EligibleAssignmentFactory(user=user, role=role, **fields)
 
 
 def pending_request(requester, *approvers, justification="Incident 42", role=None, **settings):
@@ -60,10 +44,6 @@ def granted_request(requester, *, role=None, justification="Incident 42"):
         justification=justification,
         mfa_verified_at=timezone.now(),
     )
-
-
-def reloaded(request) -> ActivationRequest:
-    return ActivationRequest.objects.get(pk=request.pk)
 
 
 def decisions(request) -> list[Approval]:
