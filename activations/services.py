@@ -405,6 +405,24 @@ def activation_deny(
     return request
 
 
+def activation_decider_check(*, approver: User, request: ActivationRequest) -> None:
+    """Raise PermissionDenied if the person may never decide this request."""
+    if request.requester_id == approver.pk:
+        raise PermissionDenied("You cannot decide your own request.")
+    if not request.approvers.filter(user=approver).exists():
+        raise PermissionDenied("You are not an approver of this request.")
+
+
+def activation_decision_check(*, approver: User, request: ActivationRequest, now: datetime) -> None:
+    """Raise why the approver cannot decide the request now. The deciding services run it
+    under the row lock; interfaces may run it first so no code is spent on a hopeless try."""
+    activation_decider_check(approver=approver, request=request)
+    if request.status != Status.PENDING_APPROVAL:
+        raise ActivationError(_already_decided_message(request))
+    if now >= request.decide_by:
+        raise ActivationError("This request has timed out; the requester must ask again.")
+
+
 def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRequest:
     _require_fresh_mfa(mfa_verified_at, now)
     request = (
@@ -412,15 +430,9 @@ def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRe
         .select_related("role", "requester")
         .get(pk=pk)
     )
-    if request.requester_id == approver.pk:
-        raise PermissionDenied("You cannot decide your own request.")
-    if not request.approvers.filter(user=approver).exists():
-        raise PermissionDenied("You are not an approver of this request.")
+    activation_decider_check(approver=approver, request=request)
     _ensure_active_user(approver, "approve requests")
-    if request.status != Status.PENDING_APPROVAL:
-        raise ActivationError(_already_decided_message(request))
-    if now >= request.decide_by:
-        raise ActivationError("This request has timed out; the requester must ask again.")
+    activation_decision_check(approver=approver, request=request, now=now)
     # One decision per approver (a denial would have closed the request, so it was an approval).
     if request.approvals.filter(approver=approver).exists():
         raise ActivationError("You have already approved this request; another approver must decide.")

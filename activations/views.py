@@ -214,10 +214,10 @@ def decide(request, pk):
 
 def _decision_refusal(user, activation) -> str | None:
     """Refusals that need no code: who may never decide this request."""
-    if activation.requester_id == user.pk:
-        return "You cannot decide your own request."
-    if not activation.approvers.filter(user=user).exists():
-        return "You are not an approver of this request."
+    try:
+        services.activation_decider_check(approver=user, request=activation)
+    except PermissionDenied as error:
+        return str(error)
     return None
 
 

@@ -323,22 +323,14 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 def _ensure_can_decide(user, target: ActivationRequest, data: dict) -> None:
     """Refuse early what the service would refuse, so no code is spent on a hopeless try
     (the service checks all of it again under the row lock)."""
-    if target.requester_id == user.pk:
-        raise PermissionDenied("You cannot decide your own request.")
-    if not any(approver.user_id == user.pk for approver in target.approvers.all()):
-        raise PermissionDenied("You are not an approver of this request.")
-    if target.status != ActivationRequest.Status.PENDING_APPROVAL:
-        raise Conflict(_decided_message(target))
-    if timezone.now() >= target.decide_by:
-        raise Conflict("This request has timed out; the requester must ask again.")
+    try:
+        activation_services.activation_decision_check(approver=user, request=target, now=timezone.now())
+    except DjangoPermissionDenied as error:
+        raise PermissionDenied(str(error)) from None
+    except ActivationError as error:
+        raise Conflict(error.messages[0]) from None
     if data["decision"] == Approval.Decision.DENY and not data.get("reason", "").strip():
         raise ValidationError({"reason": ["A reason is required to deny a request."]})
-
-
-def _decided_message(target: ActivationRequest) -> str:
-    who = f" by {target.decided_by}" if target.decided_by_id else ""
-    when = f" at {target.decided_at:%Y-%m-%d %H:%M} UTC" if target.decided_at else ""
-    return f"This request was already {target.get_status_display().lower()}{who}{when}."
 
 
 # --- Access reviews --------------------------------------------------------------------------
