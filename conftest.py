@@ -1,7 +1,7 @@
 """Fixtures shared by all tests: personas, a TOTP-verified client, database helpers."""
 
 import importlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -18,6 +18,9 @@ CATALOG_DATA_MIGRATIONS = [
     ("api.migrations.0002_role_checker", "add_checker"),
     ("audit.migrations.0004_portal_role_grants", "grant"),
 ]
+
+# Where the `clock` fixture stops time unless the test module names its own CLOCK_START.
+CLOCK_START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 PIM_ADMIN = "pim.administrator"
 PIM_AUDITOR = "pim.auditor"
@@ -51,6 +54,16 @@ def role_catalog(request):
     if not Role.objects.filter(builtin=True).exists():
         for module, function in CATALOG_DATA_MIGRATIONS:
             getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.fixture
+def clock(request, time_machine):
+    """Time stopped at the test module's CLOCK_START (else the default above); the test moves
+    it on with clock.move_to(...) or clock.shift(...). A module that wants it for every test
+    says pytestmark = pytest.mark.usefixtures("clock"), so it is stopped before any persona is
+    made (their portal roles start "now")."""
+    time_machine.move_to(getattr(request.module, "CLOCK_START", CLOCK_START), tick=False)
+    return time_machine
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from pim_portal.admin_site import ServiceBackedAdmin
+from common.admin import ServiceBackedAdmin
 from roles.models import ActiveAssignment, EligibleAssignment
 
 from . import services

@@ -81,7 +81,7 @@ def user_update(*, actor: User | None, user: User, changes: dict) -> User:
 
 
 def _user_changes_clean(user: User, changes: dict) -> dict:
-    from roles.text import clean_text  # roles depends on accounts
+    from common.text import clean_text  # roles depends on accounts
 
     cleaned = dict(changes)
     if "display_name" in cleaned:
@@ -168,7 +168,7 @@ def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
 
 def group_create(*, actor: User | None, name: str, description: str = "") -> DirectoryGroup:
     """Add a (portal-local) group with no members."""
-    from roles.text import clean_text  # roles depends on accounts
+    from common.text import clean_text  # roles depends on accounts
 
     _require_perm(actor, "accounts.add_directorygroup", "You may not create groups.")
     name = clean_text(name, field="name", required=True, max_length=256)
@@ -192,7 +192,7 @@ def group_create(*, actor: User | None, name: str, description: str = "") -> Dir
 
 def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict) -> DirectoryGroup:
     """Rename a group or change its description."""
-    from roles.text import clean_text  # roles depends on accounts
+    from common.text import clean_text  # roles depends on accounts
 
     _require_perm(actor, "accounts.change_directorygroup", "You may not change groups.")
     if set(changes) - {"name", "description"}:

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.services import MAX_CODE_INPUT, MfaError, mfa_code_normalize
+from common.text import clean_text
 from roles.models import EligibleAssignment, RoleSettings
 from roles.scopes import MAX_SCOPE_LENGTH, scope_covers, scope_validate
-from roles.text import clean_text
 
 from .services import MAX_SCHEDULE_AHEAD
 

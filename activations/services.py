@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
+from common.text import clean_text
 from notifications.services import email_queue
 from roles.directory_services import directory_operation_enqueue
 from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, RoleSettings
@@ -23,7 +24,6 @@ from roles.services import (
     active_assignment_end,
     role_approver_candidates,
 )
-from roles.text import clean_text
 
 from .models import ActivationRequest, Approval, RequestApprover, TransitionNotAllowed
 

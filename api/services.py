@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
+from common.text import clean_text
 from roles.models import ActiveAssignment, Role
 from roles.selectors import portal_role
 from roles.services import active_assign
-from roles.text import clean_text
 
 from .models import ApiToken
 

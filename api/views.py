@@ -30,11 +30,11 @@ from audit import alerts as alert_services
 from audit import event_exports
 from audit.models import Alert
 from audit.selectors import audit_reader_check
+from common.text import clean_text
 from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.services import ReviewError
 from roles import selectors as role_selectors
-from roles.text import clean_text
 
 from . import selectors
 from .authentication import VerifiedSessionAuthentication

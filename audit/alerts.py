@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from common.text import clean_text
 from notifications.services import email_queue
-from roles.text import clean_text
 
 from .alerts_rules import KINDS
 from .models import Alert

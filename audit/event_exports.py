@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from accounts.models import User
+from common.exports import csv_chunks, xlsx_chunks
 
 from . import chain, signing
 from .checkpoints import iter_checkpoints
-from .exports import csv_chunks, xlsx_chunks
 from .forms import EventFilter
 from .models import AuditChainHead
 from .selectors import event_search

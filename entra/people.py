@@ -14,7 +14,7 @@ from accounts.services import (
     user_update,
 )
 from audit.services import audit_record
-from roles.text import clean_text
+from common.text import clean_text
 
 from .client import GraphClient
 from .sync import SOURCE, Tally, apply_each, refusal_message

@@ -16,9 +16,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import DirectoryGroup, User
+from common.text import clean_text
 from roles.models import Role, RoleSettings
 from roles.services import role_create, role_settings_update, role_update
-from roles.text import clean_text
 
 from .client import GraphClient
 from .policies import policy_settings

@@ -2,9 +2,6 @@
 hold a portal role (PIM Administrator, PIM Auditor) right now, or the break-glass superuser."""
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -36,44 +33,3 @@ class PortalAdminSite(admin.AdminSite):
             return redirect("roles:my_roles")
         target = request.GET.get("next") or reverse("admin:index")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': target})}")
-
-
-class ServiceBackedAdmin(admin.ModelAdmin):
-    """Turns service refusals into admin error messages (and no change)."""
-
-    actions = None  # no bulk delete: removals go one by one through the services
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as error:
-            return self._refused(request, error)
-        except PermissionDenied as error:
-            if not self._admin_allows(request, object_id, self.has_change_permission):
-                raise  # the admin's own check (e.g. an auditor posting): 403
-            return self._refused(request, error)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ValidationError as error:
-            return self._refused(request, error)
-        except PermissionDenied as error:
-            if not self._admin_allows(request, object_id, self.has_delete_permission):
-                raise
-            return self._refused(request, error)
-
-    def _admin_allows(self, request, object_id, check) -> bool:
-        """Whether the admin's own permission check lets the request through (so a
-        PermissionDenied came from a service and is a refusal to show, not a 403)."""
-        if object_id is None:
-            return self.has_add_permission(request)
-        return check(request, self.get_object(request, unquote(object_id)))
-
-    def _refused(self, request, error):
-        text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        self.message_user(request, f"Refused: {text}", level=messages.ERROR)
-        return HttpResponseRedirect(request.get_full_path())
-
-    def save_related(self, request, form, formsets, change):
-        """Relations are saved by the services."""

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from pim_portal.admin_site import ServiceBackedAdmin
+from common.admin import ServiceBackedAdmin
 
 from . import services
 from .models import ReviewDefinition, ReviewerAssignment, ReviewInstance, ReviewItem

@@ -1,7 +1,7 @@
 """Review reports for auditors (SPEC 2.5): every item of a run, as CSV or XLSX.
 
 Both are produced in constant memory: items come from the database in chunks and the files
-are written and sent in pieces by audit.exports (the same streaming, formula-safe writers as
+are written and sent in pieces by common.exports (the same streaming, formula-safe writers as
 the audit log exports). Timestamps are UTC.
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from accounts.models import User
-from audit.exports import csv_chunks, xlsx_chunks
 from audit.services import audit_record
+from common.exports import csv_chunks, xlsx_chunks
 
 from . import selectors
 from .models import ReviewInstance, ReviewItem

@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
 from audit.services import AuditEntry, audit_record, audit_record_many
+from common.text import clean_text
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from roles.selectors import pim_administrators
 from roles.services import active_remove, eligible_remove
-from roles.text import clean_text
 
 from .models import ReviewDefinition, ReviewerAssignment, ReviewInstance, ReviewItem
 from .recurrence import latest_due_occurrence, occurrence_start

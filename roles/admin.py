@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from pim_portal.admin_site import ServiceBackedAdmin
+from common.admin import ServiceBackedAdmin
 
 from . import services
 from .models import ActiveAssignment, EligibleAssignment, Role, RoleSettings

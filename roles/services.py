@@ -16,13 +16,13 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import DirectoryGroup, User
 from audit.services import AuditEntry, audit_record, audit_record_many
+from common.text import clean_text
 
 from .directory_services import directory_operation_enqueue
 from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
 from .scopes import scope_validate
 from .selectors import pim_administrators, role_holders, user_can_manage_active, user_can_manage_eligible
 from .signals import active_assignment_ended
-from .text import clean_text
 
 # Object permissions a role's owners get on that role (delegated administration).
 OWNER_PERMISSIONS = ("manage_eligible_assignments", "approve_activation", "review_access")

@@ -14,12 +14,7 @@ from tests.factories import PASSWORD, totp_code, totp_device
 from .helpers import events_after, last_seq, sign_in_password, wrong_code
 
 NOON = datetime(2026, 3, 2, 12, 0, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock(time_machine):
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 
 
 # --- Verification ----------------------------------------------------------------------------

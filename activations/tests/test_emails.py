@@ -23,13 +23,8 @@ from .test_views_support import (
     sign_in,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 
 
 def html_part(message) -> str:

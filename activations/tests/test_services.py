@@ -16,15 +16,10 @@ from tests.factories import DirectoryGroupFactory, UserFactory
 
 from .helpers import HOUR, T0, approve, eligible_for, request_actions, request_activation, role_with
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = T0  # the shared `clock` fixture (root conftest) stops time here
 
 Status = ActivationRequest.Status
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(T0, tick=False)
-    return time_machine
 
 
 def assert_nothing_changed(requester, events_before):

@@ -29,15 +29,10 @@ from .helpers import (
     role_with,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = T0  # the shared `clock` fixture (root conftest) stops time here
 
 Status = ActivationRequest.Status
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(T0, tick=False)
-    return time_machine
 
 
 @pytest.fixture

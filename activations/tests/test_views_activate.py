@@ -25,14 +25,8 @@ from .test_views_support import (
     role_with,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    """Frozen at NOON (before any persona is made: their portal roles start "now")."""
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 
 
 def activate_url(eligible) -> str:

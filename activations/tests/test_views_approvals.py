@@ -32,16 +32,10 @@ from .test_views_support import (
     sign_in,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 Status = ActivationRequest.Status
 INBOX = reverse("activations:inbox")
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    """Frozen at NOON (before any persona is made: their portal roles start "now")."""
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
 
 
 def detail_url(activation) -> str:

@@ -25,15 +25,10 @@ from .test_views_support import (
     sign_in,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 Status = ActivationRequest.Status
 SCANNER = "Mozilla/5.0 (compatible; Microsoft Safe Links scanner)"
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
 
 
 def path_of(link: str) -> str:

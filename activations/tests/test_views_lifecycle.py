@@ -29,16 +29,11 @@ from .test_views_support import (
     sign_in,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 Status = ActivationRequest.Status
 MY_REQUESTS = reverse("activations:my_requests")
 MY_ROLES = reverse("roles:my_roles")
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(NOON, tick=False)
-    return time_machine
 
 
 def url(name, obj) -> str:

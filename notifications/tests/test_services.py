@@ -14,15 +14,10 @@ from notifications import services
 from notifications.models import Email
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
+CLOCK_START = T0  # the shared `clock` fixture (root conftest) stops time here
 
 SEND = "django.core.mail.EmailMultiAlternatives.send"
-
-
-@pytest.fixture(autouse=True)
-def clock(time_machine):
-    time_machine.move_to(T0, tick=False)
-    return time_machine
 
 
 @pytest.fixture

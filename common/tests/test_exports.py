@@ -12,11 +12,11 @@ from openpyxl import load_workbook
 
 from audit import chain
 from audit.event_exports import FIELDS
-from audit.exports import FORMULA_TRIGGERS, csv_chunks, safe_cell, xlsx_chunks
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_record, lock_chain_head
 from audit.verify import audit_chain_verify
 from audit.walk import ChainWalker
+from common.exports import FORMULA_TRIGGERS, csv_chunks, safe_cell, xlsx_chunks
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
