@@ -9,5 +9,5 @@ def email_send(email_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
-def email_outbox_drain() -> None:
-    services.email_outbox_drain()
+def email_outbox_drain() -> int:
+    return services.email_outbox_drain()

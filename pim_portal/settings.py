@@ -10,8 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from pim_portal.periodic import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # vendored Swagger UI files for /api/docs/ (no CDN)
     "api",
+    "pim_portal",  # last: the project-level commands (run_periodic, demo)
 ]
 
 MIDDLEWARE = [
@@ -257,33 +259,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-# Periodic jobs. Each one finds its work in the database and claims rows, so a missed or
-# doubled tick does no harm (SPEC 3).
-_EVERY_10_MINUTES = crontab(minute="*/10")
-_EVERY_15_MINUTES = crontab(minute="*/15")
-CELERY_BEAT_SCHEDULE: dict = {
-    "activations-expire-due": {"task": "activations.tasks.activation_expire_due", "schedule": 60.0},
-    "activations-timeout-due": {"task": "activations.tasks.activation_timeout_due", "schedule": 60.0},
-    "activations-remind": {
-        "task": "activations.tasks.reminders_send_due",
-        "schedule": crontab(minute="*/15"),
-    },
-    "assignments-expire-due": {"task": "roles.tasks.assignment_expire_due", "schedule": 300.0},
-    "directory-outbox-drain": {"task": "roles.tasks.directory_outbox_drain", "schedule": 60.0},
-    "email-outbox-drain": {"task": "notifications.tasks.email_outbox_drain", "schedule": 120.0},
-    "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint_write", "schedule": crontab(minute="*/15")},
-    "reviews-start-due": {
-        "task": "reviews.tasks.review_instances_start_due",
-        "schedule": crontab(minute="*/10"),
-    },
-    "reviews-close-due": {
-        "task": "reviews.tasks.review_instances_close_due",
-        "schedule": crontab(minute="*/10"),
-    },
-    "reviews-remind": {"task": "reviews.tasks.review_reminders_send_due", "schedule": crontab(minute=5)},
-    "alerts-evaluate": {"task": "audit.tasks.alerts_evaluate", "schedule": crontab(minute=20)},
-}
-
+# Periodic jobs: declared once in pim_portal/periodic.py (beat, run_periodic and README's job
+# table read the same list); CELERY_BEAT_SCHEDULE is built below, once the settings it reads are set.
 # The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.
 PIM_DIRECTORY_BACKEND = os.environ.get("PIM_DIRECTORY_BACKEND", "roles.directory.NullBackend")
 
@@ -305,11 +282,7 @@ ENTRA_SYNC_INTERVAL_MINUTES = env_int("ENTRA_SYNC_INTERVAL_MINUTES", 60)
 ENTRA_REMOVE_DRIFT = env_bool("ENTRA_REMOVE_DRIFT", False)
 # Object ids never removed as drift (break-glass accounts, the app's own service principal).
 ENTRA_DRIFT_EXCLUDE = env_list("ENTRA_DRIFT_EXCLUDE")
-if ENTRA_SYNC_ENABLED:
-    CELERY_BEAT_SCHEDULE["entra-sync"] = {
-        "task": "entra.tasks.entra_sync",
-        "schedule": 60.0 * max(ENTRA_SYNC_INTERVAL_MINUTES, 5),
-    }
+CELERY_BEAT_SCHEDULE = beat_schedule(globals())  # pim_portal/periodic.py; reads the settings above
 
 # Signed audit checkpoints (SPEC 2.6): the Ed25519 private key (base64 of its 32 bytes, or
 # PEM; `manage.py audit_keygen` makes one) is needed only by the Celery worker that runs

@@ -4,15 +4,15 @@ from . import services
 
 
 @shared_task(ignore_result=True)
-def review_instances_start_due() -> None:
-    services.review_instances_start_due()
+def review_instances_start_due() -> int:
+    return len(services.review_instances_start_due())
 
 
 @shared_task(ignore_result=True)
-def review_instances_close_due() -> None:
-    services.review_instances_close_due()
+def review_instances_close_due() -> int:
+    return services.review_instances_close_due()
 
 
 @shared_task(ignore_result=True)
-def review_reminders_send_due() -> None:
-    services.review_reminders_send_due()
+def review_reminders_send_due() -> int:
+    return services.review_reminders_send_due()

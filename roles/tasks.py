@@ -9,12 +9,12 @@ def directory_operation_run(operation_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
-def directory_outbox_drain() -> None:
-    directory_services.directory_outbox_drain()
+def directory_outbox_drain() -> int:
+    return directory_services.directory_outbox_drain()
 
 
 @shared_task(ignore_result=True)
-def assignment_expire_due() -> None:
+def assignment_expire_due() -> int:
     from . import jobs
 
-    jobs.assignment_expire_due()
+    return jobs.assignment_expire_due()

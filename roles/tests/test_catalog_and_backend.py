@@ -2,13 +2,11 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.models import DirectoryGroup, User
-from audit.models import AuditEvent
+from accounts.models import User
 from roles.backends import forget_cached_permissions
-from roles.models import EligibleAssignment, Role
+from roles.models import Role
 from tests.factories import ActiveAssignmentFactory, UserFactory, portal_role
 
 pytestmark = pytest.mark.django_db
@@ -75,31 +73,3 @@ def test_django_user_permissions_grant_nothing_standing():
     user.user_permissions.add(Permission.objects.get(codename="change_rolesettings"))
     user = User.objects.get(pk=user.pk)
     assert not user.has_perm("roles.change_rolesettings")
-
-
-def test_demo_is_idempotent_and_prints_sign_ins(capsys):
-    call_command("demo")
-    counts = (User.objects.count(), EligibleAssignment.objects.count(), DirectoryGroup.objects.count())
-    events = AuditEvent.objects.count()
-    call_command("demo")
-    assert (
-        User.objects.count(),
-        EligibleAssignment.objects.count(),
-        DirectoryGroup.objects.count(),
-    ) == counts
-    assert AuditEvent.objects.count() == events
-    output = capsys.readouterr().out
-    assert "alice" in output and "make codes" in output
-    alice = User.objects.get(username="alice")
-    assert alice.manager.username == "bob" and alice.manager.manager.username == "ada"
-    assert EligibleAssignment.objects.filter(group__name="Helpdesk").exists()
-    assert User.objects.get(username="breakglass").is_superuser
-
-
-def test_demo_codes_prints_a_current_code_per_user(capsys):
-    call_command("demo")
-    capsys.readouterr()
-    call_command("demo", "--codes")
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 6
-    assert all(line.split()[1].isdigit() and len(line.split()[1]) == 6 for line in lines)

@@ -1,10 +1,17 @@
 """Idempotent demo data: people with TOTP devices, a manager chain, groups, eligibilities and
-an access review."""
+an access review.
+
+The demo's passwords and TOTP secrets are published (printed here, in README), so it refuses to
+run outside development (DJANGO_DEBUG) unless told in so many words, and it never touches an
+account that it did not create itself: a demo account is one that carries the demo's own
+"Demo authenticator" device, made in the same transaction as the account.
+"""
 
 import base64
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import TOTP
@@ -12,6 +19,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DirectoryGroup, User
+from reviews.models import ReviewDefinition
+from reviews.services import review_definition_create, review_instances_start_due
 from roles import services
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 
@@ -35,6 +44,18 @@ HELPDESK_ADMIN = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
 AZURE_CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 DEMO_SUBSCRIPTION = "/subscriptions/00000000-0000-4000-8000-000000000de0"
 DEMO_REVIEW = "Quarterly review: Global and User Administrators"
+DEMO_DEVICE = "Demo authenticator"
+NOT_PRODUCTION_FLAG = "--i-know-this-is-not-production"
+
+
+def foreign_accounts() -> list[str]:
+    """Usernames the demo would use that belong to accounts it did not create."""
+    usernames = [username for username, *_ in PEOPLE] + [BREAK_GLASS[0]]
+    return sorted(
+        User.objects.filter(username__in=usernames)
+        .exclude(totpdevice__name=DEMO_DEVICE)
+        .values_list("username", flat=True)
+    )
 
 
 def _role(template_id: str) -> Role:
@@ -46,12 +67,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--codes", action="store_true", help="Print the demo users' current TOTP codes.")
+        parser.add_argument(
+            NOT_PRODUCTION_FLAG,
+            action="store_true",
+            dest="not_production",
+            help="Run although DJANGO_DEBUG is off (the demo's secrets are public: never in production).",
+        )
 
-    def handle(self, *args, codes=False, **options):
+    def handle(self, *args, codes=False, not_production=False, **options):
+        if not (settings.DEBUG or not_production):
+            raise CommandError(
+                "The demo publishes its passwords and TOTP secrets: it runs only with DJANGO_DEBUG=1 "
+                f"or {NOT_PRODUCTION_FLAG}. Never load it into a production database."
+            )
         if codes:
             self._print_codes()
             return
         with transaction.atomic():
+            if taken := foreign_accounts():
+                raise CommandError(
+                    f"Accounts the demo did not create already use its usernames: {', '.join(taken)}. "
+                    "The demo changes nothing; use a fresh database."
+                )
             people = self._people()
             self._groups(people)
             self._assignments(people)
@@ -72,7 +109,7 @@ class Command(BaseCommand):
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
-            TOTPDevice.objects.get_or_create(user=user, name="Demo authenticator", defaults={"key": key})
+            TOTPDevice.objects.get_or_create(user=user, name=DEMO_DEVICE, defaults={"key": key})
             people[username] = user
         username, name, key = BREAK_GLASS
         glass, created = User.objects.get_or_create(
@@ -84,7 +121,7 @@ class Command(BaseCommand):
             glass.save()
             static = StaticDevice.objects.create(user=glass, name="Recovery codes")
             static.token_set.create(token="breakglass01")  # noqa: S106 - demo recovery code
-        TOTPDevice.objects.get_or_create(user=glass, name="Demo authenticator", defaults={"key": key})
+        TOTPDevice.objects.get_or_create(user=glass, name=DEMO_DEVICE, defaults={"key": key})
         return people
 
     def _groups(self, people):
@@ -142,11 +179,6 @@ class Command(BaseCommand):
     def _review(self, people):
         """A quarterly review of the Global and User Administrator eligibilities by the
         principals' managers (Bob for Ada, who has none), started today so it shows items."""
-        # Imported here: reviews builds on roles, not the other way round; only the demo
-        # reaches across.
-        from reviews.models import ReviewDefinition
-        from reviews.services import review_definition_create, review_instances_start_due
-
         now = timezone.now()
         if not ReviewDefinition.objects.filter(name=DEMO_REVIEW).exists():
             review_definition_create(
@@ -175,17 +207,13 @@ class Command(BaseCommand):
         out.write(self.style.SUCCESS("Demo data ready."))
         out.write(f"Password for every demo account: {DEMO_PASSWORD}")
         out.write("Accounts (username — who — TOTP secret for an authenticator app):")
-        for device in (
-            TOTPDevice.objects.filter(name="Demo authenticator").select_related("user").order_by("user_id")
-        ):
+        for device in TOTPDevice.objects.filter(name=DEMO_DEVICE).select_related("user").order_by("user_id"):
             secret = base64.b32encode(device.bin_key).decode()
             out.write(f"  {device.user.username:<11} {device.user!s:<20} {secret}")
         out.write("Current TOTP codes: make codes")
 
     def _print_codes(self):
-        for device in (
-            TOTPDevice.objects.filter(name="Demo authenticator").select_related("user").order_by("user_id")
-        ):
+        for device in TOTPDevice.objects.filter(name=DEMO_DEVICE).select_related("user").order_by("user_id"):
             totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
             totp.time = timezone.now().timestamp()
             self.stdout.write(f"{device.user.username:<11} {totp.token():06d}")
