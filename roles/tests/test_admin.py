@@ -13,7 +13,7 @@ from accounts.models import User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
 from roles.models import EligibleAssignment, Role, RoleSettings
-from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_device
+from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_code, totp_device
 
 pytestmark = pytest.mark.django_db
 
@@ -338,3 +338,73 @@ def test_auditor_changes_nothing_in_the_admin(auditor, verified_client, role, re
     assert role.settings.require_ticket is False
     assert not Role.objects.filter(name="Sneaky").exists()
     assert not AuditEvent.objects.filter(seq__gt=seq).exists()
+
+
+# --- Fresh step-up for every change ---------------------------------------------------------
+
+
+def test_a_stale_session_cannot_change_role_settings_in_the_admin(admin, verified_client, role, time_machine):
+    """The admin's own finding: turning off MFA on a role from a session whose last code check
+    was an hour ago. Sent to confirm a code first; nothing changes, no event is written."""
+    role.settings.require_mfa = True
+    role.settings.save()
+    client = verified_client(admin)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    seq = last_seq()
+    url = admin_url(RoleSettings, "change", role.pk)
+
+    response = client.post(url, settings_form(role.settings, require_mfa=False))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:verify"))
+    assert "next=" in response["Location"] and "admin" in response["Location"]
+    role.settings.refresh_from_db()
+    assert role.settings.require_mfa is True
+    assert not events_after(seq, action="role_settings.changed")
+
+
+def test_after_a_fresh_code_the_same_change_goes_through(admin, verified_client, role, time_machine):
+    role.settings.require_mfa = True
+    role.settings.save()
+    client = verified_client(admin)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    url = admin_url(RoleSettings, "change", role.pk)
+    assert client.post(url, settings_form(role.settings, require_mfa=False)).status_code == 302
+
+    time_machine.shift(timedelta(seconds=31))  # the next TOTP step: a code not used before
+    response = client.post(
+        f"{reverse('accounts:verify')}?next={url}", {"otp_token": totp_code(client.device)}
+    )
+    assert response.status_code == 302 and response["Location"] == url
+    response = client.post(url, settings_form(role.settings, require_mfa=False))
+
+    assert response.status_code == 302 and response["Location"] != url
+    role.settings.refresh_from_db()
+    assert role.settings.require_mfa is False
+
+
+def test_a_stale_session_is_asked_for_a_code_before_the_add_page(admin, verified_client, time_machine):
+    client = verified_client(admin)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    response = client.get(admin_url(EligibleAssignment, "add"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:verify"))
+    # Reading needs no new code: the list and change pages still show.
+    assert client.get(admin_url(EligibleAssignment, "changelist")).status_code == 200
+
+
+def test_a_stale_session_cannot_add_an_eligibility_for_anyone(
+    admin, verified_client, role, requester, time_machine
+):
+    client = verified_client(admin)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    response = client.post(admin_url(EligibleAssignment, "add"), assignment_form(role, requester))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:verify"))
+    assert not EligibleAssignment.objects.filter(user=requester).exists()
+
+
+def test_signing_out_of_the_admin_needs_no_code(admin, verified_client, time_machine):
+    client = verified_client(admin)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    response = client.post(reverse("admin:logout"))
+    assert not response.get("Location", "").startswith(reverse("accounts:verify"))
+    assert "_auth_user_id" not in client.session
