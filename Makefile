@@ -1,39 +1,62 @@
 # PIM Portal: `make run` and `make test` are all a fresh machine needs (see README).
-# Every target is idempotent: the virtualenv is created once and requirements.txt is
-# installed again only when it changes (the stamp file records the last install).
+# Every target is idempotent: the virtualenv is created once and the development lock file
+# is installed again only when it changes (the stamp file records the last install).
+# `make install VENV=/tmp/somewhere` builds (and uses) another virtualenv.
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.requirements-installed
+# The direct dependencies are declared in pyproject.toml; `make lock` pins them, with their
+# own dependencies and hashes, in two lock files: production installs only the first.
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+STAMP := $(VENV)/.dev-lock-installed
 DATA_DIR := $(or $(PIM_DATA_DIR),var)
 DEMO_OUT := $(DATA_DIR)/demo-sign-ins.txt
 # Two cores on the reference machine; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
+# `make lock LOCK_ARGS="--upgrade-package django"` moves one pin; --upgrade moves them all.
+LOCK_ARGS ?=
+# Only the public index: the machine's own pip configuration (extra indexes, local wheel
+# folders, constraints) never reaches a lock file.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
+	--generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run codes test lint format check bench clean
+.PHONY: help install lock run codes test lint format typecheck lint-imports check bench clean
 
 help:
-	@echo "make run      set up (virtualenv, install, migrate, demo data) and serve on http://127.0.0.1:8000/"
-	@echo "make test     run the test suite (SQLite, or PostgreSQL when DATABASE_URL is set)"
-	@echo "make lint     ruff check and ruff format --check"
-	@echo "make format   ruff format and ruff check --fix"
-	@echo "make check    manage.py check, missing migrations, check --deploy under production settings"
-	@echo "make bench    benchmarks (bench/README.md)"
-	@echo "make codes    the demo users' current TOTP codes"
-	@echo "make install  only create the virtualenv and install requirements.txt"
-	@echo "make clean    remove the virtualenv and the development data in var/"
+	@echo "make run           set up (virtualenv, install, migrate, demo data) and serve on http://127.0.0.1:8000/"
+	@echo "make test          run the test suite (SQLite, or PostgreSQL when DATABASE_URL is set)"
+	@echo "make lint          ruff check and ruff format --check"
+	@echo "make format        ruff format and ruff check --fix"
+	@echo "make typecheck     mypy (configuration in pyproject.toml)"
+	@echo "make lint-imports  import-linter: the apps' import contracts"
+	@echo "make check         manage.py check, missing migrations, check --deploy under production settings"
+	@echo "make bench         benchmarks (bench/README.md)"
+	@echo "make codes         the demo users' current TOTP codes"
+	@echo "make install       only create the virtualenv and install the development lock ($(DEV_LOCK))"
+	@echo "make lock          recompile $(RUNTIME_LOCK) and $(DEV_LOCK) from pyproject.toml"
+	@echo "make clean         remove the virtualenv and the development data in var/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt | $(PY)
-	$(PY) -m pip install --disable-pip-version-check --no-input --quiet -r requirements.txt
+# --require-hashes: every package, dependencies included, must be pinned in the lock with the
+# hash of the file that is installed.
+$(STAMP): $(DEV_LOCK) | $(PY)
+	$(PY) -m pip install --disable-pip-version-check --no-input --quiet --require-hashes -r $(DEV_LOCK)
 	touch $@
 
 install: $(STAMP)
+
+# The runtime lock first; the development lock keeps every runtime pin (-c) and adds the tools.
+# pip-compile keeps the pins already in a lock file unless LOCK_ARGS asks to move them.
+lock: $(STAMP)
+	$(PIP_COMPILE) --output-file $(RUNTIME_LOCK) pyproject.toml
+	$(PIP_COMPILE) --allow-unsafe --extra dev --constraint $(RUNTIME_LOCK) --output-file $(DEV_LOCK) pyproject.toml
 
 # make run is a local development server over plain http, so DEBUG is on (it turns off
 # the SSL redirect and secure cookies). Production never runs `make run`.
@@ -61,6 +84,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# What to check comes from [tool.mypy] in pyproject.toml (its `files`).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# The contracts (app floors) come from import-linter's configuration in pyproject.toml.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 # The last step runs the deploy checks under production-like settings: DEBUG off, a long
 # random secret key (any *_FILE variant in the environment would win, so it is removed).
