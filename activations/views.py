@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts.decorators import verified_required
-from accounts.mfa import mark_step_up, step_up_is_fresh, step_up_verified_at
-from accounts.redirects import safe_next
 from accounts.services import MfaError, mfa_verify_code
+from common.decorators import verified_required
+from common.redirects import safe_next
+from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
 
 from . import selectors, services
 from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm

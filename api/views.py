@@ -20,7 +20,6 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.mfa import step_up_verified_at
 from accounts.services import mfa_verify_code
 from activations import selectors as activation_selectors
 from activations import services as activation_services
@@ -30,6 +29,7 @@ from audit import alerts as alert_services
 from audit import event_exports
 from audit.models import Alert
 from audit.selectors import audit_reader_check
+from common.step_up import step_up_verified_at
 from common.text import clean_text
 from reviews import selectors as review_selectors
 from reviews import services as review_services

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from accounts.decorators import verification_redirect, verified_required
+from common.decorators import verification_redirect, verified_required
 
 from . import alerts
 from .alerts_fixes import FIXES

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from accounts.decorators import verified_required
+from common.decorators import verified_required
 
 from . import dashboard as charts
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
-from accounts.decorators import verified_required
+from common.decorators import verified_required
 
 from . import event_exports, evidence, selectors
 from .forms import EventFilterForm

@@ -6,7 +6,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from accounts.mfa import user_is_verified
+from common.step_up import user_is_verified
 
 NO_ADMIN_RIGHTS_MESSAGE = (
     "The administration pages are for PIM Administrators and Auditors: activate your role first."
