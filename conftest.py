@@ -17,6 +17,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("entra.migrations.0002_portal_role_grants", "grant"),
     ("api.migrations.0002_role_checker", "add_checker"),
     ("audit.migrations.0004_portal_role_grants", "grant"),
+    ("alerts.migrations.0002_permissions_from_audit", "move_grants"),
 ]
 
 # Where the `clock` fixture stops time unless the test module names its own CLOCK_START.

@@ -13,9 +13,10 @@ from accounts.models import DirectoryGroup, User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
 from activations.selectors import request_visible_to
-from audit.alerts import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
+from alerts.models import Alert
+from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from audit.forms import EventFilter
-from audit.models import Alert, AuditEvent
+from audit.models import AuditEvent
 from roles.models import ActiveAssignment, Role
 from roles.scopes import ROOT, scope_ancestors
 
@@ -87,7 +88,7 @@ def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> Que
 
 def alerts_filtered(*, status: str = Alert.Status.OPEN, severity: str = "") -> QuerySet[Alert]:
     """Alerts in one status (open unless told), optionally of one severity (callers check
-    audit.view_alert)."""
+    alerts.view_alert)."""
     alerts = Alert.objects.select_related("dismissed_by").filter(status=status)
     return alerts.filter(severity=severity) if severity else alerts
 

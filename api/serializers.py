@@ -11,7 +11,8 @@ from rest_framework import serializers
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
 from activations.services import MAX_SCHEDULE_AHEAD
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from audit.models import AuditEvent
 from reviews.forms import MAX_BULK_ITEMS
 from reviews.models import ReviewItem
 from reviews.selectors import DECISION_FILTERS

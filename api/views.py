@@ -25,9 +25,9 @@ from activations import selectors as activation_selectors
 from activations import services as activation_services
 from activations.models import ActivationRequest, Approval
 from activations.services import ActivationError
-from audit import alerts as alert_services
+from alerts import services as alert_services
+from alerts.models import Alert
 from audit import event_exports
-from audit.models import Alert
 from audit.selectors import audit_reader_check
 from common.step_up import step_up_verified_at
 from common.text import clean_text

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "notifications",
     "activations",
     "reviews",
+    "alerts",
     "entra",
     "rest_framework",
     "drf_spectacular",
@@ -353,7 +354,7 @@ SPECTACULAR_SETTINGS = {
         "RequestKindEnum": "activations.models.ActivationRequest.Kind",
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
-        "AlertStatusEnum": "audit.models.Alert.Status",
+        "AlertStatusEnum": "alerts.models.Alert.Status",
     },
 }
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("roles/", include("roles.urls")),
     path("activations/", include("activations.urls")),
     path("audit/", include("audit.urls")),
+    path("audit/", include("alerts.urls")),
     path("reviews/", include("reviews.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
