@@ -7,5 +7,4 @@ urlpatterns = [
     path("", views.event_list, name="event_list"),
     path("events/<int:seq>/", views.event_detail, name="event_detail"),
     path("export/", views.export, name="export"),
-    path("activations/<uuid:pk>/", views.activation_evidence, name="activation_evidence"),
 ]

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "alerts",
     "entra",
     "rest_framework",
+    "django_filters",  # the audit log's search (audit.filters), also behind the API's
     "drf_spectacular",
     "drf_spectacular_sidecar",  # vendored Swagger UI files for /api/docs/ (no CDN)
     "api",

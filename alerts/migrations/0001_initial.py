@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("audit", "0005_alert_moves_to_alerts"),
+        ("audit", "0005_alert_leaves_audit"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
