@@ -7,7 +7,17 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.factories import ActiveAssignmentFactory, UserFactory, portal_role, totp_code, totp_device
+from activations.services import activation_approve, activation_deactivate, activation_request
+from roles.directory_services import directory_outbox_drain
+from tests.factories import (
+    ActiveAssignmentFactory,
+    EligibleAssignmentFactory,
+    RoleFactory,
+    UserFactory,
+    portal_role,
+    totp_code,
+    totp_device,
+)
 
 # Data migrations that fill the catalog and the portal roles' grants, in order: a flushed
 # test database (transaction=True) gets them back from here.
@@ -17,6 +27,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("entra.migrations.0002_portal_role_grants", "grant"),
     ("api.migrations.0002_role_checker", "add_checker"),
     ("audit.migrations.0004_portal_role_grants", "grant"),
+    ("alerts.migrations.0002_permissions_from_audit", "move_grants"),
 ]
 
 # Where the `clock` fixture stops time unless the test module names its own CLOCK_START.
@@ -136,3 +147,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def activation_story(requester, approver):
+    """An activation of a role that needs approval, from request to deactivation, with the
+    directory confirming the grant and the revoke: returns the request."""
+    role = RoleFactory(name="Story Administrator", role_settings__require_approval=True)
+    role.settings.approvers.add(approver)
+    eligible = EligibleAssignmentFactory(user=requester, role=role)
+    now = timezone.now()
+    request = activation_request(
+        requester=requester,
+        eligible=eligible,
+        duration=timedelta(hours=1),
+        justification="Fix <b>prod</b> incident",
+        ticket_number="INC-42",
+        ticket_system="ServiceNow",
+        mfa_verified_at=now,
+    )
+    request = activation_approve(approver=approver, request=request, reason="Go ahead", mfa_verified_at=now)
+    directory_outbox_drain()
+    request = activation_deactivate(requester=requester, request=request)
+    directory_outbox_drain()
+    return request

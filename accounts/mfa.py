@@ -1,55 +1,14 @@
-"""Step-up: how recently this session proved possession of an MFA device (SPEC 2.3).
+"""Showing an authenticator app's secret for enrolment: as a QR code and as typed text.
 
-django-otp marks a whole session verified and keeps no time, so freshness is the portal's
-own: the moment of the last verification is kept in the session, in UTC.
+(How recently a session proved possession of a device, the step-up, is common.step_up.)
 """
 
 import base64
 import io
-from datetime import datetime
 
-import django_otp
 import qrcode
 import qrcode.image.svg
-from django.conf import settings
-from django.http import HttpRequest
-from django.utils import timezone
-from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
-
-VERIFIED_AT_SESSION_KEY = "pim_mfa_verified_at"
-
-
-def mark_step_up(request: HttpRequest, device: Device) -> None:
-    """Record a successful code check in the session: OTP-verified by ``device``, a new session
-    key (so a session id seen before the check is worth nothing after it), and the time."""
-    if device.user_id != request.user.pk:
-        raise ValueError("The device does not belong to the signed-in user.")
-    django_otp.login(request, device)
-    request.session.cycle_key()
-    request.session[VERIFIED_AT_SESSION_KEY] = timezone.now().isoformat()
-
-
-def user_is_verified(user) -> bool:
-    """Whether the user's session is OTP-verified (False for users OTPMiddleware has not seen)."""
-    return getattr(user, "otp_device", None) is not None
-
-
-def step_up_verified_at(request: HttpRequest) -> datetime | None:
-    """When this session last verified a code, or None (services take it as ``mfa_verified_at``)."""
-    if not request.user.is_authenticated or not user_is_verified(request.user):
-        return None
-    try:
-        verified_at = datetime.fromisoformat(request.session.get(VERIFIED_AT_SESSION_KEY, ""))
-    except (TypeError, ValueError):
-        return None
-    return verified_at if timezone.is_aware(verified_at) else None
-
-
-def step_up_is_fresh(request: HttpRequest) -> bool:
-    """Whether the session verified a code within PIM_STEP_UP_WINDOW of now."""
-    verified_at = step_up_verified_at(request)
-    return verified_at is not None and timezone.now() - verified_at <= settings.PIM_STEP_UP_WINDOW
 
 
 def totp_qr_data_uri(device: TOTPDevice) -> str:

@@ -10,11 +10,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from .models import User
 
 
-def mfa_is_enrolled(*, user: User) -> bool:
-    """Whether the user has a confirmed authenticator app (recovery codes alone do not count)."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
 def mfa_pending_device(*, user: User) -> TOTPDevice | None:
     """The authenticator the user is setting up and has not confirmed yet."""
     return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").last()

@@ -5,11 +5,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from common.decorators import step_up_required, verification_redirect, verified_required
+from common.redirects import next_or_home, safe_next, with_next
+from common.step_up import mark_step_up, mfa_is_enrolled, user_is_verified
+
 from . import selectors, services
-from .decorators import step_up_required, verification_redirect, verified_required
 from .forms import CodeForm
-from .mfa import mark_step_up, totp_qr_data_uri, totp_secret_display, user_is_verified
-from .redirects import next_or_home, safe_next, with_next
+from .mfa import totp_qr_data_uri, totp_secret_display
 
 
 class SignInView(auth_views.LoginView):
@@ -23,7 +25,7 @@ class SignInView(auth_views.LoginView):
         user = self.request.user
         if user_is_verified(user):
             return next_url or super().get_success_url()
-        target = "accounts:verify" if selectors.mfa_is_enrolled(user=user) else "accounts:mfa_enrol"
+        target = "accounts:verify" if mfa_is_enrolled(user=user) else "accounts:mfa_enrol"
         return with_next(reverse(target), next_url)
 
 
@@ -34,7 +36,7 @@ class SignOutView(auth_views.LogoutView):
 @login_required
 def verify(request):
     """Enter a code: completes sign-in, and is the step-up before sensitive actions."""
-    if not selectors.mfa_is_enrolled(user=request.user):
+    if not mfa_is_enrolled(user=request.user):
         return redirect(with_next(reverse("accounts:mfa_enrol"), safe_next(request)))
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
@@ -52,7 +54,7 @@ def verify(request):
 @login_required
 def mfa_enrol(request):
     """Set up an authenticator app: start (POST), scan and confirm with a code (POST)."""
-    if selectors.mfa_is_enrolled(user=request.user):
+    if mfa_is_enrolled(user=request.user):
         # Adding a second factor is itself sensitive: only right after a code check.
         detour = verification_redirect(request, step_up=True)
         if detour:

@@ -15,3 +15,9 @@ urlpatterns = [
     path("requests/<uuid:pk>/deactivate/", views.deactivate, name="deactivate"),
     path("requests/<uuid:pk>/revoke/", views.revoke, name="revoke"),
 ]
+
+# An activation's evidence sits with the audit log, at /audit/activations/<pk>/ (pim_portal.urls
+# includes these under the namespace "evidence").
+evidence_urlpatterns = [
+    path("<uuid:pk>/", views.activation_evidence, name="activation"),
+]

@@ -1,5 +1,6 @@
 """Activation pages: activate, my requests, the approvals inbox, the request page and its
-actions (decide, cancel, deactivate, revoke), extension and renewal requests.
+actions (decide, cancel, deactivate, revoke), extension and renewal requests; and, for audit
+readers, an activation's evidence.
 
 Thin: parse the input, call one selector or service, render. Every refusal comes back as a
 message on the page; no GET or HEAD changes anything (mail scanners open approval links)."""
@@ -14,12 +15,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts.decorators import verified_required
-from accounts.mfa import mark_step_up, step_up_is_fresh, step_up_verified_at
-from accounts.redirects import safe_next
 from accounts.services import MfaError, mfa_verify_code
+from audit.decorators import audit_reader_required
+from common.decorators import verified_required
+from common.redirects import safe_next
+from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
 
-from . import selectors, services
+from . import evidence, selectors, services
 from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
 from .models import ActivationRequest, TransitionNotAllowed
 from .tokens import approval_token_problem
@@ -359,3 +361,11 @@ def _carry_out(request, action, success: str) -> None:
             messages.error(request, message)
     else:
         messages.success(request, success)
+
+
+# --- Evidence (with the audit log, for audit readers) ----------------------------------------
+
+
+@audit_reader_required
+def activation_evidence(request, pk):
+    return render(request, "activations/evidence.html", {"evidence": evidence.activation_evidence(pk=pk)})

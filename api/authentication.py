@@ -6,7 +6,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.mfa import user_is_verified
+from common.step_up import user_is_verified
 
 from .models import ApiToken
 from .services import api_token_matches, api_token_parse, api_token_touch

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.decorators import step_up_required, verified_required
+from common.decorators import step_up_required, verified_required
 
 from . import selectors, services
 from .forms import TokenCreateForm

@@ -29,5 +29,5 @@ class CanReadAudit(_HasPortalPermission):
 class CanViewAlerts(_HasPortalPermission):
     """Security alerts: PIM Administrators and PIM Auditors, while their role is active."""
 
-    perm = "audit.view_alert"
+    perm = "alerts.view_alert"
     message = "Reading alerts needs the PIM Administrator or PIM Auditor role, active."

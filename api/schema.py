@@ -1,6 +1,7 @@
-"""OpenAPI details drf-spectacular cannot infer: the error shape on every operation, and that
-the input serializers refuse fields they do not know."""
+"""OpenAPI details drf-spectacular cannot infer: the error shape on every operation, that the
+input serializers refuse fields they do not know, and what the filters' forms refuse."""
 
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiResponse
@@ -31,6 +32,7 @@ _ERRORS = {
     "429": "Too many attempts: wait and try again (Retry-After).",
 }
 _FOR_WRITES = {"409", "429"}
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 class PortalAutoSchema(AutoSchema):
@@ -50,3 +52,33 @@ class PortalAutoSchema(AutoSchema):
         if direction == "request" and isinstance(force_instance(serializer), StrictInputSerializer):
             schema["additionalProperties"] = False  # an unknown field is a 400 (echoes aside)
         return schema
+
+
+class FilteredDownloadSchema(PortalAutoSchema):
+    """A download (not a list) that takes a list's filters: its filter backends are documented
+    all the same (drf-spectacular documents them for list views only)."""
+
+    def get_filter_backends(self):
+        return getattr(self.view, "filter_backends", [])
+
+
+class CheckedFilterExtension(DjangoFilterExtension):
+    """django-filter's query parameters as the forms behind them check them: free text is at
+    most the field's max_length and holds no NUL character (both refused with a 400)."""
+
+    target_class = "django_filters.rest_framework.DjangoFilterBackend"
+    match_subclasses = True
+    priority = 1  # over drf-spectacular's own
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        max_length = filter_field.extra.get("max_length")
+        for parameter in parameters:
+            schema = parameter["schema"]
+            if schema.get("type") == "string" and not {"format", "enum"} & set(schema):
+                schema["pattern"] = NO_NUL_PATTERN
+                if max_length:
+                    schema["maxLength"] = max_length
+        return parameters

@@ -13,9 +13,8 @@ from accounts.models import DirectoryGroup, User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
 from activations.selectors import request_visible_to
-from audit.alerts import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
-from audit.forms import EventFilter
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from roles.models import ActiveAssignment, Role
 from roles.scopes import ROOT, scope_ancestors
 
@@ -87,7 +86,7 @@ def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> Que
 
 def alerts_filtered(*, status: str = Alert.Status.OPEN, severity: str = "") -> QuerySet[Alert]:
     """Alerts in one status (open unless told), optionally of one severity (callers check
-    audit.view_alert)."""
+    alerts.view_alert)."""
     alerts = Alert.objects.select_related("dismissed_by").filter(status=status)
     return alerts.filter(severity=severity) if severity else alerts
 
@@ -104,73 +103,6 @@ def alert_get_for_viewer(*, user: User, pk) -> Alert:
     if alert is None:
         raise Http404("No such alert.")
     return alert
-
-
-# --- Audit -----------------------------------------------------------------------------------
-
-
-def audit_events_filtered(
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    action: str = "",
-    actor: str = "",
-    role: uuid.UUID | None = None,
-    target: str = "",
-    request_id: str = "",
-) -> QuerySet[AuditEvent]:
-    """Audit events matching every given filter (callers check audit.view_auditevent).
-    ``action`` ending in ``*`` matches a prefix (``activation.*``)."""
-    events = AuditEvent.objects.all()
-    if since is not None:
-        events = events.filter(occurred_at__gte=since)
-    if until is not None:
-        events = events.filter(occurred_at__lt=until)
-    if action.endswith("*"):
-        events = events.filter(action__startswith=action[:-1])
-    elif action:
-        events = events.filter(action=action)
-    if actor:
-        events = events.filter(actor_id__in=User.objects.filter(username=actor).values("pk"))
-    if role is not None:
-        events = events.filter(role_id=role)
-    if target:
-        events = events.filter(target_id=target)
-    if request_id:
-        events = events.filter(request_id=request_id)
-    return events
-
-
-NO_SUCH_ACTOR = 0  # no user has this id: an unknown actor matches no event, as in the list
-
-
-def audit_export_criteria(
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    action: str = "",
-    actor: str = "",
-    role: uuid.UUID | None = None,
-    target: str = "",
-    request_id: str = "",
-    params: dict | None = None,
-) -> EventFilter:
-    """The filters of audit_events_filtered as the audit app's EventFilter, for its streamed
-    export (audit.event_exports); ``params`` is what the caller sent, for the export's event."""
-    actor_id = None
-    if actor:
-        actor_id = User.objects.filter(username=actor).values_list("pk", flat=True).first() or NO_SUCH_ACTOR
-    return EventFilter(
-        since=since,
-        until=until,
-        actor_id=actor_id,
-        target_id=target,
-        role_id=role,
-        action=action.removesuffix("*"),
-        action_prefix=action.endswith("*"),
-        request_id=request_id,
-        params=params or {},
-    )
 
 
 # --- The authorization check -----------------------------------------------------------------

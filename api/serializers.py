@@ -11,7 +11,8 @@ from rest_framework import serializers
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
 from activations.services import MAX_SCHEDULE_AHEAD
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from audit.models import AuditEvent
 from reviews.forms import MAX_BULK_ITEMS
 from reviews.models import ReviewItem
 from reviews.selectors import DECISION_FILTERS
@@ -393,21 +394,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditFilterSerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="Events at or after this time.")
-    until = serializers.DateTimeField(required=False, help_text="Events before this time.")
-    action = serializers.CharField(
-        required=False, max_length=64, help_text="An action (activation.approved) or a prefix (activation.*)."
-    )
-    actor = serializers.CharField(required=False, max_length=150, help_text="The actor's username.")
-    role = serializers.UUIDField(required=False, help_text="The role's id.")
-    target = serializers.CharField(required=False, max_length=64, help_text="The target's id.")
-    request_id = serializers.CharField(
-        required=False, max_length=64, help_text="The HTTP request id (X-Request-ID) that made the events."
-    )
-
-
-class AuditExportQuerySerializer(AuditFilterSerializer):
+class AuditExportFormatSerializer(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=["csv", "jsonl"],
         help_text="csv: one row per event; jsonl: every hashed field with seq, prev_hash and hash, "

@@ -18,14 +18,11 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from accounts.models import User
 from common.exports import csv_chunks, xlsx_chunks
 
 from . import chain, signing
 from .checkpoints import iter_checkpoints
-from .forms import EventFilter
 from .models import AuditChainHead
-from .selectors import event_search
 from .services import audit_record
 
 FORMATS = {
@@ -45,14 +42,15 @@ class EventExport:
     rows: int
 
 
-def audit_export_start(*, actor: User, criteria: EventFilter, format: str) -> EventExport:
-    """Pin, count and audit an export; stream it with export_chunks."""
+def audit_export_start(*, actor, events: QuerySet, params: dict, format: str) -> EventExport:
+    """Pin, count and audit an export of ``events`` (a search's: audit.filters), whose filter
+    was ``params`` as typed; stream it with export_chunks."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}")
     through_seq = AuditChainHead.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
-    events = event_search(criteria=criteria).filter(seq__lte=through_seq)
+    events = events.filter(seq__lte=through_seq)
     rows = events.count()
-    details = {"format": format, "filter": criteria.params, "rows": rows, "through_seq": through_seq}
+    details = {"format": format, "filter": params, "rows": rows, "through_seq": through_seq}
     audit_record(action="audit.exported", actor=actor, details=details)
     return EventExport(format, events, through_seq, rows)
 

@@ -6,10 +6,3 @@ from . import checkpoints
 @shared_task(ignore_result=True)
 def audit_checkpoint_write() -> int:
     return int(checkpoints.audit_checkpoint_write() is not None)
-
-
-@shared_task(ignore_result=True)
-def alerts_evaluate() -> int:
-    from .alerts import alerts_evaluate as evaluate
-
-    return len(evaluate().raised)

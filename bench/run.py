@@ -972,14 +972,17 @@ def export_child(since_text: str) -> None:
     django_setup(os.environ["PIM_BENCH_DATABASE"])
     from accounts.models import User
     from audit.event_exports import audit_export_start, export_chunks
-    from audit.forms import EventFilter
+    from audit.models import AuditEvent
 
     since = datetime.fromisoformat(since_text)
     actor = User.objects.get(username=BENCH_USER)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     export = audit_export_start(
-        actor=actor, criteria=EventFilter(since=since, params={"since": since_text}), format="csv"
+        actor=actor,
+        events=AuditEvent.objects.filter(occurred_at__gte=since),
+        params={"since": since_text},
+        format="csv",
     )
     size, lines = 0, 0
     for chunk in export_chunks(export):

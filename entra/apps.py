@@ -7,4 +7,9 @@ class EntraConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from alerts.rules import outside_portal_source_register
+
         from . import checks, client  # noqa: F401  (registers the system check and the reset hook)
+        from .alerts import drift_items
+
+        outside_portal_source_register(drift_items)

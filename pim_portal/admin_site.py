@@ -13,9 +13,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from accounts.decorators import STEP_UP_MESSAGE
-from accounts.mfa import step_up_is_fresh, user_is_verified
-from accounts.redirects import with_next
+from common.decorators import STEP_UP_MESSAGE
+from common.redirects import with_next
+from common.step_up import step_up_is_fresh, user_is_verified
 
 NO_ADMIN_RIGHTS_MESSAGE = (
     "The administration pages are for PIM Administrators and Auditors: activate your role first."

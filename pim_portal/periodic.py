@@ -62,7 +62,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         crontab(minute=5),
         "review reminders sent",
     ),
-    PeriodicJob("alerts-evaluate", "audit.tasks.alerts_evaluate", crontab(minute=20), "alerts raised"),
+    PeriodicJob("alerts-evaluate", "alerts.tasks.alerts_evaluate", crontab(minute=20), "alerts raised"),
     PeriodicJob(
         "entra-sync",
         "entra.tasks.entra_sync",

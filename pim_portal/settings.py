@@ -90,8 +90,10 @@ INSTALLED_APPS = [
     "notifications",
     "activations",
     "reviews",
+    "alerts",
     "entra",
     "rest_framework",
+    "django_filters",  # the audit log's search (audit.filters), also behind the API's
     "drf_spectacular",
     "drf_spectacular_sidecar",  # vendored Swagger UI files for /api/docs/ (no CDN)
     "api",
@@ -353,7 +355,7 @@ SPECTACULAR_SETTINGS = {
         "RequestKindEnum": "activations.models.ActivationRequest.Kind",
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
-        "AlertStatusEnum": "audit.models.Alert.Status",
+        "AlertStatusEnum": "alerts.models.Alert.Status",
     },
 }
 

@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from activations.urls import evidence_urlpatterns
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="roles:my_roles", permanent=False)),
     path("accounts/", include("accounts.urls")),
     path("roles/", include("roles.urls")),
     path("activations/", include("activations.urls")),
     path("audit/", include("audit.urls")),
+    path("audit/", include("alerts.urls")),
+    path("audit/activations/", include((evidence_urlpatterns, "evidence"))),
     path("reviews/", include("reviews.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.decorators import step_up_required, verified_required
+from common.decorators import step_up_required, verified_required
 
 from . import reports, selectors, services
 from .forms import BulkDecisionForm, DecisionForm, ReviewDefinitionForm

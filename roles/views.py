@@ -1,7 +1,7 @@
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.decorators import verified_required
+from common.decorators import verified_required
 
 from . import selectors
 

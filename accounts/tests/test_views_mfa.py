@@ -7,8 +7,8 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.mfa import VERIFIED_AT_SESSION_KEY
 from audit.models import AuditEvent
+from common.step_up import VERIFIED_AT_SESSION_KEY
 from tests.factories import PASSWORD, totp_code, totp_device
 
 from .helpers import events_after, last_seq, sign_in_password, wrong_code

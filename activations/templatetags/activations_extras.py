@@ -4,10 +4,10 @@ from datetime import timedelta
 
 from django import template
 
-from accounts.mfa import user_is_verified
 from activations.forms import duration_label
 from activations.models import ActivationRequest
 from activations.selectors import approvals_pending_count
+from common.step_up import user_is_verified
 
 register = template.Library()
 Status = ActivationRequest.Status

@@ -381,6 +381,6 @@ def test_extension_and_renewal_requests_enforce_csrf(requester, approver):
 
 def test_the_request_page_links_auditors_to_the_evidence_view_and_not_the_requester(requester, auditor):
     activation = granted_request(requester)
-    evidence = reverse("audit:activation_evidence", args=[activation.pk])
+    evidence = reverse("evidence:activation", args=[activation.pk])
     assert evidence in page(sign_in(auditor).get(activation.get_absolute_url()))
     assert evidence not in page(sign_in(requester).get(activation.get_absolute_url()))

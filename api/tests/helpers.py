@@ -6,8 +6,8 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.mfa import VERIFIED_AT_SESSION_KEY
 from activations.services import activation_request
+from common.step_up import VERIFIED_AT_SESSION_KEY
 from tests.factories import totp_device
 
 

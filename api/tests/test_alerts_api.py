@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from audit.models import AuditEvent
 from tests.factories import totp_code, totp_device
 
 from .helpers import error, session_client

@@ -136,3 +136,58 @@ def test_an_event_carries_its_chain_fields(auditor, events, token_client):
 
     assert item["hash"] == event.hash and item["prev_hash"] == event.prev_hash
     assert item["actor_label"] == "Arne Approver <approver>"
+
+
+# --- The explorer's filters (audit.filters), read as a query ---------------------------------
+
+
+def test_the_explorer_filters_work_here_too(auditor, requester, approver, events, token_client):
+    client = token_client(auditor)
+    audit_record(action="role.denied", actor=approver, outcome="denied", scope="/subscriptions/abc/rg1")
+    audit_record(action="job.ran")
+
+    def actions(**query):
+        return [item["action"] for item in client.get(URL, query).json()["results"]]
+
+    assert actions(principal="requester") == ["activation.denied"]
+    assert actions(outcome="denied") == ["role.denied"]
+    assert actions(scope="/subscriptions/abc*") == ["role.denied"]
+    assert actions(action="activation.") == [
+        "activation.requested",
+        "activation.approved",
+        "activation.denied",
+    ]
+    assert "job.ran" in actions(actor="system")
+
+
+def test_a_query_about_nobody_or_an_empty_range_finds_nothing(auditor, events, token_client):
+    client = token_client(auditor)
+    start = events["start"]
+
+    for query in (
+        {"actor": "nobody"},
+        {"principal": "nobody"},
+        {"role": "00000000-0000-0000-0000-000000000000"},
+        {"since": (start + timedelta(minutes=3)).isoformat(), "until": start.isoformat()},
+    ):
+        response = client.get(URL, query)
+        assert response.status_code == 200, query
+        assert response.json()["results"] == [], query
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"since": ""}, "since"),
+        ({"until": " "}, "until"),
+        ({"role": ""}, "role"),
+        ({"role": "Payroll Administrator"}, "role"),  # the API takes a role's id
+        ({"outcome": "exploded"}, "outcome"),
+        ({"action": "x" * 65}, "action"),
+    ],
+)
+def test_blank_typed_values_and_names_for_ids_are_a_400(auditor, events, token_client, query, field):
+    response = token_client(auditor).get(URL, query)
+
+    assert response.status_code == 400
+    assert set(error(response)["fields"]) == {field}

@@ -1,12 +1,10 @@
 """Template helpers for audit pages: links from events to evidence, details as before/after."""
 
 import json
-import uuid
 
 from django import template
-from django.urls import reverse
 
-from audit.selectors import REQUEST_TARGET
+from audit import registry
 
 register = template.Library()
 ABSENT = object()  # a field on one side of a before/after only
@@ -14,14 +12,8 @@ ABSENT = object()  # a field on one side of a before/after only
 
 @register.simple_tag
 def evidence_url(event) -> str:
-    """The evidence page of the activation request an event is about, or ""."""
-    if event.target_type != REQUEST_TARGET:
-        return ""
-    try:
-        pk = uuid.UUID(event.target_id)
-    except ValueError:
-        return ""
-    return reverse("audit:activation_evidence", args=[pk])
+    """The evidence page of what an event is about (an activation request), or ""."""
+    return registry.evidence_url(target_type=event.target_type, target_id=event.target_id)
 
 
 @register.simple_tag

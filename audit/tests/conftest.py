@@ -83,35 +83,3 @@ def checkpoint_tamper(db):
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE audit_auditcheckpoint DISABLE TRIGGER USER")
     return Tamper()
-
-
-@pytest.fixture
-def activation_story(requester, approver):
-    """An activation of a role that needs approval, from request to deactivation, with the
-    directory confirming the grant and the revoke: returns the request."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from activations.services import activation_approve, activation_deactivate, activation_request
-    from roles.directory_services import directory_outbox_drain
-    from tests.factories import EligibleAssignmentFactory, RoleFactory
-
-    role = RoleFactory(name="Story Administrator", role_settings__require_approval=True)
-    role.settings.approvers.add(approver)
-    eligible = EligibleAssignmentFactory(user=requester, role=role)
-    now = timezone.now()
-    request = activation_request(
-        requester=requester,
-        eligible=eligible,
-        duration=timedelta(hours=1),
-        justification="Fix <b>prod</b> incident",
-        ticket_number="INC-42",
-        ticket_system="ServiceNow",
-        mfa_verified_at=now,
-    )
-    request = activation_approve(approver=approver, request=request, reason="Go ahead", mfa_verified_at=now)
-    directory_outbox_drain()
-    request = activation_deactivate(requester=requester, request=request)
-    directory_outbox_drain()
-    return request

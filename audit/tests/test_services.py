@@ -5,12 +5,11 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from accounts.models import DirectoryGroup
 from audit import chain, context
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import AuditEntry, audit_record, audit_record_many
 from pim_portal.middleware import RequestIdMiddleware
-from tests.factories import RoleFactory, UserFactory
+from tests.factories import DirectoryGroupFactory, RoleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +110,7 @@ def test_a_rolled_back_transaction_leaves_no_gap_in_the_sequence():
 def test_events_keep_who_and_what_as_static_text_after_renames_and_deletions():
     actor = UserFactory(username="ada", display_name="Ada Admin")
     role = RoleFactory(name="Billing Reader")
-    group = DirectoryGroup.objects.create(name="Finance")
+    group = DirectoryGroupFactory(name="Finance")
     event = audit_record(
         action="test.granted",
         actor=actor,

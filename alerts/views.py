@@ -1,7 +1,8 @@
 """Alert pages: the list (open by severity, dismissed, resolved), one alert with its items, fix
 buttons and dismiss form, and "Evaluate now". PIM Administrators and Auditors read them
-(audit.view_alert); only PIM Administrators (audit.manage_alert) dismiss, fix and evaluate, with
-a fresh step-up for the changes. Everyone else gets a 404."""
+(alerts.view_alert); only PIM Administrators (alerts.manage_alert) dismiss, fix and evaluate,
+with a fresh step-up for the changes. And the dashboard, for PIM Administrators and Auditors
+(alerts.view_dashboard). Everyone else gets a 404."""
 
 from functools import wraps
 
@@ -13,12 +14,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from accounts.decorators import verification_redirect, verified_required
+from common.decorators import verification_redirect, verified_required
 
-from . import alerts
-from .alerts_fixes import FIXES
-from .alerts_rules import KINDS
+from . import services as alerts
+from .dashboard import dashboard_data
+from .fixes import FIXES
 from .models import Alert
+from .rules import KINDS
+
+DASHBOARD_PERMISSION = "alerts.view_dashboard"
 
 TABS = {
     "open": (Alert.Status.OPEN,),
@@ -84,7 +88,7 @@ def alert_list(request):
         "summary": summary,
         "can_manage": request.user.has_perm(alerts.MANAGE_PERMISSION),
     }
-    return render(request, "audit/alerts_list.html", context)
+    return render(request, "alerts/alert_list.html", context)
 
 
 @require_safe
@@ -99,7 +103,7 @@ def alert_detail(request, pk):
         "fixable": alert.kind in FIXES and alert.status != Alert.Status.RESOLVED,
         "can_manage": request.user.has_perm(alerts.MANAGE_PERMISSION),
     }
-    return render(request, "audit/alerts_detail.html", context)
+    return render(request, "alerts/alert_detail.html", context)
 
 
 @require_POST
@@ -107,7 +111,7 @@ def alert_detail(request, pk):
 def alert_evaluate(request):
     result = alerts.alerts_evaluate(actor=request.user)
     messages.success(request, f"Alerts evaluated: {result}.")
-    return redirect("audit:alert_list")
+    return redirect("alerts:alert_list")
 
 
 def _alert_or_404(pk) -> Alert:
@@ -152,3 +156,12 @@ def alert_fix(request, pk):
         else:
             messages.success(request, done)
     return redirect(alert)
+
+
+@never_cache
+@require_safe
+@verified_required
+def dashboard(request):
+    if not request.user.has_perm(DASHBOARD_PERMISSION):
+        raise Http404("No such page.")
+    return render(request, "alerts/dashboard.html", {"dashboard": dashboard_data()})

@@ -6,8 +6,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from audit.alerts import alert_dismiss, alerts_evaluate
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from alerts.services import alert_dismiss, alerts_evaluate
+from audit.models import AuditEvent
 from notifications.models import Email
 from tests.factories import ActiveAssignmentFactory, RoleFactory
 

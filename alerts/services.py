@@ -14,15 +14,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 from notifications.services import email_queue
+from roles.selectors import pim_administrators
 
-from .alerts_rules import KINDS
+from .fixes import FIXES
 from .models import Alert
-from .services import AuditEntry, audit_record, audit_record_many
+from .rules import KINDS
 
-MANAGE_PERMISSION = "audit.manage_alert"
-VIEW_PERMISSION = "audit.view_alert"
+MANAGE_PERMISSION = "alerts.manage_alert"
+VIEW_PERMISSION = "alerts.view_alert"
 
 
 @dataclass
@@ -120,8 +122,6 @@ def alert_recipients() -> list:
     """PIM_ALERT_EMAILS if set, else the PIM Administrators (eligible or active)."""
     if settings.PIM_ALERT_EMAILS:
         return list(settings.PIM_ALERT_EMAILS)
-    from roles.selectors import pim_administrators
-
     return list(pim_administrators())
 
 
@@ -170,8 +170,6 @@ def alert_dismiss(*, actor: User, alert: Alert, reason: str, now: datetime | Non
 def alert_fix(*, actor: User, alert: Alert, item_id: str, now: datetime | None = None) -> str:
     """Apply the alert's fix to one of its items, through the audited services, then evaluate
     the alert's kind again. Returns what was done."""
-    from .alerts_fixes import FIXES
-
     if not actor.has_perm(MANAGE_PERMISSION):
         raise PermissionDenied("You may not fix alerts.")
     now = now or timezone.now()

@@ -7,8 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit.alerts import alerts_evaluate
-from audit.models import Alert, AuditEvent
+from alerts.models import Alert
+from alerts.services import alerts_evaluate
+from audit.models import AuditEvent
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from tests.factories import ActiveAssignmentFactory, EligibleAssignmentFactory, RoleFactory
 

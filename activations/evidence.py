@@ -4,17 +4,23 @@ Built from the request's own rows (what it is now) and from its audit events (wh
 each step citing the event that records it). Four queries whatever the history's length.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Q
 from django.http import Http404
+from django.urls import reverse
 
 from accounts.models import User
-from activations.models import ActivationRequest, Approval
+from audit.models import AuditEvent
+from roles.models import ActiveAssignment
 
-from .models import AuditEvent
-from .selectors import ACTIVE_ASSIGNMENT_TARGET, REQUEST_TARGET
+from .models import ActivationRequest, Approval
+
+# The target types under which audit events record a request and its assignment.
+REQUEST_TARGET = ActivationRequest._meta.label_lower
+ACTIVE_ASSIGNMENT_TARGET = ActiveAssignment._meta.label_lower
 
 Status = ActivationRequest.Status
 ENDINGS = (Status.EXPIRED, Status.DEACTIVATED, Status.REVOKED)
@@ -40,6 +46,15 @@ class Evidence:
     approvals: list
     events: list
     steps: list[Step]
+
+
+def evidence_url(target_id: str) -> str:
+    """The evidence page of the request an audit event names by id, or "" (not an id)."""
+    try:
+        pk = uuid.UUID(target_id)
+    except ValueError:
+        return ""
+    return reverse("evidence:activation", args=[pk])
 
 
 def activation_evidence(*, pk) -> Evidence:

@@ -8,14 +8,14 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.views import View
 
-from accounts.decorators import (
+from common.decorators import (
     STEP_UP_MESSAGE,
     StepUpRequiredMixin,
     VerifiedRequiredMixin,
     step_up_required,
     verified_required,
 )
-from accounts.mfa import VERIFIED_AT_SESSION_KEY, mark_step_up, step_up_is_fresh, step_up_verified_at
+from common.step_up import VERIFIED_AT_SESSION_KEY, mark_step_up, step_up_is_fresh, step_up_verified_at
 from tests.factories import totp_device
 
 NOON = datetime(2026, 3, 2, 12, 0, 5, tzinfo=UTC)

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activations.models import ActivationRequest
-from audit.models import Alert
+from alerts.models import Alert
 from reviews.models import ReviewDefinition, ReviewInstance, ReviewItem
 from tests.factories import ActiveAssignmentFactory, EligibleAssignmentFactory, RoleFactory
 

@@ -1,6 +1,8 @@
 """Guards for views: signed in and OTP-verified, and for sensitive actions a fresh step-up.
 
-Every portal view other than sign-in, enrolment and verification uses one of these."""
+Every portal view other than sign-in, enrolment and verification uses one of these. They need
+only Django and django-otp (and the accounts app's URL names), so every app uses them, the
+audit app too, without importing accounts."""
 
 from functools import wraps
 
@@ -10,9 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from .mfa import step_up_is_fresh, user_is_verified
 from .redirects import with_next
-from .selectors import mfa_is_enrolled
+from .step_up import mfa_is_enrolled, step_up_is_fresh, user_is_verified
 
 STEP_UP_MESSAGE = "Confirm it's you: enter a code from your authenticator app to continue."
 

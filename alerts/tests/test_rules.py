@@ -7,8 +7,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from audit.alerts_rules import GLOBAL_ADMINISTRATOR, KINDS
+from alerts import rules
+from alerts.rules import GLOBAL_ADMINISTRATOR, KINDS
 from audit.services import audit_record
+from reviews.models import ReviewDefinition, ReviewInstance
 from roles.models import Role
 from tests.factories import (
     ActiveAssignmentFactory,
@@ -137,29 +139,22 @@ def test_frequent_activations_fire_for_three_within_the_window(settings):
     assert ids == {f"{busy.pk}:{role.pk}"}
 
 
-def test_roles_assigned_outside_the_portal_come_from_open_drift():
-    from entra.models import DriftFinding
+def test_roles_assigned_outside_the_portal_come_from_the_registered_sources(monkeypatch):
+    seen = {"type": "drift_finding", "id": "7", "label": "Global Administrator — abc at /"}
+    monkeypatch.setattr(rules, "OUTSIDE_PORTAL_SOURCES", [lambda: [seen]])
 
-    now = timezone.now()
-    role = _global_administrator()
-    common = {
-        "principal_type": "user",
-        "role": role,
-        "role_template_id": GLOBAL_ADMINISTRATOR,
-        "directory_scope": "/",
-        "first_seen_at": now,
-        "last_seen_at": now,
-    }
-    drift = DriftFinding.objects.create(principal_id="abc", **common)
-    gone = DriftFinding.objects.create(principal_id="def", resolved_at=now, resolution="gone", **common)
-    ids = found("assigned_outside_portal")
-    assert str(drift.pk) in ids
-    assert str(gone.pk) not in ids
+    findings = KINDS["assigned_outside_portal"].rule(now=timezone.now())
+
+    assert [finding.items for finding in findings] == [[seen]]
+
+
+def test_roles_assigned_outside_the_portal_stay_silent_without_items(monkeypatch):
+    monkeypatch.setattr(rules, "OUTSIDE_PORTAL_SOURCES", [list])
+
+    assert found("assigned_outside_portal") == set()
 
 
 def test_roles_not_reviewed_fire_without_a_recent_review(settings):
-    from reviews.models import ReviewDefinition, ReviewInstance
-
     settings.PIM_ALERT_REVIEW_DAYS = 90
     now = timezone.now()
     unreviewed = EligibleAssignmentFactory(starts_at=now - timedelta(days=120)).role

@@ -12,15 +12,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q
 
 from accounts.models import DirectoryGroup, User
+from audit.models import AuditEvent
+from reviews.models import ReviewInstance
 from roles.models import ActiveAssignment, EligibleAssignment, Role
-
-from .models import Alert, AuditEvent
 
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 BREAK_GLASS_ACTION = "auth.break_glass_sign_in"
+
+
+class Severity(models.TextChoices):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
 @dataclass(frozen=True)
@@ -248,37 +255,24 @@ def _most_within(times: list[datetime], window: timedelta) -> int:
     return best
 
 
-def assigned_outside_portal(*, now: datetime) -> list[Finding]:
-    from entra.selectors import open_drift_findings
+# Apps that see role assignments made outside the portal (the Entra sync) register here, in
+# their AppConfig.ready(): each source returns the items of the alert below.
+OUTSIDE_PORTAL_SOURCES: list[Callable[[], list[dict]]] = []
 
-    items = []
-    for finding in open_drift_findings():
-        role = finding.role.name if finding.role else finding.role_template_id
-        principal = (
-            finding.user.label
-            if finding.user
-            else finding.group.label
-            if finding.group
-            else finding.principal_id
-        )
-        items.append(
-            {
-                "type": "drift_finding",
-                "id": str(finding.pk),
-                "label": (
-                    f"{role} — {principal} at {finding.directory_scope} "
-                    f"(seen {finding.first_seen_at:%Y-%m-%d})"
-                ),
-            }
-        )
+
+def outside_portal_source_register(source: Callable[[], list[dict]]) -> None:
+    if source not in OUTSIDE_PORTAL_SOURCES:
+        OUTSIDE_PORTAL_SOURCES.append(source)
+
+
+def assigned_outside_portal(*, now: datetime) -> list[Finding]:
+    items = [entry for source in OUTSIDE_PORTAL_SOURCES for entry in source()]
     return _one(items, "The Entra sync found privileged role assignments that the portal did not make.")
 
 
 def roles_not_reviewed(*, now: datetime) -> list[Finding]:
     """Privileged roles with an assignment older than N days and no access review of the role
     that started in the last N days."""
-    from reviews.models import ReviewInstance
-
     days = settings.PIM_ALERT_REVIEW_DAYS
     cutoff = now - timedelta(days=days)
     old = _still_open(now) & Q(starts_at__lte=cutoff)
@@ -364,7 +358,7 @@ def break_glass_sign_ins(*, now: datetime) -> list[Finding]:
 
 # --- The catalog --------------------------------------------------------------------------
 
-H, M, L = Alert.Severity.HIGH, Alert.Severity.MEDIUM, Alert.Severity.LOW
+H, M, L = Severity.HIGH, Severity.MEDIUM, Severity.LOW
 
 KINDS: dict[str, AlertKind] = {
     "roles_without_mfa": AlertKind(

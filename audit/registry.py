@@ -1,0 +1,66 @@
+"""What the apps above audit tell it about themselves, each in its AppConfig.ready(): audit is
+the ground floor and imports none of them.
+
+- Principal targets: the models whose rows belong to a person (their requests, their
+  assignments), so the explorer's "target principal" filter finds the events about them.
+- Role finders: how a role is found from what an auditor types (its name, id or template id).
+- Evidence pages: where an event about a target of some type links to (an activation's
+  evidence, for one).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models import Model
+
+
+@dataclass(frozen=True)
+class PrincipalTarget:
+    """Rows of ``model`` belong to the user that ``user_field`` names."""
+
+    model: type[Model]
+    user_field: str
+
+    @property
+    def target_type(self) -> str:
+        """The target_type audit events record for such a row (see services._describe_target)."""
+        return self.model._meta.label_lower
+
+
+PRINCIPAL_TARGETS: list[PrincipalTarget] = []
+# Each returns the ids of at most `limit` roles matching the text.
+ROLE_FINDERS: list[Callable[..., list]] = []
+# target_type -> the URL of the evidence page for one target id ("" if there is none).
+EVIDENCE_PAGES: dict[str, Callable[[str], str]] = {}
+
+
+def principal_target_register(model: type[Model], *, user_field: str) -> None:
+    target = PrincipalTarget(model, user_field)
+    if target not in PRINCIPAL_TARGETS:
+        PRINCIPAL_TARGETS.append(target)
+
+
+def role_finder_register(finder: Callable[..., list]) -> None:
+    """``finder(text=..., limit=...)`` returns the ids of the roles the text names."""
+    if finder not in ROLE_FINDERS:
+        ROLE_FINDERS.append(finder)
+
+
+def role_ids_find(*, text: str, limit: int = 2) -> list:
+    """The ids of at most ``limit`` roles that ``text`` names (no role app: none)."""
+    found: list = []
+    for finder in ROLE_FINDERS:
+        found += finder(text=text, limit=limit - len(found))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def evidence_page_register(model: type[Model], url: Callable[[str], str]) -> None:
+    EVIDENCE_PAGES[model._meta.label_lower] = url
+
+
+def evidence_url(*, target_type: str, target_id: str) -> str:
+    """The evidence page of an event's target, or ""."""
+    url = EVIDENCE_PAGES.get(target_type)
+    return url(target_id) if url is not None and target_id else ""
