@@ -16,12 +16,12 @@ from accounts.models import User
 from audit.services import audit_record
 from common.text import clean_text
 from notifications.services import email_queue
-from roles.directory_services import directory_operation_enqueue
-from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, RoleSettings
+from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
 from roles.scopes import scope_covers, scope_validate
 from roles.services import (
     active_assignment_create_for_activation,
     active_assignment_end,
+    active_assignments_end,
     role_approver_candidates,
 )
 
@@ -198,11 +198,11 @@ def _close_lapsed(requester: User, role_id, scope: str, now: datetime) -> None:
     for request in lapsed:
         _transition(request, Status.EXPIRED, now)
         # What activation_expire_due does for the rows it closes (it will not see this one).
-        ActiveAssignment.objects.filter(pk=request.active_assignment_id, end_reason="").update(
-            end_reason=ActiveAssignment.EndReason.EXPIRED
-        )
-        directory_operation_enqueue(
-            assignment=request.active_assignment, operation=DirectoryOperation.Operation.REVOKE, now=now
+        active_assignments_end(
+            actor=None,
+            assignments=[request.active_assignment],
+            reason=ActiveAssignment.EndReason.EXPIRED,
+            now=now,
         )
         _audit(request, "activation.expired", None, now)
 

@@ -5,6 +5,7 @@ rows it changes, re-checks the live state and the role's policy, changes it and 
 audit event, all in one transaction. Views, the admin, the API, tasks and commands call these.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
@@ -18,7 +19,7 @@ from accounts.models import DirectoryGroup, User
 from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 
-from .directory_services import directory_operation_enqueue
+from .directory_services import directory_operation_enqueue, directory_operations_enqueue_many
 from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
 from .scopes import scope_validate
 from .selectors import pim_administrators, role_holders, user_can_manage_active, user_can_manage_eligible
@@ -336,12 +337,18 @@ def eligible_remove(
     with transaction.atomic():
         assignment = _lock_open(EligibleAssignment, assignment.pk, now)
         _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
-        _end(assignment, actor=actor, reason=end_reason, now=now)
-        entries = [
-            _entry(
-                "eligible_assignment.removed", actor, assignment, {"reason": reason, "end_reason": end_reason}
-            )
-        ]
+        _eligible_end(assignment, actor=actor, reason=end_reason, now=now)
+        audit_record_many(
+            entries=[
+                _entry(
+                    "eligible_assignment.removed",
+                    actor,
+                    assignment,
+                    {"reason": reason, "end_reason": end_reason},
+                )
+            ],
+            at=now,
+        )
         # Every activation of it that has not ended, including one scheduled to start later
         # (current(now) would leave that one to start from a removed eligibility).
         live = (
@@ -349,17 +356,14 @@ def eligible_remove(
             .filter(eligible=assignment, ended_at__isnull=True)
             .exclude(ends_at__lte=now)
         )
-        for activation in live:
-            _end(activation, actor=actor, reason=ActiveAssignment.EndReason.REMOVED, now=now)
-            entries.append(
-                _entry(
-                    "active_assignment.ended",
-                    actor,
-                    activation,
-                    {"end_reason": "removed", "because": "eligibility removed"},
-                )
-            )
-        audit_record_many(entries=entries, at=now)
+        active_assignments_end(
+            actor=actor,
+            assignments=list(live),
+            reason=ActiveAssignment.EndReason.REMOVED,
+            now=now,
+            audit_action="active_assignment.ended",
+            details={"end_reason": "removed", "because": "eligibility removed"},
+        )
     return assignment
 
 
@@ -452,15 +456,13 @@ def active_remove(
     with transaction.atomic():
         assignment = _lock_open(ActiveAssignment, assignment.pk, now)
         _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
-        _end(assignment, actor=actor, reason=end_reason, now=now)
-        audit_record(
-            action="active_assignment.removed",
+        active_assignments_end(
             actor=actor,
-            target=assignment,
-            role=assignment.role,
-            scope=assignment.scope,
+            assignments=[assignment],
+            reason=end_reason,
+            now=now,
+            audit_action="active_assignment.removed",
             details={"reason": reason, "end_reason": end_reason},
-            at=now,
         )
     return assignment
 
@@ -481,18 +483,14 @@ def active_assignments_revoke_for_user(
             .exclude(ends_at__lte=now)
             .select_related("role")
         )
-        entries = []
-        for assignment in open_assignments:
-            _end(assignment, actor=actor, reason=ActiveAssignment.EndReason.REVOKED, now=now)
-            entries.append(
-                _entry(
-                    "active_assignment.revoked",
-                    actor,
-                    assignment,
-                    {"reason": clean_text(reason, field="reason")},
-                )
-            )
-        audit_record_many(entries=entries, at=now)
+        active_assignments_end(
+            actor=actor,
+            assignments=open_assignments,
+            reason=ActiveAssignment.EndReason.REVOKED,
+            now=now,
+            audit_action="active_assignment.revoked",
+            details={"reason": clean_text(reason, field="reason")},
+        )
     return len(open_assignments)
 
 
@@ -513,18 +511,21 @@ def assignments_end_for_group_leaver(
             .filter(eligible__in=EligibleAssignment.objects.filter(group=group).values("pk"))
             .exclude(ends_at__lte=now)
         )
-        entries = []
         for assignment in derived:
             _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
-            _end(assignment, actor=actor, reason=ActiveAssignment.EndReason.REMOVED, now=now)
-            because = f"{user.label} left {group.label}"
-            details = {"end_reason": "removed", "because": because}
-            entries.append(_entry("active_assignment.ended", actor, assignment, details))
+            # One by one: the next lockout check no longer counts the ones ended before it.
+            active_assignments_end(
+                actor=actor,
+                assignments=[assignment],
+                reason=ActiveAssignment.EndReason.REMOVED,
+                now=now,
+                audit_action="active_assignment.ended",
+                details={"end_reason": "removed", "because": f"{user.label} left {group.label}"},
+            )
         # Checked after those ended: role_holders no longer counts them.
         if user.is_active and not group.members.filter(is_active=True).exclude(pk=user.pk).exists():
             for role in Role.objects.filter(lockout_protected=True):
                 _ensure_lockout_safe(role, removing_group=group, now=now)
-        audit_record_many(entries=entries, at=now)
     return len(derived)
 
 
@@ -695,19 +696,11 @@ def _lock_open(model, pk, now):
     return assignment
 
 
-def _end(assignment, *, actor, reason, now) -> None:
+def _eligible_end(assignment: EligibleAssignment, *, actor, reason, now) -> None:
     assignment.ended_at = now
     assignment.ended_by = actor
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
-    if isinstance(assignment, ActiveAssignment):
-        directory_operation_enqueue(
-            assignment=assignment, operation=DirectoryOperation.Operation.REVOKE, now=now
-        )
-        # An activation of this assignment closes too (activations listens, same transaction).
-        active_assignment_ended.send(
-            sender=ActiveAssignment, assignment=assignment, actor=actor, reason=reason, now=now
-        )
 
 
 def active_assignment_create_for_activation(
@@ -740,9 +733,92 @@ def active_assignment_create_for_activation(
 def active_assignment_end(
     *, actor: User | None, assignment: ActiveAssignment, reason: str, now: datetime
 ) -> None:
-    """End a locked, live active assignment: for activations' deactivate / revoke (it writes
-    its own audit event for the request)."""
-    _end(assignment, actor=actor, reason=reason, now=now)
+    """End a locked, live active assignment now: for activations' deactivate / revoke (the
+    request's own audit event records it)."""
+    active_assignments_end(actor=actor, assignments=[assignment], reason=reason, now=now)
+
+
+def active_assignments_end(
+    *,
+    actor: User | None,
+    assignments: Sequence[ActiveAssignment],
+    reason: str,
+    now: datetime,
+    audit_action: str | None = None,
+    details: dict | None = None,
+) -> None:
+    """The one place an active assignment's end is written, with its directory revoke and,
+    given ``audit_action``, one audit event each (without it the caller's own event records
+    the end: an activation's request). Runs in the caller's transaction.
+
+    ``reason`` Expired records assignments that reached their ends_at (the expiry jobs,
+    set-based): the end reason only, on rows not marked yet; ended_at stays empty, ends_at
+    is when they ended. Any other reason ends locked, live assignments now (ended_at,
+    ended_by, end_reason) and tells activations (active_assignment_ended), which closes the
+    request behind one in the same transaction."""
+    if not assignments:
+        return
+    expired = reason == ActiveAssignment.EndReason.EXPIRED
+    if expired:
+        ActiveAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
+            end_reason=reason
+        )
+    for assignment in assignments:
+        if expired:
+            assignment.end_reason = assignment.end_reason or reason
+            continue
+        assignment.ended_at = now
+        assignment.ended_by = actor
+        assignment.end_reason = reason
+        assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
+    directory_operations_enqueue_many(
+        assignments=assignments, operation=DirectoryOperation.Operation.REVOKE, now=now
+    )
+    if not expired:
+        for assignment in assignments:
+            active_assignment_ended.send(
+                sender=ActiveAssignment, assignment=assignment, actor=actor, reason=reason, now=now
+            )
+    if audit_action:
+        audit_record_many(
+            entries=[
+                _entry(
+                    audit_action,
+                    actor,
+                    assignment,
+                    {
+                        **(
+                            {"principal": assignment.principal_label, "ends_at": assignment.ends_at}
+                            if expired
+                            else {}
+                        ),
+                        **(details or {}),
+                    },
+                )
+                for assignment in assignments
+            ],
+            at=now,
+        )
+
+
+def eligible_assignments_expire(*, assignments: Sequence[EligibleAssignment], now: datetime) -> None:
+    """Record that eligibilities reached their ends_at (the expiry job, set-based): the end
+    reason on rows not marked yet, one audit event each."""
+    EligibleAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
+        end_reason=EligibleAssignment.EndReason.EXPIRED
+    )
+    audit_record_many(
+        entries=[
+            _entry(
+                "eligible_assignment.expired",
+                None,
+                assignment,
+                {"principal": assignment.principal_label, "ends_at": assignment.ends_at},
+            )
+            for assignment in assignments
+        ],
+        at=now,
+    )
 
 
 def _entry(action, actor, assignment, details) -> AuditEntry:
