@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from common.text import clean_text
 
 from .hooks import user_deactivated
 from .models import DirectoryGroup, User
@@ -50,6 +51,47 @@ def user_sign_in_failure_record(*, username: str) -> None:
     )
 
 
+# --- Creating people ------------------------------------------------------------------------
+
+
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    display_name: str = "",
+    email: str = "",
+    external_id: str = "",
+    is_active: bool = True,
+    origin: dict | None = None,
+) -> User:
+    """Add a person with no usable password (they sign in once an administrator gives them
+    one; a service account never does) and no MFA device. ``origin`` says where they come
+    from, for the audit event (the directory sync, a service account for the API).
+
+    ``actor`` None is the system."""
+    _require_perm(actor, "accounts.add_user", "You may not add people.")
+    username = clean_text(username, field="username", required=True, max_length=150)
+    display_name = clean_text(display_name, field="display_name", max_length=256)
+    email = _email_clean(email)
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise AccountError({"username": f"The username {username} is taken."})
+        user = User(
+            username=username,
+            display_name=display_name,
+            email=email,
+            external_id=external_id,
+            is_active=is_active,
+        )
+        user.set_unusable_password()
+        user.save()
+        after = {"username": username, "display_name": display_name, "email": email, "is_active": is_active}
+        audit_record(
+            action="user.created", actor=actor, target=user, details={**(origin or {}), "after": after}
+        )
+    return user
+
+
 # --- Profile ---------------------------------------------------------------------------------
 
 # What an administrator may change about a person in the portal; the rest comes from the
@@ -81,22 +123,24 @@ def user_update(*, actor: User | None, user: User, changes: dict) -> User:
 
 
 def _user_changes_clean(user: User, changes: dict) -> dict:
-    from common.text import clean_text  # roles depends on accounts
-
     cleaned = dict(changes)
     if "display_name" in cleaned:
         cleaned["display_name"] = clean_text(cleaned["display_name"], field="display_name", max_length=256)
     if "email" in cleaned:
-        email = clean_text(cleaned["email"], field="email", max_length=254)
-        if email:
-            try:
-                validate_email(email)
-            except ValidationError:
-                raise AccountError({"email": "Enter a valid email address."}) from None
-        cleaned["email"] = email
+        cleaned["email"] = _email_clean(cleaned["email"])
     if cleaned.get("manager") is not None:
         _manager_validate(user, cleaned["manager"])
     return cleaned
+
+
+def _email_clean(value: str) -> str:
+    email = clean_text(value, field="email", max_length=254)
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise AccountError({"email": "Enter a valid email address."}) from None
+    return email
 
 
 def _manager_validate(user: User, manager: User) -> None:
@@ -168,8 +212,6 @@ def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
 
 def group_create(*, actor: User | None, name: str, description: str = "") -> DirectoryGroup:
     """Add a (portal-local) group with no members."""
-    from common.text import clean_text  # roles depends on accounts
-
     _require_perm(actor, "accounts.add_directorygroup", "You may not create groups.")
     name = clean_text(name, field="name", required=True, max_length=256)
     description = clean_text(description, field="description")
@@ -192,8 +234,6 @@ def group_create(*, actor: User | None, name: str, description: str = "") -> Dir
 
 def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict) -> DirectoryGroup:
     """Rename a group or change its description."""
-    from common.text import clean_text  # roles depends on accounts
-
     _require_perm(actor, "accounts.change_directorygroup", "You may not change groups.")
     if set(changes) - {"name", "description"}:
         raise AccountError("Only the name and description of a group can be changed here.")
