@@ -94,10 +94,16 @@ def _moment(moment: datetime, now: datetime) -> str:
 @verified_required
 def my_requests(request):
     """The user's requests, newest first, with Cancel and Deactivate."""
+    now = timezone.now()
     page = Paginator(selectors.requests_for_user(user=request.user), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    context = {"page": page, "activations": list(page.object_list), "now": timezone.now()}
+    activations = list(page.object_list)
+    rows = [
+        (activation, selectors.request_actions(user=request.user, request=activation, at=now))
+        for activation in activations
+    ]
+    context = {"page": page, "activations": activations, "rows": rows, "now": now}
     return render(request, "activations/my_requests.html", context)
 
 
@@ -148,20 +154,18 @@ def _email_link_landing(request, pk):
 
 def _render_request(request, activation, *, decision_form=None, revoke_form=None):
     now = timezone.now()
-    user = request.user
-    is_requester = activation.requester_id == user.pk
-    is_admin = user.has_perm("roles.manage_active_assignments")
-    pending = activation.status == Status.PENDING_APPROVAL and now < activation.decide_by
-    live = activation.status == Status.GRANTED and activation.ends_at is not None and now < activation.ends_at
-    if decision_form is None and selectors.request_awaits_decision_by(user=user, request=activation, at=now):
+    actions = selectors.request_actions(user=request.user, request=activation, at=now)
+    live = selectors.request_is_live(activation, now)
+    if decision_form is None and actions.decide:
         decision_form = DecisionForm(code_required=not step_up_is_fresh(request))
-    if revoke_form is None and live and activation.kind == Kind.ACTIVATE and is_admin:
+    if revoke_form is None and actions.revoke:
         revoke_form = RevokeForm()
     context = {
         "activation": activation,
         "now": now,
-        "is_requester": is_requester,
-        "pending": pending,
+        "actions": actions,
+        "is_requester": activation.requester_id == request.user.pk,
+        "pending": selectors.request_is_pending(activation, now),
         "live": live,
         "lapsed": activation.status == Status.GRANTED and not live and activation.kind == Kind.ACTIVATE,
         "approvals": selectors.request_approvals(request=activation),
@@ -169,8 +173,6 @@ def _render_request(request, activation, *, decision_form=None, revoke_form=None
         "recent": selectors.request_recent_activations(request=activation),
         "decision_form": decision_form,
         "revoke_form": revoke_form,
-        "can_cancel": pending and (is_requester or is_admin),
-        "can_deactivate": live and is_requester and activation.kind == Kind.ACTIVATE,
     }
     return render(request, "activations/request_detail.html", context)
 
