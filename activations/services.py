@@ -163,10 +163,11 @@ def _check_activation_policy(
             f"{_hours(role_settings.activation_max_duration)}."
         )
     if starts_at is not None:
+        # The only check of a scheduled start: the form and the API pass the value as it came.
         if starts_at < now - timedelta(minutes=1):
             errors["starts_at"] = "A scheduled start cannot be in the past."
         elif starts_at > now + MAX_SCHEDULE_AHEAD:
-            errors["starts_at"] = "A start can be scheduled at most 30 days ahead."
+            errors["starts_at"] = f"A start can be scheduled at most {MAX_SCHEDULE_AHEAD.days} days ahead."
     start = max(starts_at or now, now)
     in_range = "duration" not in errors and "starts_at" not in errors  # no overflow on absurd input
     if eligible.ends_at is not None and in_range and start + duration > eligible.ends_at:
