@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from common.text import clean_text
 
-from .hooks import user_deactivated
+from .hooks import group_member_leaving, user_deactivated, user_deactivating
 from .models import DirectoryGroup, User
 
 
@@ -170,8 +170,6 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     """Deactivate a person: no more sign-ins, every session ends, active roles are revoked.
 
     ``actor`` None is the system (directory sync)."""
-    from roles.services import active_assignments_revoke_for_user  # roles depends on accounts
-
     _require_perm(actor, "accounts.change_user")
     reason = _clean_reason(reason)
     with transaction.atomic():
@@ -181,12 +179,13 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
         locked = User.objects.select_for_update().get(pk=user.pk)
         if not locked.is_active:
             raise AccountError(f"{locked} is already deactivated.")
-        active_assignments_revoke_for_user(actor=actor, user=locked, reason=reason)
+        now = timezone.now()
+        user_deactivating.send(sender=User, user=locked, actor=actor, reason=reason, now=now)
         locked.is_active = False
         # The session hash includes the epoch: every session of the user dies at its next request.
         locked.session_epoch += 1
         locked.save(update_fields=["is_active", "session_epoch"])
-        user_deactivated.send(sender=User, user=locked, actor=actor, now=timezone.now())
+        user_deactivated.send(sender=User, user=locked, actor=actor, now=now)
         audit_record(action="user.deactivated", actor=actor, target=locked, details={"reason": reason})
     return locked
 
@@ -284,8 +283,6 @@ def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User
     """Take a person out of a group: they lose what the group holds, and activations they made
     of the group's eligibilities end now. Refused (LockoutError) if that would leave a
     lockout-protected role without its last (permanent) holder."""
-    from roles.services import assignments_end_for_group_leaver  # roles depends on accounts
-
     _require_perm(actor, "accounts.change_directorygroup", "You may not change group memberships.")
     now = timezone.now()
     with transaction.atomic():
@@ -293,7 +290,10 @@ def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User
         user = User.objects.get(pk=user.pk)
         if not group.members.filter(pk=user.pk).exists():
             raise AccountError(f"{user} is not a member of {group}.")
-        ended = assignments_end_for_group_leaver(actor=actor, group=group, user=user, now=now)
+        replies = group_member_leaving.send(
+            sender=DirectoryGroup, group=group, user=user, actor=actor, now=now
+        )
+        ended = sum(reply for _, reply in replies if isinstance(reply, int))
         group.members.remove(user)
         audit_record(
             action="group.member_removed",

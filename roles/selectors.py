@@ -174,8 +174,7 @@ def role_get_for_viewer(*, user: User, pk) -> Role:
 
 def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
     """The role's current and future eligible and active assignments, for its detail page."""
-    at = at or timezone.now()
-    still_open = (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
+    still_open = _still_open(at or timezone.now())
     related = ("user", "group")
     eligible = (
         EligibleAssignment.objects.filter(still_open, role=role)
@@ -186,6 +185,19 @@ def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySe
         ActiveAssignment.objects.filter(still_open, role=role).select_related(*related).order_by("starts_at")
     )
     return eligible, active
+
+
+def group_assignments(*, group: DirectoryGroup, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+    """The group's current and future eligible and active assignments (what joining it gives)."""
+    still_open = _still_open(at or timezone.now())
+    eligible = EligibleAssignment.objects.filter(still_open, group=group).select_related("role")
+    active = ActiveAssignment.objects.filter(still_open, group=group).select_related("role")
+    return eligible, active
+
+
+def _still_open(at: datetime) -> Q:
+    """Current or future: not past its end and not ended early."""
+    return (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
 
 
 def eligible_get_for_manager(*, user: User, pk) -> EligibleAssignment:

@@ -9,11 +9,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.duration import duration_string
 
-from accounts.models import User
+from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
 from roles.models import EligibleAssignment, Role, RoleSettings
-from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_device
+from tests.factories import (
+    DirectoryGroupFactory,
+    EligibleAssignmentFactory,
+    RoleFactory,
+    UserFactory,
+    totp_device,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -338,3 +344,24 @@ def test_auditor_changes_nothing_in_the_admin(auditor, verified_client, role, re
     assert role.settings.require_ticket is False
     assert not Role.objects.filter(name="Sneaky").exists()
     assert not AuditEvent.objects.filter(seq__gt=seq).exists()
+
+
+# --- The group page lists what its members inherit (roles extends accounts' admin) -----------
+
+
+def test_the_group_page_lists_the_roles_its_members_inherit_and_leaves_out_ended_ones(admin, verified_client):
+    group = DirectoryGroupFactory()
+    EligibleAssignmentFactory(user=None, group=group, role=RoleFactory(name="Kept Role"), scope="/")
+    EligibleAssignmentFactory(
+        user=None,
+        group=group,
+        role=RoleFactory(name="Gone Role"),
+        starts_at=timezone.now() - timedelta(days=3),
+        ends_at=timezone.now() - timedelta(days=1),
+    )
+
+    page = verified_client(admin).get(admin_url(DirectoryGroup, "change", group.pk)).content.decode()
+
+    assert "Roles its members inherit" in page
+    assert "Eligible: Kept Role at <code>/</code>" in page
+    assert "Gone Role" not in page
