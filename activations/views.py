@@ -1,5 +1,6 @@
-"""Activation pages: activate, my requests, the approvals inbox, the request page and its
-actions (decide, cancel, deactivate, revoke), extension and renewal requests.
+"""Activation pages: My roles (the requester's home), activate, my requests, the approvals
+inbox, the request page and its actions (decide, cancel, deactivate, revoke), extension and
+renewal requests.
 
 Thin: parse the input, call one selector or service, render. Every refusal comes back as a
 message on the page; no GET or HEAD changes anything (mail scanners open approval links)."""
@@ -18,6 +19,7 @@ from accounts.decorators import verified_required
 from accounts.mfa import mark_step_up, step_up_is_fresh, step_up_verified_at
 from accounts.redirects import safe_next
 from accounts.services import MfaError, mfa_verify_code
+from roles import selectors as role_selectors
 
 from . import selectors, services
 from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
@@ -31,6 +33,27 @@ MAX_TOKEN_LENGTH = 1000
 # What a refused action can raise: a clear message for the person, never a 500.
 REFUSALS = (ValidationError, PermissionDenied, TransitionNotAllowed)
 safe_methods_and_post = require_http_methods(["GET", "HEAD", "POST"])
+
+
+# --- My roles ------------------------------------------------------------------------------
+
+
+@verified_required
+def my_roles(request):
+    """The requester's home: what they may activate (and extend or renew) and what they hold
+    right now."""
+    now = timezone.now()
+    eligibilities = role_selectors.eligibilities_for_user(user=request.user, at=now)
+    active = role_selectors.active_assignments_for_user(user=request.user, at=now)
+    context = {
+        "now": now,
+        "extend_before": now + services.EXTEND_WINDOW,
+        "eligibilities": list(selectors.eligibilities_with_pending_extension(eligibilities)),
+        # The activation behind an assignment (reverse one-to-one, joined: no query per row).
+        "active_assignments": list(active.select_related("activation_request")),
+        "recently_ended": list(selectors.eligibilities_recently_ended_for_user(user=request.user, at=now)),
+    }
+    return render(request, "activations/my_roles.html", context)
 
 
 # --- Activate ------------------------------------------------------------------------------

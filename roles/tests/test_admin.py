@@ -105,7 +105,7 @@ def test_outsider_is_sent_away_from_the_admin_to_the_portal(outsider, verified_c
     client = verified_client(outsider)
     response = client.get("/admin/", follow=True)
     final_url = response.redirect_chain[-1][0]
-    assert final_url == reverse("roles:my_roles")
+    assert final_url == reverse("activations:my_roles")
     assert response.status_code == 200
     assert "activate your role first" in response.content.decode()
 
