@@ -12,13 +12,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.template.response import TemplateResponse
-from django.utils import timezone
-from django.utils.html import format_html_join
 
 from common.admin import ServiceBackedAdmin
-from roles.models import ActiveAssignment, EligibleAssignment
 
 from . import services
 from .models import DirectoryGroup, User
@@ -129,8 +126,8 @@ class DirectoryGroupAdmin(ServiceBackedAdmin):
     form = DirectoryGroupForm
     list_display = ("name", "member_count", "external_id", "created_at")
     search_fields = ("name", "description", "external_id")
-    fields = ("name", "description", "members", "roles_inherited", "external_id", "created_at")
-    readonly_fields = ("roles_inherited", "external_id", "created_at")
+    fields = ("name", "description", "members", "external_id", "created_at")
+    readonly_fields = ("external_id", "created_at")
     filter_horizontal = ("members",)
 
     def get_queryset(self, request):
@@ -142,22 +139,6 @@ class DirectoryGroupAdmin(ServiceBackedAdmin):
     @admin.display(description="Members", ordering="member_count")
     def member_count(self, obj):
         return obj.member_count
-
-    @admin.display(description="Roles its members inherit")
-    def roles_inherited(self, obj):
-        """The group's current and future assignments: what joining it gives."""
-        if obj.pk is None:
-            return "—"
-        now = timezone.now()
-        still_open = (Q(ends_at__isnull=True) | Q(ends_at__gt=now)) & Q(ended_at__isnull=True)
-        rows = [
-            (kind, assignment.role.name, assignment.scope)
-            for kind, model in (("Active", ActiveAssignment), ("Eligible", EligibleAssignment))
-            for assignment in model.objects.filter(still_open, group=obj).select_related("role")
-        ]
-        if not rows:
-            return "—"
-        return format_html_join("\n", "<div>{}: {} at <code>{}</code></div>", rows)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

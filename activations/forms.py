@@ -13,8 +13,6 @@ from common.text import clean_text
 from roles.models import EligibleAssignment, RoleSettings
 from roles.scopes import MAX_SCOPE_LENGTH, scope_covers, scope_validate
 
-from .services import MAX_SCHEDULE_AHEAD
-
 # Offered activation durations, in minutes: half hours up to two hours, then whole hours.
 _SHORT_STEPS = (30, 60, 90, 120)
 TICKET_MAX_LENGTH = 100
@@ -186,14 +184,8 @@ class ActivateForm(CodeFieldMixin, forms.Form):
         if starts_at is None:
             return None
         # The page says UTC: read the wall-clock time typed as UTC whatever the active zone.
-        starts_at = timezone.make_naive(starts_at).replace(tzinfo=UTC)
-        if starts_at < self.now - timedelta(minutes=1):
-            raise forms.ValidationError("A scheduled start cannot be in the past.")
-        if starts_at > self.now + MAX_SCHEDULE_AHEAD:
-            raise forms.ValidationError(
-                f"A start can be scheduled at most {MAX_SCHEDULE_AHEAD.days} days ahead."
-            )
-        return starts_at
+        # Whether it is too early or too far ahead is the service's to say (activation_request).
+        return timezone.make_naive(starts_at).replace(tzinfo=UTC)
 
     def clean_scope(self):
         scope = self.cleaned_data["scope"].strip() or self.eligible.scope

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from audit.services import AuditEntry, audit_record_many
 from notifications.services import email_queue
-from roles.directory_services import directory_operations_enqueue_many
-from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment
+from roles.models import ActiveAssignment, EligibleAssignment
+from roles.services import active_assignments_end
 
 from .models import ActivationRequest
 from .services import request_approvers
@@ -45,12 +45,12 @@ def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
                     pk__in=ids, status=Status.EXPIRED, closed_at=now
                 ).select_related("role", "requester", "active_assignment")
             )
-            assignments = [request.active_assignment for request in requests]
-            ActiveAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
-                end_reason=ActiveAssignment.EndReason.EXPIRED
-            )
-            directory_operations_enqueue_many(
-                assignments=assignments, operation=DirectoryOperation.Operation.REVOKE, now=now
+            # The requests' events record the ends (audit_action None).
+            active_assignments_end(
+                actor=None,
+                assignments=[request.active_assignment for request in requests],
+                reason=ActiveAssignment.EndReason.EXPIRED,
+                now=now,
             )
             audit_record_many(
                 entries=[

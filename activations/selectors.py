@@ -1,6 +1,7 @@
 """Reads about activation requests. Authorization lives here: the *_get_for_* selectors answer
 404 for objects the user may not see (same as not found)."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
@@ -73,6 +74,55 @@ def request_recent_activations(*, request: ActivationRequest) -> list[Activation
         .filter(kind=Kind.ACTIVATE)
         .exclude(pk=request.pk)
         .order_by("-created_at", "-pk")[:RECENT_ACTIVATIONS]
+    )
+
+
+def request_effective_status(request: ActivationRequest, at: datetime) -> str:
+    """The status as it is at `at`: a granted activation past its end has expired and a
+    pending request past its deadline has timed out, whether or not the jobs have run yet."""
+    if request.status == Status.GRANTED and request.ends_at and request.ends_at <= at:
+        return Status.EXPIRED
+    if request.status == Status.PENDING_APPROVAL and request.decide_by and request.decide_by <= at:
+        return Status.TIMED_OUT
+    return request.status
+
+
+def request_is_pending(request: ActivationRequest, at: datetime) -> bool:
+    """Still waiting for a decision (pending, before its deadline)."""
+    return request_effective_status(request, at) == Status.PENDING_APPROVAL
+
+
+def request_is_live(request: ActivationRequest, at: datetime) -> bool:
+    """A granted activation whose access has not reached its end (it may start later)."""
+    return request.ends_at is not None and request_effective_status(request, at) == Status.GRANTED
+
+
+@dataclass(frozen=True)
+class RequestActions:
+    """What the viewer may do with a request now: the buttons its page and lists offer. The
+    services check it all again when the button is pressed."""
+
+    decide: bool = False
+    cancel: bool = False
+    deactivate: bool = False
+    revoke: bool = False
+
+
+def request_actions(*, user: User, request: ActivationRequest, at: datetime | None = None) -> RequestActions:
+    """The one answer to "which buttons does this person get on this request": decide (a
+    frozen approver who has not decided a pending request), cancel (the requester or a PIM
+    Administrator, while pending), deactivate (the requester, while their activation is live)
+    and revoke (a PIM Administrator, while an activation is live)."""
+    at = at or timezone.now()
+    is_requester = request.requester_id == user.pk
+    pending = request_is_pending(request, at)
+    live_activation = request.kind == Kind.ACTIVATE and request_is_live(request, at)
+    is_admin = user.has_perm("roles.manage_active_assignments")
+    return RequestActions(
+        decide=request_awaits_decision_by(user=user, request=request, at=at),
+        cancel=pending and (is_requester or is_admin),
+        deactivate=live_activation and is_requester,
+        revoke=live_activation and is_admin,
     )
 
 

@@ -2,18 +2,30 @@ from django.urls import path
 
 from . import views
 
+# Included at the site root: My roles keeps its address (/roles/, linked from emails).
 app_name = "activations"
 urlpatterns = [
-    path("activate/<uuid:pk>/", views.activate, name="activate"),
-    path("eligibilities/<uuid:pk>/extend/", views.eligibility_change, {"kind": "extend"}, name="extend"),
-    path("eligibilities/<uuid:pk>/renew/", views.eligibility_change, {"kind": "renew"}, name="renew"),
-    path("requests/", views.my_requests, name="my_requests"),
-    path("approvals/", views.inbox, name="inbox"),
-    path("requests/<uuid:pk>/", views.request_detail, name="request_detail"),
-    path("requests/<uuid:pk>/decide/", views.decide, name="decide"),
-    path("requests/<uuid:pk>/cancel/", views.cancel, name="cancel"),
-    path("requests/<uuid:pk>/deactivate/", views.deactivate, name="deactivate"),
-    path("requests/<uuid:pk>/revoke/", views.revoke, name="revoke"),
+    path("roles/", views.my_roles, name="my_roles"),
+    path("activations/activate/<uuid:pk>/", views.activate, name="activate"),
+    path(
+        "activations/eligibilities/<uuid:pk>/extend/",
+        views.eligibility_change,
+        {"kind": "extend"},
+        name="extend",
+    ),
+    path(
+        "activations/eligibilities/<uuid:pk>/renew/",
+        views.eligibility_change,
+        {"kind": "renew"},
+        name="renew",
+    ),
+    path("activations/requests/", views.my_requests, name="my_requests"),
+    path("activations/approvals/", views.inbox, name="inbox"),
+    path("activations/requests/<uuid:pk>/", views.request_detail, name="request_detail"),
+    path("activations/requests/<uuid:pk>/decide/", views.decide, name="decide"),
+    path("activations/requests/<uuid:pk>/cancel/", views.cancel, name="cancel"),
+    path("activations/requests/<uuid:pk>/deactivate/", views.deactivate, name="deactivate"),
+    path("activations/requests/<uuid:pk>/revoke/", views.revoke, name="revoke"),
 ]
 
 # An activation's evidence sits with the audit log, at /audit/activations/<pk>/ (pim_portal.urls

@@ -1,6 +1,6 @@
-"""Activation pages: activate, my requests, the approvals inbox, the request page and its
-actions (decide, cancel, deactivate, revoke), extension and renewal requests; and, for audit
-readers, an activation's evidence.
+"""Activation pages: My roles (the requester's home), activate, my requests, the approvals
+inbox, the request page and its actions (decide, cancel, deactivate, revoke), extension and
+renewal requests; and, for audit readers, an activation's evidence.
 
 Thin: parse the input, call one selector or service, render. Every refusal comes back as a
 message on the page; no GET or HEAD changes anything (mail scanners open approval links)."""
@@ -20,6 +20,7 @@ from audit.decorators import audit_reader_required
 from common.decorators import verified_required
 from common.redirects import safe_next
 from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
+from roles import selectors as role_selectors
 
 from . import evidence, selectors, services
 from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
@@ -33,6 +34,27 @@ MAX_TOKEN_LENGTH = 1000
 # What a refused action can raise: a clear message for the person, never a 500.
 REFUSALS = (ValidationError, PermissionDenied, TransitionNotAllowed)
 safe_methods_and_post = require_http_methods(["GET", "HEAD", "POST"])
+
+
+# --- My roles ------------------------------------------------------------------------------
+
+
+@verified_required
+def my_roles(request):
+    """The requester's home: what they may activate (and extend or renew) and what they hold
+    right now."""
+    now = timezone.now()
+    eligibilities = role_selectors.eligibilities_for_user(user=request.user, at=now)
+    active = role_selectors.active_assignments_for_user(user=request.user, at=now)
+    context = {
+        "now": now,
+        "extend_before": now + services.EXTEND_WINDOW,
+        "eligibilities": list(selectors.eligibilities_with_pending_extension(eligibilities)),
+        # The activation behind an assignment (reverse one-to-one, joined: no query per row).
+        "active_assignments": list(active.select_related("activation_request")),
+        "recently_ended": list(selectors.eligibilities_recently_ended_for_user(user=request.user, at=now)),
+    }
+    return render(request, "activations/my_roles.html", context)
 
 
 # --- Activate ------------------------------------------------------------------------------
@@ -96,10 +118,16 @@ def _moment(moment: datetime, now: datetime) -> str:
 @verified_required
 def my_requests(request):
     """The user's requests, newest first, with Cancel and Deactivate."""
+    now = timezone.now()
     page = Paginator(selectors.requests_for_user(user=request.user), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    context = {"page": page, "activations": list(page.object_list), "now": timezone.now()}
+    activations = list(page.object_list)
+    rows = [
+        (activation, selectors.request_actions(user=request.user, request=activation, at=now))
+        for activation in activations
+    ]
+    context = {"page": page, "activations": activations, "rows": rows, "now": now}
     return render(request, "activations/my_requests.html", context)
 
 
@@ -150,20 +178,18 @@ def _email_link_landing(request, pk):
 
 def _render_request(request, activation, *, decision_form=None, revoke_form=None):
     now = timezone.now()
-    user = request.user
-    is_requester = activation.requester_id == user.pk
-    is_admin = user.has_perm("roles.manage_active_assignments")
-    pending = activation.status == Status.PENDING_APPROVAL and now < activation.decide_by
-    live = activation.status == Status.GRANTED and activation.ends_at is not None and now < activation.ends_at
-    if decision_form is None and selectors.request_awaits_decision_by(user=user, request=activation, at=now):
+    actions = selectors.request_actions(user=request.user, request=activation, at=now)
+    live = selectors.request_is_live(activation, now)
+    if decision_form is None and actions.decide:
         decision_form = DecisionForm(code_required=not step_up_is_fresh(request))
-    if revoke_form is None and live and activation.kind == Kind.ACTIVATE and is_admin:
+    if revoke_form is None and actions.revoke:
         revoke_form = RevokeForm()
     context = {
         "activation": activation,
         "now": now,
-        "is_requester": is_requester,
-        "pending": pending,
+        "actions": actions,
+        "is_requester": activation.requester_id == request.user.pk,
+        "pending": selectors.request_is_pending(activation, now),
         "live": live,
         "lapsed": activation.status == Status.GRANTED and not live and activation.kind == Kind.ACTIVATE,
         "approvals": selectors.request_approvals(request=activation),
@@ -171,8 +197,6 @@ def _render_request(request, activation, *, decision_form=None, revoke_form=None
         "recent": selectors.request_recent_activations(request=activation),
         "decision_form": decision_form,
         "revoke_form": revoke_form,
-        "can_cancel": pending and (is_requester or is_admin),
-        "can_deactivate": live and is_requester and activation.kind == Kind.ACTIVATE,
     }
     return render(request, "activations/request_detail.html", context)
 

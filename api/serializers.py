@@ -3,14 +3,12 @@ rules (policy, eligibility, who may do what) are the services'."""
 
 from datetime import timedelta
 
-from django.utils import timezone
 from django.utils.dateparse import parse_duration
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
-from activations.services import MAX_SCHEDULE_AHEAD
 from alerts.models import Alert
 from audit.models import AuditEvent
 from reviews.forms import MAX_BULK_ITEMS
@@ -276,12 +274,6 @@ class ActivationCreateSerializer(StrictInputSerializer):
         required=False, allow_null=True, help_text="A scheduled start (at most 30 days ahead); now if absent."
     )
     otp_code = OtpCodeField()
-
-    def validate_starts_at(self, value):
-        # The service judges the window; this only keeps absurd dates out of its arithmetic.
-        if value is not None and abs(value - timezone.now()) > MAX_SCHEDULE_AHEAD + timedelta(days=1):
-            raise serializers.ValidationError("A start can be scheduled at most 30 days ahead.")
-        return value
 
 
 class DecisionInputSerializer(StrictInputSerializer):

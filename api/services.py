@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import user_create
 from audit.services import audit_record
 from common.text import clean_text
 from roles.models import ActiveAssignment, Role
@@ -133,14 +134,11 @@ def service_account_ensure(*, username: str) -> tuple[User, bool]:
         user = User.objects.select_for_update().filter(username=username).first()
         if user is not None:
             return user, False
-        user = User(username=username, display_name=f"Service account {username}")
-        user.set_unusable_password()
-        user.save()
-        audit_record(
-            action="user.created",
+        user = user_create(
             actor=None,
-            target=user,
-            details={"username": username, "service_account": True},
+            username=username,
+            display_name=f"Service account {username}",
+            origin={"service_account": True},
         )
     return user, True
 

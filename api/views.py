@@ -554,7 +554,8 @@ class CheckView(APIView):
     )
     def get(self, request):
         query = _valid(CheckQuerySerializer, request.query_params.dict())
-        answer = selectors.role_check(username=query["user"], role=query["role"], scope=query["scope"])
+        holding = role_selectors.role_holding(user=query["user"], role=query["role"], scope=query["scope"])
+        answer = {"active": holding.active, "until": holding.until, "assignment": holding.assignment_id}
         return Response(CheckSerializer(answer).data)
 
 

@@ -599,7 +599,6 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
     from django.test import Client
 
     from accounts.models import User
-    from api.selectors import role_check
     from roles.models import Role
     from roles.selectors import role_holding
 
@@ -617,7 +616,7 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
     results["sanity_active_in_first_200"] = sum(held)
     results["in_process"] = summary(latencies(lambda pair: role_holding(user=pair[0], role=pair[1]), objects))
     results["role_check_selector"] = summary(
-        latencies(lambda pair: role_check(username=pair[0].username, role=str(pair[1].pk)), objects)
+        latencies(lambda pair: role_holding(user=pair[0].username, role=str(pair[1].pk)), objects)
     )
 
     def floor_holding(pair):
@@ -634,7 +633,7 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
         db, lambda pair: role_holding(user=pair[0], role=pair[1]), objects
     )
     results["same_sql_role_check"] = same_sql(
-        db, lambda pair: role_check(username=pair[0].username, role=str(pair[1].pk)), objects
+        db, lambda pair: role_holding(user=pair[0].username, role=str(pair[1].pk)), objects
     )
     results["floor_check"] = summary(latencies(floor_check, objects))
 
@@ -1060,7 +1059,7 @@ def table(report: dict) -> str:
     rows += [
         (f"Check: role_holding in-process (n={c['pairs']})", p(c["in_process"]), p(c["floor_in_process"])),
         ("  the ORM's own SQL, replayed", p(c["same_sql_role_holding"]), ""),
-        ("Check: api.selectors.role_check in-process", p(c["role_check_selector"]), p(c["floor_check"])),
+        ("Check: role_holding by name in-process", p(c["role_check_selector"]), p(c["floor_check"])),
         ("  the ORM's own SQL, replayed", p(c["same_sql_role_check"]), ""),
         ("Check: GET /api/v1/check/, test Client", p(c["http_test_client"]), p(c["floor_check"])),
         ("Check: GET /api/v1/check/, loopback HTTP", p(c["http_loopback"]), p(c["floor_check"])),

@@ -10,6 +10,7 @@ from accounts.services import (
     group_member_add,
     group_member_remove,
     group_update,
+    user_create,
     user_deactivate,
     user_update,
 )
@@ -110,18 +111,16 @@ def _user_link(object_id: str, upn: str) -> User | None:
 
 
 def _user_create(object_id: str, upn: str, display_name: str, email: str, enabled: bool) -> None:
-    with transaction.atomic():
-        user = User(
-            username=upn, display_name=display_name, email=email, external_id=object_id, is_active=enabled
-        )
-        user.set_unusable_password()  # signs in only once an administrator gives it a password
-        user.save()
-        after = {"username": upn, "display_name": display_name, "email": email, "is_active": enabled}
-        audit_record(
-            action="user.created",
-            target=user,
-            details={"source": SOURCE, "external_id": object_id, "after": after},
-        )
+    # No usable password: signs in only once an administrator gives it one.
+    user_create(
+        actor=None,
+        username=upn,
+        display_name=display_name,
+        email=email,
+        external_id=object_id,
+        is_active=enabled,
+        origin={"source": SOURCE, "external_id": object_id},
+    )
 
 
 def _user_rename(user: User, upn: str) -> None:

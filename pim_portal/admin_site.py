@@ -39,7 +39,7 @@ class PortalAdminSite(admin.AdminSite):
             # Signed in and verified, yet no admin rights (no portal role active): the sign-in
             # page would send them straight back here, round and round.
             messages.error(request, NO_ADMIN_RIGHTS_MESSAGE)
-            return redirect("roles:my_roles")
+            return redirect("activations:my_roles")
         target = request.GET.get("next") or reverse("admin:index")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': target})}")
 

@@ -168,7 +168,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "roles:my_roles"
+LOGIN_REDIRECT_URL = "activations:my_roles"
 LOGOUT_REDIRECT_URL = "accounts:login"
 ANONYMOUS_USER_NAME = None  # django-guardian: no anonymous user object
 

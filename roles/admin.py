@@ -9,10 +9,13 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.html import format_html_join
 
+from accounts.admin import DirectoryGroupAdmin
+from accounts.models import DirectoryGroup
 from common.admin import ServiceBackedAdmin
 
-from . import services
+from . import selectors, services
 from .models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
 from .scopes import scope_validate
 
@@ -225,3 +228,31 @@ class ActiveAssignmentAdmin(AssignmentAdmin):
     @staticmethod
     def remove(**kwargs):
         return services.active_remove(**kwargs)
+
+
+# --- Groups: what their members inherit ------------------------------------------------------
+# accounts (below roles) knows nothing of roles: the group page gets its roles from here.
+
+
+class DirectoryGroupWithRolesAdmin(DirectoryGroupAdmin):
+    fields = (*DirectoryGroupAdmin.fields[:3], "roles_inherited", *DirectoryGroupAdmin.fields[3:])
+    readonly_fields = ("roles_inherited", *DirectoryGroupAdmin.readonly_fields)
+
+    @admin.display(description="Roles its members inherit")
+    def roles_inherited(self, obj):
+        """The group's current and future assignments: what joining it gives."""
+        if obj.pk is None:
+            return "—"
+        eligible, active = selectors.group_assignments(group=obj)
+        rows = [
+            (kind, assignment.role.name, assignment.scope)
+            for kind, assignments in (("Active", active), ("Eligible", eligible))
+            for assignment in assignments
+        ]
+        if not rows:
+            return "—"
+        return format_html_join("\n", "<div>{}: {} at <code>{}</code></div>", rows)
+
+
+admin.site.unregister(DirectoryGroup)
+admin.site.register(DirectoryGroup, DirectoryGroupWithRolesAdmin)

@@ -15,3 +15,5 @@ class RolesConfig(AppConfig):
         registry.principal_target_register(ActiveAssignment, user_field="user")
         registry.principal_target_register(EligibleAssignment, user_field="user")
         registry.role_finder_register(role_ids_named)
+
+        from . import receivers  # noqa: F401  (deactivations and group leavers, from accounts)

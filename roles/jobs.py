@@ -1,7 +1,8 @@
 """Periodic bookkeeping for assignments that reached their end.
 
 Access already ended at ends_at (reads compare with the clock); this job records it: the end
-reason, one audit event each and, for direct active assignments, a directory revoke. Rows are
+reason, one audit event each and, for direct active assignments, a directory revoke (through
+roles.services.active_assignments_end, the one place an active assignment's end is written). Rows are
 claimed (FOR UPDATE SKIP LOCKED, then a conditional update on end_reason) so concurrent or
 repeated runs record each end once. Activations' own assignments are closed by
 activations.jobs.activation_expire_due.
@@ -12,10 +13,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import AuditEntry, audit_record_many
-
-from .directory_services import directory_operations_enqueue_many
-from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment
+from .models import ActiveAssignment, EligibleAssignment
+from .services import active_assignments_end, eligible_assignments_expire
 
 BATCH = 1000
 
@@ -29,7 +28,6 @@ def assignment_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
 
 
 def _expire(model, now: datetime, batch: int) -> int:
-    kind = "eligible" if model is EligibleAssignment else "active"
     due = model.objects.filter(ended_at=None, end_reason="", ends_at__lte=now)
     if model is ActiveAssignment:
         due = due.exclude(origin=ActiveAssignment.Origin.ACTIVATION)
@@ -43,25 +41,17 @@ def _expire(model, now: datetime, batch: int) -> int:
             )
             if not ids:
                 return done
-            model.objects.filter(pk__in=ids, end_reason="").update(end_reason=model.EndReason.EXPIRED)
             assignments = list(model.objects.filter(pk__in=ids).select_related("role", "user", "group"))
             if model is ActiveAssignment:
-                directory_operations_enqueue_many(
-                    assignments=assignments, operation=DirectoryOperation.Operation.REVOKE, now=now
+                active_assignments_end(
+                    actor=None,
+                    assignments=assignments,
+                    reason=ActiveAssignment.EndReason.EXPIRED,
+                    now=now,
+                    audit_action="active_assignment.expired",
                 )
-            audit_record_many(
-                entries=[
-                    AuditEntry(
-                        action=f"{kind}_assignment.expired",
-                        target=assignment,
-                        role=assignment.role,
-                        scope=assignment.scope,
-                        details={"principal": assignment.principal_label, "ends_at": assignment.ends_at},
-                    )
-                    for assignment in assignments
-                ],
-                at=now,
-            )
+            else:
+                eligible_assignments_expire(assignments=assignments, now=now)
             done += len(assignments)
         if len(ids) < batch:
             return done

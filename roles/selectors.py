@@ -5,7 +5,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Case, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -24,39 +25,90 @@ class Holding:
 
     active: bool
     until: datetime | None = None  # None with active=True: permanent
-    assignment: ActiveAssignment | None = None
+    assignment_id: uuid.UUID | None = None  # the covering assignment that lasts longest
 
 
-def role_holding(*, user: User, role: Role, scope: str = ROOT, at: datetime | None = None) -> Holding:
-    """The one rule: a principal holds a role at a scope at time T iff an active assignment
-    (theirs or one of their groups') covers T and was not ended before T. Exact at every read."""
+class AmbiguousRole(ValidationError):
+    """A template id shared by several roles (e.g. an Entra and a local one)."""
+
+
+def role_holding(
+    *, user: User | str, role: Role | str, scope: str = ROOT, at: datetime | None = None
+) -> Holding:
+    """The one rule, in ONE query: a principal holds a role at a scope at time T iff the user
+    is active and an active assignment (theirs or one of their groups') at the scope or above
+    it covers T and was not ended before T. ``until`` is the latest effective end (the
+    earlier of ends_at and ended_at) among the covering assignments, None meaning permanent.
+    Exact at every read: no job has to run for access to end.
+
+    ``user`` is a User or a username; ``role`` a Role, or a role's id or template id (the
+    API's check asks by name). An unknown user or role simply holds nothing, so the answer
+    does not say which people or roles exist; a template id shared by several roles raises
+    AmbiguousRole.
+    """
     at = at or timezone.now()
-    if not user.is_active:
+    if isinstance(user, User) and not user.is_active:
         return Holding(active=False)
-    covering = list(
-        ActiveAssignment.objects.for_user(user)
-        .current(at)
-        .filter(role=role, scope__in=scope_ancestors(scope))
-        .only("id", "ends_at", "ended_at", "role_id", "scope", "user_id", "group_id")
-    )
-    if not covering:
+    covering = _covering(user=user, scope=scope, at=at)
+    if isinstance(role, Role):
+        row = covering.filter(role_id=role.pk).values_list("pk", "effective_end").first()
+    else:
+        row = _by_role_reference(covering, role)
+    if row is None or row[0] is None:
         return Holding(active=False)
-    best = max(covering, key=_effective_end_key)
-    return Holding(active=True, until=_effective_end(best), assignment=best)
+    assignment_id, until = row
+    return Holding(active=True, until=until, assignment_id=assignment_id)
 
 
 def user_holds_role(*, user: User, role: Role, scope: str = ROOT, at: datetime | None = None) -> bool:
     return role_holding(user=user, role=role, scope=scope, at=at).active
 
 
-def _effective_end(assignment) -> datetime | None:
-    ends = [moment for moment in (assignment.ends_at, assignment.ended_at) if moment is not None]
-    return min(ends) if ends else None
+def _covering(*, user: User | str, scope: str, at: datetime) -> QuerySet[ActiveAssignment]:
+    """The active assignments that give the (active) user the role at the scope at `at`,
+    the one lasting longest first, each annotated with its effective_end."""
+    person = {"user_id": user.pk} if isinstance(user, User) else {"user__username": user}
+    person["user__is_active"] = True
+    groups = DirectoryGroup.members.through.objects.filter(**person).values("directorygroup_id")
+    return (
+        ActiveAssignment.objects.current(at)
+        .filter(Q(**person) | Q(group_id__in=groups), scope__in=scope_ancestors(scope))
+        .annotate(effective_end=_effective_end())
+        .order_by(F("effective_end").desc(nulls_first=True), "pk")
+    )
 
 
-def _effective_end_key(assignment):
-    end = _effective_end(assignment)
-    return (end is None, end or timezone.now())
+def _effective_end():
+    """The earlier of ends_at and ended_at, or NULL (permanent) when both are NULL."""
+    return Case(
+        When(ends_at__isnull=True, then=F("ended_at")),
+        When(ended_at__isnull=True, then=F("ends_at")),
+        When(ends_at__lte=F("ended_at"), then=F("ends_at")),
+        default=F("ended_at"),
+        output_field=DateTimeField(),
+    )
+
+
+def _by_role_reference(covering: QuerySet[ActiveAssignment], reference: str) -> tuple | None:
+    """The best covering assignment of the role named by id or template id, with the role
+    looked up inside the same statement."""
+    role_match = Q(template_id=reference)
+    try:
+        role_match |= Q(pk=uuid.UUID(reference))
+    except ValueError:
+        pass
+    of_role = covering.filter(role_id=OuterRef("pk"))
+    rows = list(
+        Role.objects.filter(role_match)
+        .annotate(
+            assignment_id=Subquery(of_role.values("pk")[:1]),
+            until=Subquery(of_role.values("effective_end")[:1], output_field=DateTimeField()),
+        )
+        .values_list("assignment_id", "until")[:2]
+    )
+    if len(rows) > 1:
+        raise AmbiguousRole({"role": "Several roles have this template id: ask with the role's id."})
+    return rows[0] if rows else None
 
 
 def role_ids_named(*, text: str, limit: int = 2) -> list[uuid.UUID]:
@@ -133,8 +185,7 @@ def role_get_for_viewer(*, user: User, pk) -> Role:
 
 def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
     """The role's current and future eligible and active assignments, for its detail page."""
-    at = at or timezone.now()
-    still_open = (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
+    still_open = _still_open(at or timezone.now())
     related = ("user", "group")
     eligible = (
         EligibleAssignment.objects.filter(still_open, role=role)
@@ -145,6 +196,19 @@ def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySe
         ActiveAssignment.objects.filter(still_open, role=role).select_related(*related).order_by("starts_at")
     )
     return eligible, active
+
+
+def group_assignments(*, group: DirectoryGroup, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+    """The group's current and future eligible and active assignments (what joining it gives)."""
+    still_open = _still_open(at or timezone.now())
+    eligible = EligibleAssignment.objects.filter(still_open, group=group).select_related("role")
+    active = ActiveAssignment.objects.filter(still_open, group=group).select_related("role")
+    return eligible, active
+
+
+def _still_open(at: datetime) -> Q:
+    """Current or future: not past its end and not ended early."""
+    return (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
 
 
 def eligible_get_for_manager(*, user: User, pk) -> EligibleAssignment:

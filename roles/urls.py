@@ -4,6 +4,5 @@ from . import views
 
 app_name = "roles"
 urlpatterns = [
-    path("", views.my_roles, name="my_roles"),
     path("<uuid:pk>/", views.role_detail, name="role_detail"),
 ]

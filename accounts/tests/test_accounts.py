@@ -119,3 +119,31 @@ def test_login_page_renders(client):
 
     assert response.status_code == 200
     assert b'name="next" value="/accounts/mfa/"' in response.content
+
+
+@pytest.mark.django_db
+def test_a_created_person_has_no_usable_password_and_one_event():
+    seq = last_seq()
+
+    user = services.user_create(
+        actor=None, username="carol", display_name="Carol", email="carol@example.com", origin={"via": "test"}
+    )
+
+    assert not user.has_usable_password() and user.is_active
+    events = events_after(seq, action="user.created")
+    assert [(e.target_label, e.details["via"], e.details["after"]["email"]) for e in events] == [
+        (user.label, "test", "carol@example.com")
+    ]
+
+
+def test_a_taken_username_or_a_bad_email_creates_nobody(requester):
+    with pytest.raises(services.AccountError):
+        services.user_create(actor=None, username="REQUESTER")
+    with pytest.raises(services.AccountError):
+        services.user_create(actor=None, username="dave", email="not an address")
+    assert not User.objects.filter(username__in=["REQUESTER", "dave"]).exists()
+
+
+def test_only_those_who_may_add_people_create_them(outsider):
+    with pytest.raises(PermissionDenied):
+        services.user_create(actor=outsider, username="eve")

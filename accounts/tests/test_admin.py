@@ -1,12 +1,9 @@
 """The admin for people and groups: every change through accounts.services."""
 
-from datetime import timedelta
-
 import pytest
 from django.contrib.admin import helpers
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq
@@ -314,19 +311,6 @@ def test_the_auditor_sees_groups_but_changes_no_membership(auditor, requester, g
     assert response.status_code == 403
     assert not group.members.exists() and not DirectoryGroup.objects.filter(name="Mine").exists()
     assert not AuditEvent.objects.filter(seq__gt=seq).exists()
-
-
-def test_group_roles_listing_leaves_out_ended_assignments(admin, verified_client):
-    group = DirectoryGroupFactory()
-    EligibleAssignmentFactory(
-        user=None,
-        group=group,
-        role=RoleFactory(name="Gone Role"),
-        starts_at=timezone.now() - timedelta(days=3),
-        ends_at=timezone.now() - timedelta(days=1),
-    )
-    page = verified_client(admin).get(group_change_url(group)).content.decode()
-    assert "Gone Role" not in page
 
 
 def test_people_search_escapes_what_people_typed(admin, verified_client):

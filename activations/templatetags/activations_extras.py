@@ -6,7 +6,7 @@ from django import template
 
 from activations.forms import duration_label
 from activations.models import ActivationRequest
-from activations.selectors import approvals_pending_count
+from activations.selectors import approvals_pending_count, request_effective_status
 from common.step_up import user_is_verified
 
 register = template.Library()
@@ -34,13 +34,8 @@ def kind_label(activation: ActivationRequest) -> str:
 
 @register.filter
 def effective_status(activation: ActivationRequest, now) -> str:
-    """The status as it is at `now`: a granted activation past its end has expired and a
-    pending request past its deadline has timed out, whether or not the jobs have run yet."""
-    if activation.status == Status.GRANTED and activation.ends_at and activation.ends_at <= now:
-        return Status.EXPIRED
-    if activation.status == Status.PENDING_APPROVAL and activation.decide_by and activation.decide_by <= now:
-        return Status.TIMED_OUT
-    return activation.status
+    """The status as it is at `now` (activations.selectors.request_effective_status)."""
+    return request_effective_status(activation, now)
 
 
 @register.filter

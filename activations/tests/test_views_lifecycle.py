@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 CLOCK_START = NOON  # the shared `clock` fixture (root conftest) stops time here
 Status = ActivationRequest.Status
 MY_REQUESTS = reverse("activations:my_requests")
-MY_ROLES = reverse("roles:my_roles")
+MY_ROLES = reverse("activations:my_roles")
 
 
 def url(name, obj) -> str:

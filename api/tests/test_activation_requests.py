@@ -100,6 +100,23 @@ def test_absurd_durations_are_a_400_on_the_duration_field(requester, token_clien
     assert list(error(response)["fields"]) == ["duration"]
 
 
+@pytest.mark.parametrize(
+    ("starts_at", "message"),
+    [
+        ("2000-01-01T00:00:00Z", "A scheduled start cannot be in the past."),
+        ("9999-12-31T23:59:00Z", "A start can be scheduled at most 30 days ahead."),
+    ],
+)
+def test_a_scheduled_start_is_judged_by_the_service_on_the_starts_at_field(
+    requester, token_client, body, frozen, starts_at, message
+):
+    response = token_client(requester).post(URL, body(starts_at=starts_at))
+
+    assert response.status_code == 400
+    assert error(response)["fields"] == {"starts_at": [message]}
+    assert not ActivationRequest.objects.exists()
+
+
 def test_a_replayed_code_is_refused_with_a_400_on_otp_code(requester, devices, token_client, body, frozen):
     client = token_client(requester)
     code = totp_code(devices[requester])

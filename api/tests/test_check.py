@@ -1,5 +1,5 @@
 """GET /api/v1/check/: does a person hold a role at a scope, now? For services that gate on
-roles; exact at the second, one query, and the same answer as roles.selectors.role_holding."""
+roles; exact at the second, one query: roles.selectors.role_holding asked by name."""
 
 import itertools
 from datetime import timedelta
@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import user_deactivate
-from api.selectors import role_check
 from roles.models import ActiveAssignment
 from roles.selectors import role_holding
 from tests.factories import ActiveAssignmentFactory, DirectoryGroupFactory, RoleFactory, UserFactory
@@ -160,7 +159,7 @@ def test_the_check_is_one_query(requester, role, django_assert_num_queries):
         ActiveAssignmentFactory(user=None, group=group, role=role, scope=scope)
 
     with django_assert_num_queries(1):
-        assert role_check(username="requester", role="deploy.prod", scope="/apps/a/x")["active"]
+        assert role_holding(user="requester", role="deploy.prod", scope="/apps/a/x").active
 
 
 def test_the_endpoint_costs_three_queries_whatever_the_data(
@@ -177,7 +176,7 @@ def test_the_endpoint_costs_three_queries_whatever_the_data(
         assert as_checker.get(URL, query).json()["active"] is True
 
 
-def test_the_check_agrees_with_role_holding_everywhere(requester, role, time_machine):
+def test_asking_by_name_agrees_with_asking_with_the_objects_everywhere(requester, role, time_machine):
     """The one rule, asked both ways over a mix of assignments, scopes and moments."""
     now = timezone.now().replace(microsecond=0)
     time_machine.move_to(now, tick=False)
@@ -207,8 +206,5 @@ def test_the_check_agrees_with_role_holding_everywhere(requester, role, time_mac
 
     for at, scope, asked in itertools.product(moments, scopes, (role, other)):
         holding = role_holding(user=requester, role=asked, scope=scope, at=at)
-        answer = role_check(username="requester", role=asked.template_id, scope=scope, at=at)
-        assert answer["active"] == holding.active, (at, scope, asked)
-        assert answer["until"] == holding.until, (at, scope, asked)
-        if holding.active:
-            assert answer["assignment"] == holding.assignment.pk
+        by_name = role_holding(user="requester", role=asked.template_id, scope=scope, at=at)
+        assert by_name == holding, (at, scope, asked)

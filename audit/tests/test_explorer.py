@@ -41,10 +41,10 @@ def test_the_auditor_sees_the_audit_log_newest_first(verified_client, auditor):
 
 
 def test_the_nav_links_the_audit_log_for_its_readers_only(verified_client, auditor, outsider):
-    assert b'id="nav-audit"' in verified_client(auditor).get(reverse("roles:my_roles")).content
+    assert b'id="nav-audit"' in verified_client(auditor).get(reverse("activations:my_roles")).content
     verified_client(auditor).post(reverse("accounts:logout"))
 
-    assert b'id="nav-audit"' not in verified_client(outsider).get(reverse("roles:my_roles")).content
+    assert b'id="nav-audit"' not in verified_client(outsider).get(reverse("activations:my_roles")).content
 
 
 def test_the_pim_administrator_reads_the_audit_log_as_the_catalog_grants(verified_client, admin):

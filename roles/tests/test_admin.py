@@ -9,11 +9,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.duration import duration_string
 
-from accounts.models import User
+from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
 from roles.models import EligibleAssignment, Role, RoleSettings
-from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_code, totp_device
+from tests.factories import (
+    DirectoryGroupFactory,
+    EligibleAssignmentFactory,
+    RoleFactory,
+    UserFactory,
+    totp_code,
+    totp_device,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +106,7 @@ def test_outsider_is_sent_away_from_the_admin_to_the_portal(outsider, verified_c
     client = verified_client(outsider)
     response = client.get("/admin/", follow=True)
     final_url = response.redirect_chain[-1][0]
-    assert final_url == reverse("roles:my_roles")
+    assert final_url == reverse("activations:my_roles")
     assert response.status_code == 200
     assert "activate your role first" in response.content.decode()
 
@@ -408,3 +415,24 @@ def test_signing_out_of_the_admin_needs_no_code(admin, verified_client, time_mac
     response = client.post(reverse("admin:logout"))
     assert not response.get("Location", "").startswith(reverse("accounts:verify"))
     assert "_auth_user_id" not in client.session
+
+
+# --- The group page lists what its members inherit (roles extends accounts' admin) -----------
+
+
+def test_the_group_page_lists_the_roles_its_members_inherit_and_leaves_out_ended_ones(admin, verified_client):
+    group = DirectoryGroupFactory()
+    EligibleAssignmentFactory(user=None, group=group, role=RoleFactory(name="Kept Role"), scope="/")
+    EligibleAssignmentFactory(
+        user=None,
+        group=group,
+        role=RoleFactory(name="Gone Role"),
+        starts_at=timezone.now() - timedelta(days=3),
+        ends_at=timezone.now() - timedelta(days=1),
+    )
+
+    page = verified_client(admin).get(admin_url(DirectoryGroup, "change", group.pk)).content.decode()
+
+    assert "Roles its members inherit" in page
+    assert "Eligible: Kept Role at <code>/</code>" in page
+    assert "Gone Role" not in page

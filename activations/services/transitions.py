@@ -1,0 +1,149 @@
+"""What every transition shares: the state change, its audit event and emails, granting
+the access, whose eligibility applies, and who may act."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from accounts.models import User
+from audit.services import audit_record
+from notifications.services import email_queue
+from roles.models import EligibleAssignment, RoleSettings
+from roles.services import (
+    active_assignment_create_for_activation,
+    role_approver_candidates,
+)
+
+from ..models import ActivationRequest, RequestApprover, TransitionNotAllowed
+from ..tokens import approval_link
+
+Status = ActivationRequest.Status
+
+Kind = ActivationRequest.Kind
+
+
+class ActivationError(ValidationError):
+    """A request refused for a reason the person can act on (shown as is)."""
+
+
+def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime) -> bool:
+    # A recorded removal is final even if `now` was read just before it committed (a decision
+    # racing eligible_remove): the locked row is the live state.
+    if eligible.ended_at is not None or not eligible.is_current(now):
+        return False
+    if eligible.user_id is not None:
+        return eligible.user_id == user.pk
+    return eligible.group.members.filter(pk=user.pk).exists()
+
+
+def _freeze_approvers(request: ActivationRequest, role_settings: RoleSettings) -> None:
+    """Resolve the approvers now and keep them with the request; never the requester."""
+    candidates = {user for user in role_approver_candidates(role_settings) if user.pk != request.requester_id}
+    if len(candidates) < request.approvals_required:
+        raise ActivationError(
+            f"{role_settings.role} needs {request.approvals_required} approval(s), but nobody other than you "
+            "can approve it. Ask an administrator to name approvers for this role."
+        )
+    RequestApprover.objects.bulk_create([RequestApprover(request=request, user=user) for user in candidates])
+
+
+def _grant(request: ActivationRequest, now: datetime, eligible: EligibleAssignment | None = None) -> None:
+    """Create the active assignment; the clock starts now (or at the scheduled start)."""
+    eligible = eligible or request.eligible
+    starts_at = max(request.starts_at or now, now)
+    ends_at = starts_at + request.duration
+    if eligible.ends_at is not None and ends_at > eligible.ends_at:
+        ends_at = eligible.ends_at  # never beyond the eligibility
+        if ends_at - starts_at < settings.PIM_MIN_ASSIGNMENT_DURATION:
+            raise ActivationError("The eligibility ends too soon for this activation.")
+    request.active_assignment = active_assignment_create_for_activation(
+        eligible=eligible,
+        user=request.requester,
+        scope=request.scope,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        justification=request.justification,
+        now=now,
+    )
+    request.granted_at = now
+    request.ends_at = ends_at
+    _transition(request, Status.GRANTED, now)
+
+
+def _transition(request: ActivationRequest, target: str, now: datetime) -> None:
+    if not request.can_become(target):
+        raise TransitionNotAllowed(request, Status(target))
+    request.status = target
+    if target in ActivationRequest.TERMINAL or (target == Status.GRANTED and request.kind != Kind.ACTIVATE):
+        request.closed_at = now
+    request.save()
+
+
+def request_approvers(request: ActivationRequest) -> list[User]:
+    return list(User.objects.filter(pk__in=request.approvers.values("user_id")))
+
+
+def _prefix(request: ActivationRequest) -> str:
+    return "activation" if request.kind == Kind.ACTIVATE else request.kind
+
+
+def _audit(request: ActivationRequest, action: str, actor, now, details: dict | None = None) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        target=request,
+        role=request.role,
+        scope=request.scope,
+        details={
+            "requester": request.requester.label,
+            "status": request.status,
+            "duration_seconds": int(request.duration.total_seconds()),
+            "justification": request.justification,
+            "ticket": f"{request.ticket_system} {request.ticket_number}".strip(),
+            **({"starts_at": request.granted_at, "ends_at": request.ends_at} if request.ends_at else {}),
+            **(details or {}),
+        },
+        at=now,
+    )
+
+
+def _notify(request, template, recipients, now, *, with_links=False, extra=None) -> None:
+    if with_links:
+        for approver in recipients:
+            email_queue(
+                recipients=[approver],
+                template=template,
+                now=now,
+                context={"request": request, "link": approval_link(request, approver), **(extra or {})},
+            )
+        return
+    email_queue(
+        recipients=recipients, template=template, now=now, context={"request": request, **(extra or {})}
+    )
+
+
+def _notify_granted(request, now) -> None:
+    _notify(request, "activation-granted", [request.requester], now)
+
+
+def _notify_decided(request, now) -> None:
+    """The requester hears the outcome; every approver hears who decided."""
+    _notify(request, "request-decided", [request.requester, *request_approvers(request)], now)
+
+
+def _ensure_active_user(user: User, doing: str) -> None:
+    # The database, not the caller's copy of the user: a deactivation may have committed since
+    # that copy was loaded (re-check who is acting, SPEC 5).
+    if not User.objects.filter(pk=user.pk, is_active=True).exists():
+        raise PermissionDenied(f"A deactivated account cannot {doing}.")
+
+
+def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
+    if mfa_verified_at is None or now - mfa_verified_at > settings.PIM_STEP_UP_WINDOW:
+        raise ActivationError({"otp_token": "Enter a fresh code from your authenticator app to continue."})
+
+
+def _hours(duration: timedelta) -> str:
+    hours = duration.total_seconds() / 3600
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"

@@ -1,0 +1,307 @@
+"""What eligible and active assignments share: creating, updating and renewing them under
+the role's policy, anti-lockout, and who may act."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings as django_settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import DirectoryGroup, User
+from audit.services import AuditEntry, audit_record
+from common.text import clean_text
+
+from ..directory_services import directory_operation_enqueue
+from ..models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
+from ..scopes import scope_validate
+from ..selectors import role_holders, user_can_manage_active, user_can_manage_eligible
+
+# Backdating is refused: an assignment cannot claim to have started before it was made.
+_BACKDATE_TOLERANCE = timedelta(minutes=1)
+
+
+class LockoutError(ValidationError):
+    """The change would leave a lockout-protected role with nobody who can use it."""
+
+
+Principal = User | DirectoryGroup
+
+
+def _assign(
+    model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra=None, policy=None
+):
+    """Create an assignment after locking the role's settings and checking them (policy() may
+    check more and returns the cleaned justification)."""
+    extra = extra or {}
+    kind = "eligible" if model is EligibleAssignment else "active"
+    scope = scope_validate(scope, kind=role.kind)
+    justification = clean_text(justification, field="justification")
+    starts_at = starts_at or now
+    with transaction.atomic():
+        role_settings = (
+            RoleSettings.objects.select_for_update(of=("self",)).select_related("role").get(role=role)
+        )
+        if policy is not None:
+            justification = policy(role_settings)
+        _ensure_principal_usable(principal)
+        _validate_window(
+            role_settings,
+            kind,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            now=now,
+            measure_from=starts_at,
+            new=True,
+        )
+        principal_field = "user" if isinstance(principal, User) else "group"
+        overlapping = model.objects.filter(
+            **{principal_field: principal}, role=role, scope=scope, ended_at__isnull=True
+        ).exclude(ends_at__lte=starts_at)
+        if ends_at is not None:
+            overlapping = overlapping.filter(starts_at__lt=ends_at)
+        if overlapping.exists():
+            raise ValidationError(
+                f"{principal} already has an {kind} assignment of {role} at {scope} for that time; "
+                "extend or update it instead."
+            )
+        assignment = model.objects.create(
+            **{principal_field: principal},
+            role=role,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            justification=justification,
+            created_by=actor,
+            **extra,
+        )
+        if model is ActiveAssignment:
+            directory_operation_enqueue(
+                assignment=assignment, operation=DirectoryOperation.Operation.GRANT, now=now
+            )
+        audit_record(
+            action=f"{kind}_assignment.created",
+            actor=actor,
+            target=assignment,
+            role=role,
+            scope=scope,
+            details={
+                "principal": principal.label,
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "justification": justification,
+                **{key: str(value) for key, value in extra.items()},
+            },
+            at=now,
+        )
+    return assignment
+
+
+def _update(assignment, *, actor, ends_at, justification, now, verb):
+    model = type(assignment)
+    kind = "eligible" if model is EligibleAssignment else "active"
+    now = now or timezone.now()
+    justification = clean_text(justification, field="justification")
+    with transaction.atomic():
+        role_settings = RoleSettings.objects.select_for_update().get(role_id=assignment.role_id)
+        assignment = _lock_open(model, assignment.pk, now)
+        if verb == "extended":
+            if assignment.ends_at is None:
+                raise ValidationError("A permanent assignment cannot be extended.")
+            if ends_at is None or ends_at <= assignment.ends_at:
+                raise ValidationError("An extension must end later than the assignment ends now.")
+        measure_from = now if verb == "extended" else assignment.starts_at
+        _validate_window(
+            role_settings,
+            kind,
+            starts_at=assignment.starts_at,
+            ends_at=ends_at,
+            now=now,
+            measure_from=measure_from,
+        )
+        if ends_at is not None and (assignment.ends_at is None or ends_at < assignment.ends_at):
+            _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+        before = {"ends_at": assignment.ends_at}
+        assignment.ends_at = ends_at
+        assignment.save(update_fields=["ends_at"])
+        audit_record(
+            action=f"{kind}_assignment.{verb}",
+            actor=actor,
+            target=assignment,
+            role=assignment.role,
+            scope=assignment.scope,
+            details={"before": before, "after": {"ends_at": ends_at}, "justification": justification},
+            at=now,
+        )
+    return assignment
+
+
+def _renew(assignment, *, actor, ends_at, justification, now, policy=None):
+    model = type(assignment)
+    now = now or timezone.now()
+    if assignment.is_current(now) or assignment.starts_at > now:
+        raise ValidationError("Only an assignment that has ended can be renewed; extend this one instead.")
+    extra = {"origin": ActiveAssignment.Origin.DIRECT} if model is ActiveAssignment else {}
+    with transaction.atomic():
+        renewed = _assign(
+            model,
+            actor=actor,
+            role=assignment.role,
+            principal=assignment.principal,
+            scope=assignment.scope,
+            starts_at=now,
+            ends_at=ends_at,
+            justification=justification,
+            now=now,
+            extra=extra,
+            policy=policy,
+        )
+        kind = "eligible" if model is EligibleAssignment else "active"
+        audit_record(
+            action=f"{kind}_assignment.renewed",
+            actor=actor,
+            target=renewed,
+            role=renewed.role,
+            scope=renewed.scope,
+            details={"renewed_from": str(assignment.pk), "ends_at": ends_at},
+            at=now,
+        )
+    return renewed
+
+
+def _lock_open(model, pk, now):
+    """Lock the assignment and make sure it has not ended (it may not have started yet)."""
+    assignment = model.objects.select_for_update(of=("self",)).select_related("role").get(pk=pk)
+    if assignment.ended_at is not None and assignment.ended_at <= now:
+        raise ValidationError("This assignment has already ended.")
+    if assignment.ends_at is not None and assignment.ends_at <= now:
+        raise ValidationError("This assignment has already expired; renew it instead.")
+    return assignment
+
+
+def _eligible_end(assignment: EligibleAssignment, *, actor, reason, now) -> None:
+    assignment.ended_at = now
+    assignment.ended_by = actor
+    assignment.end_reason = reason
+    assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
+
+
+def _entry(action, actor, assignment, details) -> AuditEntry:
+    return AuditEntry(
+        action=action,
+        actor=actor,
+        target=assignment,
+        role=assignment.role,
+        scope=assignment.scope,
+        details=details,
+    )
+
+
+def _validate_window(role_settings, kind, *, starts_at, ends_at, now, measure_from, new=False) -> None:
+    """The role's policy on how long an eligible or active assignment may last."""
+    allow_permanent = getattr(role_settings, f"{kind}_allow_permanent")
+    max_duration = getattr(role_settings, f"{kind}_max_duration")
+    if new and starts_at < now - _BACKDATE_TOLERANCE:
+        raise ValidationError({"starts_at": "An assignment cannot start in the past."})
+    if ends_at is None:
+        if not allow_permanent:
+            raise ValidationError(
+                {
+                    "ends_at": f"Permanent {kind} assignments of {role_settings.role} are not allowed; "
+                    f"choose an end within {_human(max_duration)}."
+                }
+            )
+        return
+    if ends_at <= starts_at:
+        raise ValidationError({"ends_at": "The end must be after the start."})
+    if ends_at - max(starts_at, now) < django_settings.PIM_MIN_ASSIGNMENT_DURATION:
+        raise ValidationError({"ends_at": "An assignment must last at least 5 minutes."})
+    if ends_at - measure_from > max_duration:
+        raise ValidationError(
+            {
+                "ends_at": (
+                    f"{kind.capitalize()} assignments of {role_settings.role} "
+                    f"last at most {_human(max_duration)}."
+                )
+            }
+        )
+
+
+def _human(duration: timedelta) -> str:
+    if duration % timedelta(days=1) == timedelta(0):
+        return f"{duration.days} days"
+    hours = duration.total_seconds() / 3600
+    return f"{hours:g} hours"
+
+
+def _ensure_principal_usable(principal) -> None:
+    if isinstance(principal, User) and not principal.is_active:
+        raise ValidationError(f"{principal} is deactivated and cannot be assigned roles.")
+
+
+def _ensure_lockout_safe(
+    role: Role,
+    *,
+    now,
+    removing=None,
+    removing_user: User | None = None,
+    removing_group: DirectoryGroup | None = None,
+) -> None:
+    """Anti-lockout: never leave a protected role without a holder, nor take away its last
+    permanent holder (so the last eligibility cannot lapse at its end either).
+
+    What goes: one assignment (removing), a user with their sole-member groups
+    (removing_user), or a group's assignments (removing_group: its last active member leaves)."""
+    if not role.lockout_protected:
+        return
+    eligible, active = role_holders(role=role, at=now)
+    if removing is not None:
+        if not removing.is_current(now):
+            return
+        lost = [qs.filter(pk=removing.pk) for qs in (eligible, active) if qs.model is type(removing)]
+        eligible = eligible.exclude(pk=removing.pk) if isinstance(removing, EligibleAssignment) else eligible
+        active = active.exclude(pk=removing.pk) if isinstance(removing, ActiveAssignment) else active
+    else:
+        if removing_group is not None:
+            gone = Q(group=removing_group)
+        else:
+            # The user's own assignments, and those of groups where they are the only active member.
+            sole_groups = [
+                group.pk
+                for group in DirectoryGroup.objects.filter(members=removing_user)
+                if not group.members.filter(is_active=True).exclude(pk=removing_user.pk).exists()
+            ]
+            gone = Q(user=removing_user) | Q(group__in=sole_groups)
+        lost = [eligible.filter(gone), active.filter(gone)]
+        eligible, active = eligible.exclude(gone), active.exclude(gone)
+    if not any(qs.exists() for qs in lost):
+        return
+    losing_permanent = any(qs.filter(ends_at__isnull=True).exists() for qs in lost)
+    permanent_left = (
+        eligible.filter(ends_at__isnull=True).exists() or active.filter(ends_at__isnull=True).exists()
+    )
+    if (losing_permanent and not permanent_left) or not (eligible.exists() or active.exists()):
+        raise LockoutError(
+            f"{role} must keep at least one permanent holder (anti-lockout): assign someone else first."
+        )
+
+
+def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
+    if mfa_verified_at is None or now - mfa_verified_at > django_settings.PIM_STEP_UP_WINDOW:
+        raise PermissionDenied("This change needs a fresh MFA verification.")
+
+
+def _require_perm(actor: User | None, perm: str) -> None:
+    if actor is not None and not actor.has_perm(perm):
+        raise PermissionDenied("You may not do this.")
+
+
+def _require_manage_eligible(actor: User | None, role: Role) -> None:
+    if actor is not None and not user_can_manage_eligible(user=actor, role=role):
+        raise PermissionDenied(f"You may not manage eligible assignments of {role}.")
+
+
+def _require_manage_active(actor: User | None, role: Role) -> None:
+    if actor is not None and not user_can_manage_active(user=actor, role=role):
+        raise PermissionDenied(f"You may not manage active assignments of {role}.")

@@ -1,0 +1,102 @@
+"""The role catalog: custom roles and their owners."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from guardian.shortcuts import assign_perm, remove_perm
+
+from accounts.models import User
+from audit.services import audit_record
+from common.text import clean_text
+
+from ..models import Role, RoleSettings
+from .assignments import _require_perm
+
+# Object permissions a role's owners get on that role (delegated administration).
+OWNER_PERMISSIONS = ("manage_eligible_assignments", "approve_activation", "review_access")
+
+
+def role_create(
+    *,
+    actor: User | None,
+    name: str,
+    kind: str = Role.Kind.APP,
+    description: str = "",
+    template_id: str = "",
+    privileged: bool = True,
+    tier: str = Role.Tier.HIGH,
+) -> Role:
+    """Add a custom role to the catalog (with default settings)."""
+    _require_perm(actor, "roles.add_role")
+    name = clean_text(name, field="name", required=True, max_length=200)
+    if kind not in Role.Kind.values or tier not in Role.Tier.values:
+        raise ValidationError("Unknown role kind or tier.")
+    with transaction.atomic():
+        if Role.objects.filter(name__iexact=name).exists():
+            raise ValidationError({"name": f"A role named “{name}” already exists."})
+        role = Role.objects.create(
+            name=name,
+            kind=kind,
+            description=clean_text(description, field="description"),
+            template_id=template_id,
+            privileged=privileged,
+            tier=tier,
+        )
+        RoleSettings.objects.create(role=role)
+        audit_record(
+            action="role.created",
+            actor=actor,
+            target=role,
+            role=role,
+            details={"after": {"name": name, "kind": kind, "tier": tier, "privileged": privileged}},
+        )
+    return role
+
+
+def role_update(*, actor: User | None, role: Role, changes: dict) -> Role:
+    """Change a role's descriptive fields (name, description, tier, privileged)."""
+    _require_perm(actor, "roles.change_role")
+    allowed = {"name", "description", "tier", "privileged"}
+    if set(changes) - allowed:
+        raise ValidationError(f"Only {', '.join(sorted(allowed))} can be changed.")
+    with transaction.atomic():
+        role = Role.objects.select_for_update().get(pk=role.pk)
+        before = {field: getattr(role, field) for field in changes}
+        if "name" in changes:
+            changes["name"] = clean_text(changes["name"], field="name", required=True, max_length=200)
+            if Role.objects.filter(name__iexact=changes["name"]).exclude(pk=role.pk).exists():
+                raise ValidationError({"name": f"A role named “{changes['name']}” already exists."})
+        if "description" in changes:
+            changes["description"] = clean_text(changes["description"], field="description")
+        if "tier" in changes and changes["tier"] not in Role.Tier.values:
+            raise ValidationError({"tier": "Unknown tier."})
+        for field, value in changes.items():
+            setattr(role, field, value)
+        role.save(update_fields=list(changes))
+        diff = {f: {"before": before[f], "after": changes[f]} for f in changes if before[f] != changes[f]}
+        audit_record(action="role.changed", actor=actor, target=role, role=role, details={"changes": diff})
+    return role
+
+
+def role_owner_add(*, actor: User | None, role: Role, user: User) -> None:
+    """Make the user an owner: they manage the role's eligibilities and approve and review it."""
+    _require_perm(actor, "roles.change_role")
+    with transaction.atomic():
+        Role.objects.select_for_update().get(pk=role.pk)
+        if role.owners.filter(pk=user.pk).exists():
+            raise ValidationError(f"{user} already owns {role}.")
+        role.owners.add(user)
+        for codename in OWNER_PERMISSIONS:
+            assign_perm(f"roles.{codename}", user, role)
+        audit_record(action="role.owner_added", actor=actor, target=user, role=role)
+
+
+def role_owner_remove(*, actor: User | None, role: Role, user: User) -> None:
+    _require_perm(actor, "roles.change_role")
+    with transaction.atomic():
+        Role.objects.select_for_update().get(pk=role.pk)
+        if not role.owners.filter(pk=user.pk).exists():
+            raise ValidationError(f"{user} does not own {role}.")
+        role.owners.remove(user)
+        for codename in OWNER_PERMISSIONS:
+            remove_perm(f"roles.{codename}", user, role)
+        audit_record(action="role.owner_removed", actor=actor, target=user, role=role)

@@ -1,0 +1,160 @@
+"""Eligible assignments: who may activate a role, where and until when."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import audit_record_many
+from common.text import clean_text
+
+from ..models import ActiveAssignment, EligibleAssignment, Role
+from .active import active_assignments_end
+from .assignments import (
+    Principal,
+    _assign,
+    _eligible_end,
+    _ensure_lockout_safe,
+    _entry,
+    _lock_open,
+    _renew,
+    _require_manage_eligible,
+    _update,
+)
+
+
+def eligible_assign(
+    *,
+    actor: User | None,
+    role: Role,
+    principal: Principal,
+    scope: str = "/",
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    justification: str = "",
+    now: datetime | None = None,
+) -> EligibleAssignment:
+    """Make a user or group eligible to activate the role at the scope."""
+    _require_manage_eligible(actor, role)
+    return _assign(
+        EligibleAssignment,
+        actor=actor,
+        role=role,
+        principal=principal,
+        scope=scope,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        justification=justification,
+        now=now or timezone.now(),
+        extra={},
+    )
+
+
+def eligible_update(
+    *,
+    actor: User | None,
+    assignment: EligibleAssignment,
+    ends_at: datetime | None,
+    justification: str = "",
+    now: datetime | None = None,
+) -> EligibleAssignment:
+    """Change the end of an eligibility that has not ended (None: make it permanent)."""
+    _require_manage_eligible(actor, assignment.role)
+    return _update(
+        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="updated"
+    )
+
+
+def eligible_extend(
+    *,
+    actor: User | None,
+    assignment: EligibleAssignment,
+    ends_at: datetime,
+    justification: str = "",
+    now: datetime | None = None,
+) -> EligibleAssignment:
+    """Move the end of a time-bound eligibility later."""
+    _require_manage_eligible(actor, assignment.role)
+    return _update(
+        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="extended"
+    )
+
+
+def eligible_renew(
+    *,
+    actor: User | None,
+    assignment: EligibleAssignment,
+    ends_at: datetime | None,
+    justification: str = "",
+    now: datetime | None = None,
+) -> EligibleAssignment:
+    """Grant an ended eligibility again, from now (a new assignment; the old one stays as history)."""
+    _require_manage_eligible(actor, assignment.role)
+    return _renew(assignment, actor=actor, ends_at=ends_at, justification=justification, now=now)
+
+
+def eligible_remove(
+    *,
+    actor: User | None,
+    assignment: EligibleAssignment,
+    reason: str = "",
+    end_reason: str = EligibleAssignment.EndReason.REMOVED,
+    now: datetime | None = None,
+) -> EligibleAssignment:
+    """End an eligibility now, and any activation of it that is still live."""
+    _require_manage_eligible(actor, assignment.role)
+    now = now or timezone.now()
+    reason = clean_text(reason, field="reason")
+    with transaction.atomic():
+        assignment = _lock_open(EligibleAssignment, assignment.pk, now)
+        _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+        _eligible_end(assignment, actor=actor, reason=end_reason, now=now)
+        audit_record_many(
+            entries=[
+                _entry(
+                    "eligible_assignment.removed",
+                    actor,
+                    assignment,
+                    {"reason": reason, "end_reason": end_reason},
+                )
+            ],
+            at=now,
+        )
+        # Every activation of it that has not ended, including one scheduled to start later
+        # (current(now) would leave that one to start from a removed eligibility).
+        live = (
+            ActiveAssignment.objects.select_for_update()
+            .filter(eligible=assignment, ended_at__isnull=True)
+            .exclude(ends_at__lte=now)
+        )
+        active_assignments_end(
+            actor=actor,
+            assignments=list(live),
+            reason=ActiveAssignment.EndReason.REMOVED,
+            now=now,
+            audit_action="active_assignment.ended",
+            details={"end_reason": "removed", "because": "eligibility removed"},
+        )
+    return assignment
+
+
+def eligible_assignments_expire(*, assignments: Sequence[EligibleAssignment], now: datetime) -> None:
+    """Record that eligibilities reached their ends_at (the expiry job, set-based): the end
+    reason on rows not marked yet, one audit event each."""
+    EligibleAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
+        end_reason=EligibleAssignment.EndReason.EXPIRED
+    )
+    audit_record_many(
+        entries=[
+            _entry(
+                "eligible_assignment.expired",
+                None,
+                assignment,
+                {"principal": assignment.principal_label, "ends_at": assignment.ends_at},
+            )
+            for assignment in assignments
+        ],
+        at=now,
+    )

@@ -1,0 +1,136 @@
+"""Role settings: a role's policy for activations and assignments, and who approves."""
+
+from datetime import timedelta
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import DirectoryGroup, User
+from audit.services import audit_record
+from common.text import clean_text
+
+from ..models import Role, RoleSettings
+from ..selectors import pim_administrators
+from .assignments import _require_perm
+
+SETTINGS_FIELDS = (
+    "activation_max_duration",
+    "require_mfa",
+    "require_justification",
+    "require_ticket",
+    "require_approval",
+    "approvals_required",
+    "approval_timeout",
+    "eligible_allow_permanent",
+    "eligible_max_duration",
+    "active_allow_permanent",
+    "active_max_duration",
+    "active_require_mfa",
+    "active_require_justification",
+    "notification_recipients",
+)
+
+
+def role_settings_update(
+    *,
+    actor: User | None,
+    role: Role,
+    changes: dict,
+    approvers: list[User] | None = None,
+    approver_groups: list[DirectoryGroup] | None = None,
+) -> RoleSettings:
+    """Change a role's policy; the audit event carries the before/after diff."""
+    _require_perm(actor, "roles.change_rolesettings")
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown role settings: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        role_settings = RoleSettings.objects.select_for_update().get(role=role)
+        before = _settings_snapshot(role_settings)
+        for field, value in changes.items():
+            setattr(role_settings, field, value)
+        if "notification_recipients" in changes:
+            role_settings.notification_recipients = clean_text(
+                changes["notification_recipients"], field="notification_recipients"
+            )
+        role_settings_validate(role_settings, approvers=approvers, approver_groups=approver_groups)
+        role_settings.save()
+        if approvers is not None:
+            role_settings.approvers.set(approvers)
+        if approver_groups is not None:
+            role_settings.approver_groups.set(approver_groups)
+        after = _settings_snapshot(role_settings)
+        diff = {
+            key: {"before": before[key], "after": after[key]} for key in after if before[key] != after[key]
+        }
+        audit_record(
+            action="role_settings.changed", actor=actor, target=role, role=role, details={"changes": diff}
+        )
+    return role_settings
+
+
+def _settings_snapshot(role_settings: RoleSettings) -> dict:
+    snapshot = {field: getattr(role_settings, field) for field in SETTINGS_FIELDS}
+    for field, value in snapshot.items():
+        if isinstance(value, timedelta):
+            snapshot[field] = int(value.total_seconds())
+    snapshot["approvers"] = sorted(role_settings.approvers.values_list("username", flat=True))
+    snapshot["approver_groups"] = sorted(role_settings.approver_groups.values_list("name", flat=True))
+    return snapshot
+
+
+def _validate_settings(role_settings: RoleSettings) -> None:
+    errors = {}
+    if not timedelta(minutes=30) <= role_settings.activation_max_duration <= timedelta(hours=24):
+        errors["activation_max_duration"] = (
+            "The activation maximum duration must be between 30 minutes and 24 hours."
+        )
+    if not 1 <= role_settings.approvals_required <= 10:
+        errors["approvals_required"] = "Between 1 and 10 approvals can be required."
+    if not timedelta(hours=1) <= role_settings.approval_timeout <= timedelta(days=14):
+        errors["approval_timeout"] = "The approval timeout must be between 1 hour and 14 days."
+    for field in ("eligible_max_duration", "active_max_duration"):
+        if (
+            not django_settings.PIM_MIN_ASSIGNMENT_DURATION
+            <= getattr(role_settings, field)
+            <= timedelta(days=3650)
+        ):
+            errors[field] = "The maximum assignment duration must be between 5 minutes and 10 years."
+    if errors:
+        raise ValidationError(errors)
+
+
+def role_approver_candidates(
+    role_settings: RoleSettings, *, approvers=None, approver_groups=None
+) -> set[User]:
+    """Who could approve activations of the role: the named approvers and approver groups'
+    members; failing those the role's owners; failing those the PIM Administrators."""
+    approvers = role_settings.approvers.all() if approvers is None else approvers
+    approver_groups = role_settings.approver_groups.all() if approver_groups is None else approver_groups
+    named = {user for user in approvers if user.is_active}
+    named |= set(User.objects.filter(directory_groups__in=list(approver_groups), is_active=True))
+    if named:
+        return named
+    owners = set(role_settings.role.owners.filter(is_active=True))
+    if owners:
+        return owners
+    return set(pim_administrators())
+
+
+def role_settings_validate(role_settings: RoleSettings, *, approvers=None, approver_groups=None) -> None:
+    """The policy's own consistency (also used by forms to show errors next to fields)."""
+    _validate_settings(role_settings)
+    if role_settings.require_approval:
+        candidates = role_approver_candidates(
+            role_settings, approvers=approvers, approver_groups=approver_groups
+        )
+        if len(candidates) < role_settings.approvals_required:
+            raise ValidationError(
+                {
+                    "require_approval": (
+                        f"{role_settings.approvals_required} approval(s) are required but only "
+                        f"{len(candidates)} person(s) could approve: name more approvers first."
+                    )
+                }
+            )
