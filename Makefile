@@ -30,7 +30,7 @@ PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u 
 help:
 	@echo "make run           set up (virtualenv, install, migrate, demo data) and serve on http://127.0.0.1:8000/"
 	@echo "make test          run the test suite (SQLite, or PostgreSQL when DATABASE_URL is set)"
-	@echo "make lint          ruff check and ruff format --check"
+	@echo "make lint          ruff check, ruff format --check and lint-imports (the app floors)"
 	@echo "make format        ruff format and ruff check --fix"
 	@echo "make typecheck     mypy (configuration in pyproject.toml)"
 	@echo "make lint-imports  import-linter: the apps' import contracts"
@@ -80,6 +80,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
