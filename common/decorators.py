@@ -4,16 +4,27 @@ Every portal view other than sign-in, enrolment and verification uses one of the
 only Django and django-otp (and the accounts app's URL names), so every app uses them, the
 audit app too, without importing accounts."""
 
+from collections.abc import Callable
 from functools import wraps
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from .redirects import with_next
 from .step_up import mfa_is_enrolled, step_up_is_fresh, user_is_verified
+
+_P = ParamSpec("_P")
+
+if TYPE_CHECKING:
+    from django.views import View
+
+    _ViewBase = View  # the mixins go before a class-based view
+else:
+    _ViewBase = object
 
 STEP_UP_MESSAGE = "Confirm it's you: enter a code from your authenticator app to continue."
 
@@ -36,32 +47,36 @@ def verification_redirect(request: HttpRequest, *, step_up: bool = False) -> Htt
     return None
 
 
-def verified_required(view):
+def verified_required(
+    view: Callable[Concatenate[HttpRequest, _P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, _P], HttpResponseBase]:
     """Signed in, with this session verified by an MFA code."""
 
     @wraps(view)
-    def wrapper(request, *args, **kwargs):
+    def wrapper(request: HttpRequest, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponseBase:
         return verification_redirect(request) or view(request, *args, **kwargs)
 
     return wrapper
 
 
-def step_up_required(view):
+def step_up_required(
+    view: Callable[Concatenate[HttpRequest, _P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, _P], HttpResponseBase]:
     """Verified, and a code was checked within PIM_STEP_UP_WINDOW (sensitive actions)."""
 
     @wraps(view)
-    def wrapper(request, *args, **kwargs):
+    def wrapper(request: HttpRequest, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponseBase:
         return verification_redirect(request, step_up=True) or view(request, *args, **kwargs)
 
     return wrapper
 
 
-class VerifiedRequiredMixin:
+class VerifiedRequiredMixin(_ViewBase):
     """verified_required for class-based views."""
 
     step_up = False
 
-    def dispatch(self, request, *args, **kwargs):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return verification_redirect(request, step_up=self.step_up) or super().dispatch(
             request, *args, **kwargs
         )

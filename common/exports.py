@@ -9,6 +9,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -22,7 +23,7 @@ CHUNK_BYTES = 64 * 1024
 CSV_ROWS_PER_CHUNK = 500
 
 
-def safe_cell(value):
+def safe_cell(value: object) -> object:
     """The value with a leading apostrophe when it is text a spreadsheet could run as a
     formula; anything else unchanged."""
     if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
@@ -30,7 +31,7 @@ def safe_cell(value):
     return value
 
 
-def csv_chunks(header: Sequence, rows: Iterable[Sequence]) -> Iterator[str]:
+def csv_chunks(header: Sequence[object], rows: Iterable[Sequence[object]]) -> Iterator[str]:
     """A CSV file (RFC 4180, UTF-8) in pieces of a few hundred rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -44,18 +45,21 @@ def csv_chunks(header: Sequence, rows: Iterable[Sequence]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def xlsx_cell(value):
+def xlsx_cell(value: object) -> object:
     """safe_cell, then what the XLSX format itself cannot hold: control characters (replaced),
     carriage returns (XML reads them as line feeds anyway) and text past the cell limit (cut)."""
     value = safe_cell(value)
     if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value.replace("\r\n", "\n").replace("\r", "\n"))
-        if len(value) > XLSX_MAX_CELL:
-            value = value[: XLSX_MAX_CELL - 1] + "…"
+        text: str = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value.replace("\r\n", "\n").replace("\r", "\n"))
+        if len(text) > XLSX_MAX_CELL:
+            text = text[: XLSX_MAX_CELL - 1] + "…"
+        return text
     return value
 
 
-def xlsx_chunks(header: Sequence, rows: Iterable[Sequence], *, title: str = "Export") -> Iterator[bytes]:
+def xlsx_chunks(
+    header: Sequence[object], rows: Iterable[Sequence[object]], *, title: str = "Export"
+) -> Iterator[bytes]:
     """An XLSX workbook. openpyxl cannot write a zip as a stream, so the write-only workbook
     (rows go straight to a temporary file) is saved to a temporary file that is then sent in
     pieces: the memory stays flat, the first byte waits until the last row is written."""
@@ -75,7 +79,7 @@ def xlsx_chunks(header: Sequence, rows: Iterable[Sequence], *, title: str = "Exp
             yield chunk
 
 
-def _sheet(workbook: Workbook, title: str, number: int, header: Sequence):
+def _sheet(workbook: Workbook, title: str, number: int, header: Sequence[object]) -> Any:
     sheet = workbook.create_sheet(title if number == 1 else f"{title} ({number})")
     sheet.append([xlsx_cell(value) for value in header])
     return sheet

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import django_otp
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.models import Device
@@ -27,7 +29,7 @@ def mark_step_up(request: HttpRequest, device: Device) -> None:
     request.session[VERIFIED_AT_SESSION_KEY] = timezone.now().isoformat()
 
 
-def user_is_verified(user) -> bool:
+def user_is_verified(user: object) -> bool:
     """Whether the user's session is OTP-verified (False for users OTPMiddleware has not seen)."""
     return getattr(user, "otp_device", None) is not None
 
@@ -49,6 +51,6 @@ def step_up_is_fresh(request: HttpRequest) -> bool:
     return verified_at is not None and timezone.now() - verified_at <= settings.PIM_STEP_UP_WINDOW
 
 
-def mfa_is_enrolled(*, user) -> bool:
+def mfa_is_enrolled(*, user: AbstractBaseUser | AnonymousUser) -> bool:
     """Whether the user has a confirmed authenticator app (recovery codes alone do not count)."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())  # django-otp is untyped
