@@ -27,10 +27,10 @@ class User(AbstractUser):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
 
-    def get_session_auth_hash(self):
+    def get_session_auth_hash(self) -> str:
         # Django invalidates any session whose stored hash no longer matches: including the
         # epoch ends all of a user's sessions without scanning the session table.
         return salted_hmac(
@@ -65,7 +65,7 @@ class DirectoryGroup(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
     @property

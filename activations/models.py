@@ -1,6 +1,7 @@
 """Activation requests (and extension / renewal requests) and their approvals."""
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -12,7 +13,7 @@ from roles.models import ActiveAssignment, EligibleAssignment, Role
 class TransitionNotAllowed(Exception):
     """A request was asked to move to a state its current state cannot reach."""
 
-    def __init__(self, request, target):
+    def __init__(self, request: "ActivationRequest", target: "ActivationRequest.Status") -> None:
         self.request = request
         self.target = target
         super().__init__(
@@ -51,7 +52,7 @@ class ActivationRequest(models.Model):
         Status.DEACTIVATED,
         Status.REVOKED,
     )
-    TRANSITIONS = {
+    TRANSITIONS: ClassVar[dict[str, set[str]]] = {
         Status.PENDING_APPROVAL: {Status.GRANTED, Status.DENIED, Status.CANCELED, Status.TIMED_OUT},
         Status.GRANTED: {Status.EXPIRED, Status.DEACTIVATED, Status.REVOKED},
     }
@@ -125,10 +126,10 @@ class ActivationRequest(models.Model):
             models.Index(fields=["requester", "-created_at"], name="activations_requester_idx"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.role} by {self.requester} ({self.get_status_display()})"
 
-    def get_absolute_url(self):
+    def get_absolute_url(self) -> str:
         from django.urls import reverse
 
         return reverse("activations:request_detail", args=[self.pk])
@@ -141,7 +142,7 @@ class ActivationRequest(models.Model):
     def is_open(self) -> bool:
         return self.status in self.OPEN
 
-    def can_become(self, status) -> bool:
+    def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS.get(self.status, set())
 
 
@@ -157,7 +158,7 @@ class RequestApprover(models.Model):
         ]
         indexes = [models.Index(fields=["user", "request"], name="activations_approver_user_idx")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} for {self.request_id}"
 
 
@@ -183,5 +184,5 @@ class Approval(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.approver} {self.decision}d {self.request_id}"

@@ -1,5 +1,7 @@
 """Security alerts: the conditions the periodic evaluation found (SPEC 2.6)."""
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -24,7 +26,7 @@ class Alert(models.Model):
         RESOLVED = "resolved"
 
     LIVE = (Status.OPEN, Status.DISMISSED)
-    TRANSITIONS = {
+    TRANSITIONS: ClassVar[dict[str, set[str]]] = {
         Status.OPEN: {Status.DISMISSED, Status.RESOLVED},
         Status.DISMISSED: {Status.OPEN, Status.RESOLVED},
     }
@@ -73,10 +75,10 @@ class Alert(models.Model):
             ("view_dashboard", "See the dashboard"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.kind}{f' {self.key}' if self.key else ''} ({self.status})"
 
-    def get_absolute_url(self):
+    def get_absolute_url(self) -> str:
         return reverse("alerts:alert_detail", args=[self.pk])
 
     @property
@@ -88,5 +90,5 @@ class Alert(models.Model):
         definition = KINDS.get(self.kind)
         return definition.title if definition else self.kind
 
-    def can_become(self, status) -> bool:
+    def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS.get(self.status, set())

@@ -1,6 +1,7 @@
 """Personal access tokens for the REST API."""
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -40,7 +41,7 @@ class ApiToken(models.Model):
             ("check_role", "Ask whether a person holds a role (the authorization check endpoint)"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.display_prefix})"
 
     @property
@@ -51,10 +52,10 @@ class ApiToken(models.Model):
     def label(self) -> str:
         return f"API token {self.name} ({self.display_prefix}) of {self.user.label}"
 
-    def is_usable(self, at) -> bool:
+    def is_usable(self, at: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)
 
-    def status(self, at) -> str:
+    def status(self, at: datetime) -> str:
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= at:

@@ -1,5 +1,8 @@
 """The tamper-evident audit log: append-only events in a gapless hash chain."""
 
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
 from django.conf import settings
 from django.db import models
 
@@ -8,18 +11,20 @@ class AppendOnlyError(Exception):
     """Raised on any attempt to edit or delete an audit event."""
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit events cannot be edited.")
 
-    def bulk_update(self, objs, fields, batch_size=None):
+    def bulk_update(
+        self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
+    ) -> NoReturn:
         # Refused before Django opens its atomic block, so the caller's transaction survives.
         raise AppendOnlyError("Audit events cannot be edited.")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise AppendOnlyError("Audit events cannot be deleted.")
 
-    def _raw_delete(self, using):
+    def _raw_delete(self, using: str | None) -> NoReturn:
         raise AppendOnlyError("Audit events cannot be deleted.")
 
 
@@ -74,15 +79,15 @@ class AuditEvent(models.Model):
             models.Index(fields=["request_id"], name="audit_event_request_idx"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_label}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError("Audit events cannot be edited.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit events cannot be deleted.")
 
 
@@ -96,21 +101,23 @@ class AuditChainHead(models.Model):
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"audit head #{self.last_seq}"
 
 
-class AuditCheckpointQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class AuditCheckpointQuerySet(models.QuerySet["AuditCheckpoint"]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit checkpoints cannot be edited.")
 
-    def bulk_update(self, objs, fields, batch_size=None):
+    def bulk_update(
+        self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
+    ) -> NoReturn:
         raise AppendOnlyError("Audit checkpoints cannot be edited.")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise AppendOnlyError("Audit checkpoints cannot be deleted.")
 
-    def _raw_delete(self, using):
+    def _raw_delete(self, using: str | None) -> NoReturn:
         raise AppendOnlyError("Audit checkpoints cannot be deleted.")
 
 
@@ -140,13 +147,13 @@ class AuditCheckpoint(models.Model):
             models.UniqueConstraint(fields=["previous_id"], name="audit_checkpoint_one_successor"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"checkpoint {self.pk} at #{self.seq}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError("Audit checkpoints cannot be edited.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit checkpoints cannot be deleted.")

@@ -40,7 +40,7 @@ class SyncRun(models.Model):
         ]
         permissions = [("test_connection", "Test the connection to Microsoft Entra ID")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Entra sync {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
 
     @property
@@ -74,7 +74,7 @@ class ImportedEligibility(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.principal_id} {self.role_template_id} {self.directory_scope}"
 
 
@@ -127,7 +127,7 @@ class DriftFinding(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.role_label} for {self.principal_label} at {self.directory_scope}"
 
     @property

@@ -37,5 +37,5 @@ class Email(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.template} to {self.to} ({self.status})"

@@ -73,7 +73,7 @@ class ReviewDefinition(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
     @property
@@ -112,7 +112,7 @@ class ReviewInstance(models.Model):
             models.Index(fields=["ends_at"], condition=Q(status="active"), name="reviews_active_ends_idx"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.definition} #{self.occurrence + 1}"
 
     @property
@@ -183,7 +183,7 @@ class ReviewItem(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.principal_label}: {self.role_id} ({self.assignment_type})"
 
     @property
@@ -191,7 +191,7 @@ class ReviewItem(models.Model):
         return f"review item {self.principal_label} / {self.scope}"
 
     @property
-    def assignment(self):
+    def assignment(self) -> EligibleAssignment | ActiveAssignment | None:
         return self.eligible if self.assignment_type == self.AssignmentType.ELIGIBLE else self.active
 
 
@@ -207,5 +207,5 @@ class ReviewerAssignment(models.Model):
         ]
         indexes = [models.Index(fields=["reviewer", "item"], name="reviews_reviewer_item_idx")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.reviewer} reviews {self.item_id}"

@@ -1,11 +1,17 @@
 """The role catalog, role settings (policies) and eligible and active assignments."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Self, TypeVar, cast
 
-from django.conf import settings
+# Named so: the plugin gives Role a "settings" attribute (RoleSettings.role), which hides
+# the module in the class body.
+from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from accounts.models import DirectoryGroup, User
 
 
 class Role(models.Model):
@@ -34,7 +40,7 @@ class Role(models.Model):
     # Anti-lockout: the last permanent holder can never be removed (Global Administrator,
     # PIM Administrator).
     lockout_protected = models.BooleanField(default=False)
-    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_roles")
+    owners = models.ManyToManyField(django_settings.AUTH_USER_MODEL, blank=True, related_name="owned_roles")
     # Django permissions ("app_label.codename") granted while the role is active: this is how
     # the portal's own roles (PIM Administrator, PIM Auditor) govern the portal itself.
     grants_permissions = models.JSONField(default=list, blank=True)
@@ -56,10 +62,10 @@ class Role(models.Model):
             ("review_access", "Review access to the role"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def get_absolute_url(self):
+    def get_absolute_url(self) -> str:
         from django.urls import reverse
 
         return reverse("roles:role_detail", args=[self.pk])
@@ -75,7 +81,7 @@ class RoleSettings(models.Model):
     require_justification = models.BooleanField(default=True)
     require_ticket = models.BooleanField(default=False)
     require_approval = models.BooleanField(default=False)
-    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    approvers = models.ManyToManyField(django_settings.AUTH_USER_MODEL, blank=True, related_name="+")
     approver_groups = models.ManyToManyField("accounts.DirectoryGroup", blank=True, related_name="+")
     approvals_required = models.PositiveSmallIntegerField(default=1)
     approval_timeout = models.DurationField(default=timedelta(hours=24))
@@ -104,12 +110,15 @@ class RoleSettings(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Settings of {self.role}"
 
 
-class AssignmentQuerySet(models.QuerySet):
-    def current(self, at):
+_AssignmentT = TypeVar("_AssignmentT", bound="Assignment")
+
+
+class AssignmentQuerySet(models.QuerySet[_AssignmentT]):
+    def current(self, at: datetime) -> Self:
         """Assignments in force at the moment `at` (exact to the microsecond)."""
         return self.filter(
             Q(starts_at__lte=at),
@@ -117,7 +126,7 @@ class AssignmentQuerySet(models.QuerySet):
             Q(ended_at__isnull=True) | Q(ended_at__gt=at),
         )
 
-    def for_user(self, user):
+    def for_user(self, user: "User") -> Self:
         """Assignments of the user directly or through any of their groups."""
         from accounts.models import DirectoryGroup
 
@@ -130,7 +139,7 @@ class Assignment(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     group = models.ForeignKey(
         "accounts.DirectoryGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -142,14 +151,14 @@ class Assignment(models.Model):
     justification = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Set when the assignment ended before its end (removed, revoked, deactivated, expired
     # by the job); the reason is in end_reason. Reads compare it with the time, so a job that
     # has not run yet never extends access.
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # The last expiry notice sent (14 or 1 days before the end, 0 once ended); claimed by
     # activations.jobs.assignment_expiry_notices so each is sent once.
@@ -161,8 +170,9 @@ class Assignment(models.Model):
         abstract = True
 
     @property
-    def principal(self):
-        return self.user if self.user_id else self.group
+    def principal(self) -> "User | DirectoryGroup":
+        # the roles_*_one_principal constraints: exactly one of user and group is set
+        return cast("User | DirectoryGroup", self.user if self.user_id else self.group)
 
     @property
     def principal_label(self) -> str:
@@ -172,7 +182,7 @@ class Assignment(models.Model):
     def is_permanent(self) -> bool:
         return self.ends_at is None
 
-    def is_current(self, at) -> bool:
+    def is_current(self, at: datetime) -> bool:
         return (
             self.starts_at <= at
             and (self.ends_at is None or self.ends_at > at)
@@ -184,7 +194,7 @@ class Assignment(models.Model):
         return f"{self.role.name} for {self.principal_label} at {self.scope}"
 
 
-def _principal_constraints(model: str) -> list:
+def _principal_constraints(model: str) -> list[models.BaseConstraint]:
     return [
         models.CheckConstraint(
             condition=(Q(user__isnull=False) & Q(group__isnull=True))
@@ -219,7 +229,7 @@ class EligibleAssignment(Assignment):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"eligible: {self.label}"
 
 
@@ -254,7 +264,7 @@ class ActiveAssignment(Assignment):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"active: {self.label}"
 
 
@@ -295,7 +305,7 @@ class DirectoryOperation(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.operation} {self.assignment_id} ({self.status})"
 
     @property
