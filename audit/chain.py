@@ -6,7 +6,9 @@ this module on a machine with no project settings and no database.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 GENESIS_HASH = "0" * 64
 
@@ -31,19 +33,20 @@ HASHED_FIELDS = (
 )
 
 
-def normalize_details(details: dict | None) -> dict:
+def normalize_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     """Details as they will read back from a JSON column (dates to strings and so on)."""
     from django.core.serializers.json import DjangoJSONEncoder  # writer side only (see above)
 
-    return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
+    normalized: dict[str, Any] = json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
+    return normalized
 
 
 def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_content(fields: dict) -> str:
-    content = {}
+def canonical_content(fields: Mapping[str, Any]) -> str:
+    content: dict[str, object] = {}
     for name in HASHED_FIELDS:
         value = fields.get(name)
         if isinstance(value, datetime):
@@ -54,7 +57,7 @@ def canonical_content(fields: dict) -> str:
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(prev_hash: str, fields: dict) -> str:
+def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     digest = hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
     digest.update(b"\n")

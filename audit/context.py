@@ -4,7 +4,7 @@ The request-id middleware fills these; Celery tasks and commands leave them empt
 audit record then says so (no request id, no IP).
 """
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 
@@ -22,10 +22,10 @@ def current() -> RequestContext:
     return _current.get()
 
 
-def bind(context: RequestContext):
+def bind(context: RequestContext) -> Token[RequestContext]:
     """Make context current; returns the token to pass to reset()."""
     return _current.set(context)
 
 
-def reset(token) -> None:
+def reset(token: Token[RequestContext]) -> None:
     _current.reset(token)

@@ -80,7 +80,9 @@ def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tup
 def jsonl_chunks(rows: Iterator[tuple], *, through_seq: int, lines_per_chunk: int = 200) -> Iterator[str]:
     """One JSON object per line: the events, then the checkpoints that sign a seq inside the
     range exported (each anchors the chain up to it for the offline verifier)."""
-    lines, first, last = [], None, None
+    lines: list[str] = []
+    first: int | None = None
+    last = 0  # read once a row set first
     for row in rows:
         first = row[0] if first is None else first
         last = row[0]

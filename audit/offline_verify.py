@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import chain, signing
 from .walk import ChainWalker, Fault, check_anchor, start_at
@@ -35,7 +36,7 @@ GAP_HINT = (
 
 # JSON types of the fields the checks compute with (the other hashed fields are hashed as
 # they are, whatever their type).
-_TYPES = {
+_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "event": {"seq": int, "prev_hash": str, "hash": str, "occurred_at": str},
     "checkpoint": {
         "seq": int,
@@ -97,7 +98,7 @@ def verify_export(path: str | Path, keys: Mapping) -> OfflineResult:
         return OfflineResult(problem=str(error))
     except OSError as error:
         return OfflineResult(problem=f"cannot read the export: {error.strerror or error}")
-    counts = {"events": walker.count, "first_seq": first, "last_seq": walker.last.seq}
+    counts: dict[str, Any] = {"events": walker.count, "first_seq": first, "last_seq": walker.last.seq}
     if walker.problem is not None:
         detail = f"event #{walker.problem.seq}: {walker.problem.fault}: {walker.problem.detail}"
         if walker.problem.fault == Fault.DELETED_BEFORE:

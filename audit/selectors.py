@@ -6,10 +6,14 @@ the size of the log. What to show comes from the search (audit.filters).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, PermissionsMixin
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import CharField, Func, Model, Q, QuerySet, UUIDField
 from django.db.models.functions import Cast
+from django.db.models.sql.compiler import SQLCompiler
 from django.http import Http404
 
 from . import registry
@@ -33,7 +37,7 @@ LIST_FIELDS = (
 )
 
 
-def audit_reader_check(*, user) -> None:
+def audit_reader_check(*, user: PermissionsMixin | AnonymousUser) -> None:
     """The audit log is for those holding audit.view_auditevent (PIM Auditors, and PIM
     Administrators as the catalog grants, while the role is active); others get a 404."""
     if not user.has_perm(VIEW_PERMISSION):
@@ -45,11 +49,11 @@ class UUIDText(Func):
     ids of their targets (SQLite stores UUIDs as 32 hex digits, PostgreSQL as uuid)."""
 
     output_field = CharField()
+    template = "CAST(%(expressions)s AS text)"
 
-    def as_sql(self, compiler, connection, **extra):
-        return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS text)", **extra)
-
-    def as_sqlite(self, compiler, connection, **extra):
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
         parts = " || '-' || ".join(f"substr({sql}, {start}, {length})" for start, length in _UUID_PARTS)
         return f"lower({parts})", params * len(_UUID_PARTS)
@@ -80,13 +84,17 @@ def _pk_text(model: type[Model]) -> Func:
 class EventPage:
     """One page, newest first; ``older`` / ``newer`` are the keys of the next pages (or None)."""
 
-    events: list
+    events: list[AuditEvent]
     older: int | None
     newer: int | None
 
 
 def event_page(
-    *, events: QuerySet, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
+    *,
+    events: QuerySet[AuditEvent],
+    before: int | None = None,
+    after: int | None = None,
+    size: int = PAGE_SIZE,
 ) -> EventPage:
     """A page of the events (a search's, unordered) older than ``before``, newer than
     ``after``, or the newest: one query."""

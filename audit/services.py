@@ -24,18 +24,18 @@ class AuditEntry:
     target: Any = None
     role: Any = None
     scope: str = ""
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     outcome: str = AuditEvent.Outcome.SUCCESS
 
 
 def audit_record(
     *,
     action: str,
-    actor=None,
-    target=None,
-    role=None,
+    actor: Any = None,
+    target: Any = None,
+    role: Any = None,
     scope: str = "",
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
     outcome: str = AuditEvent.Outcome.SUCCESS,
     at: datetime | None = None,
 ) -> AuditEvent:
@@ -83,7 +83,7 @@ def lock_chain_head() -> AuditChainHead:
     return AuditChainHead.objects.select_for_update().get(pk=1)
 
 
-def _fields(entry: AuditEntry, at: datetime, request: context.RequestContext) -> dict:
+def _fields(entry: AuditEntry, at: datetime, request: context.RequestContext) -> dict[str, Any]:
     actor = entry.actor
     role = entry.role
     target_type, target_id, target_label = _describe_target(entry.target)
@@ -106,7 +106,7 @@ def _fields(entry: AuditEntry, at: datetime, request: context.RequestContext) ->
     }
 
 
-def _describe_target(target) -> tuple[str, str, str]:
+def _describe_target(target: object) -> tuple[str, str, str]:
     if target is None:
         return "", "", ""
     if isinstance(target, models.Model):
@@ -115,5 +115,5 @@ def _describe_target(target) -> tuple[str, str, str]:
     return "", "", str(target)
 
 
-def _label(obj) -> str:
+def _label(obj: object) -> str:
     return str(getattr(obj, "label", None) or obj)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from . import chain
 from .checkpoints import iter_checkpoints
 from .models import AuditChainHead, AuditEvent
-from .signing import CheckpointChecker
+from .signing import CheckpointChecker, CheckpointProblem
 from .walk import (  # noqa: F401 - re-exported: callers and tests import them from here
     GENESIS,
     ChainWalker,
@@ -72,7 +72,7 @@ def _check_checkpoints(walker: ChainWalker, checkpoints: list[dict], keys: Mappi
     """Authentic first (links between checkpoints, signatures), then reached by the chain: a
     forged checkpoint is named as such, not as a truncated log."""
     checker = CheckpointChecker(keys=keys, from_start=True)
-    problem = checker.walk(checkpoints)
+    problem: CheckpointProblem | Problem | None = checker.walk(checkpoints)
     for checkpoint in checkpoints:
         if problem is not None:
             break

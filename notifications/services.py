@@ -2,7 +2,9 @@
 <name>-subject.txt, <name>-body.txt and <name>-body.html (all auto-escaped)."""
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -20,7 +22,9 @@ MAX_ATTEMPTS = 8
 SEND_LEASE = timedelta(minutes=5)
 
 
-def email_queue(*, recipients, template: str, context: dict, now: datetime | None = None) -> list[Email]:
+def email_queue(
+    *, recipients: Iterable[Any], template: str, context: dict[str, Any], now: datetime | None = None
+) -> list[Email]:
     """Render the template for each recipient (a User or an address) and queue it; it is sent
     after the surrounding transaction commits."""
     now = now or timezone.now()

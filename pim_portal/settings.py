@@ -8,6 +8,7 @@ the file system. Set DATABASE_URL and REDIS_URL for real deployments.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -63,7 +64,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 DATA_DIR = Path(os.environ.get("PIM_DATA_DIR", BASE_DIR / "var"))
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+SECRET_KEY: str = env_str("DJANGO_SECRET_KEY") or ""
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required")
@@ -134,6 +135,7 @@ TEMPLATES = [
 
 # Database: PostgreSQL through DATABASE_URL in production and CI; a SQLite file otherwise.
 DATABASE_URL = env_str("DATABASE_URL", "") or ""  # may hold a password: DATABASE_URL_FILE works too
+DATABASES: dict[str, Any]  # the sqlite NAME is a Path
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
