@@ -16,14 +16,16 @@ def mfa_pending_device(*, user: User) -> TOTPDevice | None:
 
 
 def mfa_devices_for_user(*, user: User) -> QuerySet[TOTPDevice]:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    devices: QuerySet[TOTPDevice] = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    return devices  # (django-otp is untyped)
 
 
 def recovery_codes_left(*, user: User) -> int:
-    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    left: int = StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    return left
 
 
-def mfa_device_get_for_user(*, user: User, pk) -> TOTPDevice:
+def mfa_device_get_for_user(*, user: User, pk: int | str) -> TOTPDevice:
     """One of the user's own confirmed authenticators; 404 for anyone else's (or a bad id)."""
     if not str(pk).isdigit():
         raise Http404("No such authenticator app.")

@@ -2,7 +2,7 @@
 (ValidationError, or PermissionDenied past the admin's own check) becomes an error message on
 the same page, and nothing changes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -19,7 +19,9 @@ else:
 class ServiceBackedAdmin(_ModelAdmin):
     """Turns service refusals into admin error messages (and no change)."""
 
-    actions = None  # no bulk delete: removals go one by one through the services
+    actions: Sequence[Callable[..., Any] | str] | None = (
+        None  # no bulk delete: removals go one by one through the services
+    )
 
     def changeform_view(
         self,

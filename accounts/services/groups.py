@@ -1,6 +1,9 @@
 """Groups and their members. Members inherit a group's eligible and active assignments:
 membership changes are privileged changes, audited like assignments."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,7 +37,7 @@ def group_create(*, actor: User | None, name: str, description: str = "") -> Dir
     return group
 
 
-def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict) -> DirectoryGroup:
+def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict[str, Any]) -> DirectoryGroup:
     """Rename a group or change its description."""
     _require_perm(actor, "accounts.change_directorygroup", "You may not change groups.")
     if set(changes) - {"name", "description"}:
@@ -93,7 +96,8 @@ def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User
         user = User.objects.get(pk=user.pk)
         if not group.members.filter(pk=user.pk).exists():
             raise AccountError(f"{user} is not a member of {group}.")
-        replies = group_member_leaving.send(
+        # (django-stubs types the replies as strings; receivers return anything)
+        replies: Sequence[tuple[object, object]] = group_member_leaving.send(
             sender=DirectoryGroup, group=group, user=user, actor=actor, now=now
         )
         ended = sum(reply for _, reply in replies if isinstance(reply, int))

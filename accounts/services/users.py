@@ -1,5 +1,7 @@
 """People: sign-in records, creation, profile changes, deactivation and reactivation."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -41,7 +43,7 @@ def user_create(
     email: str = "",
     external_id: str = "",
     is_active: bool = True,
-    origin: dict | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> User:
     """Add a person with no usable password (they sign in once an administrator gives them
     one; a service account never does) and no MFA device. ``origin`` says where they come
@@ -79,7 +81,7 @@ USER_EDITABLE_FIELDS = ("display_name", "email", "manager")
 _MANAGER_CHAIN_LIMIT = 100
 
 
-def user_update(*, actor: User | None, user: User, changes: dict) -> User:
+def user_update(*, actor: User | None, user: User, changes: dict[str, Any]) -> User:
     """Change a person's display name, email or manager; the event carries the before/after diff."""
     _require_perm(actor, "accounts.change_user")
     unknown = set(changes) - set(USER_EDITABLE_FIELDS)
@@ -100,7 +102,7 @@ def user_update(*, actor: User | None, user: User, changes: dict) -> User:
     return locked
 
 
-def _user_changes_clean(user: User, changes: dict) -> dict:
+def _user_changes_clean(user: User, changes: dict[str, Any]) -> dict[str, Any]:
     cleaned = dict(changes)
     if "display_name" in cleaned:
         cleaned["display_name"] = clean_text(cleaned["display_name"], field="display_name", max_length=256)
@@ -125,7 +127,7 @@ def _manager_validate(user: User, manager: User) -> None:
     """An active person, and no loop: walks the chain as stored, not as the caller holds it."""
     if not User.objects.filter(pk=manager.pk, is_active=True).exists():
         raise AccountError({"manager": f"{manager} is deactivated."})
-    boss_id = manager.pk
+    boss_id: int | None = manager.pk
     for _ in range(_MANAGER_CHAIN_LIMIT):
         if boss_id is None:
             return
@@ -137,7 +139,7 @@ def _manager_validate(user: User, manager: User) -> None:
     raise AccountError({"manager": "That management chain is too long."})
 
 
-def _audit_value(value):
+def _audit_value(value: object) -> object:
     return value.label if isinstance(value, User) else value
 
 
