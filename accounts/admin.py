@@ -7,6 +7,8 @@ nothing changes. Accounts come from the directory (or the demo command): no addi
 deleting people here.
 """
 
+from typing import ClassVar
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -126,8 +128,8 @@ class DirectoryGroupAdmin(ServiceBackedAdmin):
     form = DirectoryGroupForm
     list_display = ("name", "member_count", "external_id", "created_at")
     search_fields = ("name", "description", "external_id")
-    fields = ("name", "description", "members", "external_id", "created_at")
-    readonly_fields = ("external_id", "created_at")
+    fields: ClassVar[tuple[str, ...]] = ("name", "description", "members", "external_id", "created_at")
+    readonly_fields: ClassVar[tuple[str, ...]] = ("external_id", "created_at")
     filter_horizontal = ("members",)
 
     def get_queryset(self, request):

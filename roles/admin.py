@@ -5,6 +5,8 @@ API or portal view would call, so policy, anti-lockout and the audit event alway
 refusal from the service is shown as an error message and nothing changes.
 """
 
+from typing import ClassVar
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -153,8 +155,16 @@ class AssignmentForm(forms.ModelForm):
 
 class AssignmentAdmin(ServiceBackedAdmin):
     form = AssignmentForm
-    list_display = ("role", "principal_label", "scope", "starts_at", "ends_at", "ended_at", "end_reason")
-    list_filter = ("role__tier", "end_reason")
+    list_display: tuple[str, ...] = (
+        "role",
+        "principal_label",
+        "scope",
+        "starts_at",
+        "ends_at",
+        "ended_at",
+        "end_reason",
+    )
+    list_filter: ClassVar[tuple[str, ...]] = ("role__tier", "end_reason")
     search_fields = ("role__name", "user__username", "user__display_name", "group__name", "scope")
     list_select_related = ("role", "user", "group")
     raw_id_fields = ("user", "group")

@@ -38,7 +38,12 @@ def directory_operations_enqueue_many(*, assignments, operation: str, now: datet
     )
     ids = [op.pk for op in ops if op.pk]
     if ids:
-        transaction.on_commit(lambda: [_enqueue_run(pk) for pk in ids])
+
+        def enqueue() -> None:
+            for pk in ids:
+                _enqueue_run(pk)
+
+        transaction.on_commit(enqueue)
 
 
 def _enqueue_run(operation_id: int) -> None:

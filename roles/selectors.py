@@ -4,6 +4,7 @@ answer 404 for objects the user may not see."""
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db.models import Case, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, When
@@ -14,6 +15,9 @@ from accounts.models import DirectoryGroup, User
 
 from .models import ActiveAssignment, EligibleAssignment, Role
 from .scopes import ROOT, scope_ancestors
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 PIM_ADMINISTRATOR = "pim.administrator"
 PIM_AUDITOR = "pim.auditor"
@@ -26,6 +30,12 @@ class Holding:
     active: bool
     until: datetime | None = None  # None with active=True: permanent
     assignment_id: uuid.UUID | None = None  # the covering assignment that lasts longest
+
+
+class EffectiveEnd(TypedDict):
+    """The annotation _covering adds."""
+
+    effective_end: datetime | None
 
 
 class AmbiguousRole(ValidationError):
@@ -50,6 +60,7 @@ def role_holding(
     if isinstance(user, User) and not user.is_active:
         return Holding(active=False)
     covering = _covering(user=user, scope=scope, at=at)
+    row: tuple[uuid.UUID | None, datetime | None] | None
     if isinstance(role, Role):
         row = covering.filter(role_id=role.pk).values_list("pk", "effective_end").first()
     else:
@@ -64,10 +75,12 @@ def user_holds_role(*, user: User, role: Role, scope: str = ROOT, at: datetime |
     return role_holding(user=user, role=role, scope=scope, at=at).active
 
 
-def _covering(*, user: User | str, scope: str, at: datetime) -> QuerySet[ActiveAssignment]:
+def _covering(
+    *, user: User | str, scope: str, at: datetime
+) -> "QuerySet[WithAnnotations[ActiveAssignment, EffectiveEnd]]":
     """The active assignments that give the (active) user the role at the scope at `at`,
     the one lasting longest first, each annotated with its effective_end."""
-    person = {"user_id": user.pk} if isinstance(user, User) else {"user__username": user}
+    person: dict[str, object] = {"user_id": user.pk} if isinstance(user, User) else {"user__username": user}
     person["user__is_active"] = True
     groups = DirectoryGroup.members.through.objects.filter(**person).values("directorygroup_id")
     return (
@@ -78,7 +91,7 @@ def _covering(*, user: User | str, scope: str, at: datetime) -> QuerySet[ActiveA
     )
 
 
-def _effective_end():
+def _effective_end() -> Case:
     """The earlier of ends_at and ended_at, or NULL (permanent) when both are NULL."""
     return Case(
         When(ends_at__isnull=True, then=F("ended_at")),
@@ -89,7 +102,9 @@ def _effective_end():
     )
 
 
-def _by_role_reference(covering: QuerySet[ActiveAssignment], reference: str) -> tuple | None:
+def _by_role_reference(
+    covering: "QuerySet[WithAnnotations[ActiveAssignment, EffectiveEnd]]", reference: str
+) -> tuple[uuid.UUID | None, datetime | None] | None:
     """The best covering assignment of the role named by id or template id, with the role
     looked up inside the same statement."""
     role_match = Q(template_id=reference)
@@ -172,7 +187,7 @@ def user_can_manage_active(*, user: User, role: Role) -> bool:
     return user.has_perm("roles.manage_active_assignments")
 
 
-def role_get_for_viewer(*, user: User, pk) -> Role:
+def role_get_for_viewer(*, user: User, pk: uuid.UUID | str) -> Role:
     """A role whose assignments the user may see (PIM Administrators and Auditors while
     active, the role's owners), else 404."""
     role = Role.objects.select_related("settings").filter(pk=pk).first()
@@ -183,7 +198,9 @@ def role_get_for_viewer(*, user: User, pk) -> Role:
     return role
 
 
-def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+def role_assignments(
+    *, role: Role, at: datetime | None = None
+) -> tuple[QuerySet[EligibleAssignment], QuerySet[ActiveAssignment]]:
     """The role's current and future eligible and active assignments, for its detail page."""
     still_open = _still_open(at or timezone.now())
     related = ("user", "group")
@@ -198,7 +215,9 @@ def role_assignments(*, role: Role, at: datetime | None = None) -> tuple[QuerySe
     return eligible, active
 
 
-def group_assignments(*, group: DirectoryGroup, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+def group_assignments(
+    *, group: DirectoryGroup, at: datetime | None = None
+) -> tuple[QuerySet[EligibleAssignment], QuerySet[ActiveAssignment]]:
     """The group's current and future eligible and active assignments (what joining it gives)."""
     still_open = _still_open(at or timezone.now())
     eligible = EligibleAssignment.objects.filter(still_open, group=group).select_related("role")
@@ -211,7 +230,7 @@ def _still_open(at: datetime) -> Q:
     return (Q(ends_at__isnull=True) | Q(ends_at__gt=at)) & Q(ended_at__isnull=True)
 
 
-def eligible_get_for_manager(*, user: User, pk) -> EligibleAssignment:
+def eligible_get_for_manager(*, user: User, pk: uuid.UUID | str) -> EligibleAssignment:
     """An eligible assignment the user may manage, else 404 (as if it did not exist)."""
     assignment = EligibleAssignment.objects.select_related("role", "user", "group").filter(pk=pk).first()
     if assignment is None or not user_can_manage_eligible(user=user, role=assignment.role):
@@ -219,14 +238,16 @@ def eligible_get_for_manager(*, user: User, pk) -> EligibleAssignment:
     return assignment
 
 
-def active_get_for_manager(*, user: User, pk) -> ActiveAssignment:
+def active_get_for_manager(*, user: User, pk: uuid.UUID | str) -> ActiveAssignment:
     assignment = ActiveAssignment.objects.select_related("role", "user", "group").filter(pk=pk).first()
     if assignment is None or not user_can_manage_active(user=user, role=assignment.role):
         raise Http404("No such assignment.")
     return assignment
 
 
-def role_holders(*, role: Role, at: datetime | None = None) -> tuple[QuerySet, QuerySet]:
+def role_holders(
+    *, role: Role, at: datetime | None = None
+) -> tuple[QuerySet[EligibleAssignment], QuerySet[ActiveAssignment]]:
     """Current eligible and active assignments of the role whose principal can use them
     (an active user, or a group with at least one active member)."""
     at = at or timezone.now()

@@ -1,8 +1,9 @@
 """Active assignments: direct ones made by administrators, those behind activations, and
 the one place an active assignment's end is written (active_assignments_end)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -186,7 +187,9 @@ def assignments_end_for_group_leaver(
     return len(derived)
 
 
-def _active_admin_policy(actor, justification, mfa_verified_at, now):
+def _active_admin_policy(
+    actor: User | None, justification: str, mfa_verified_at: datetime | None, now: datetime
+) -> Callable[[RoleSettings], str]:
     """The role's rules for whoever makes a direct active assignment (MFA, justification)."""
 
     def check(role_settings: RoleSettings) -> str:
@@ -241,7 +244,7 @@ def active_assignments_end(
     reason: str,
     now: datetime,
     audit_action: str | None = None,
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """The one place an active assignment's end is written, with its directory revoke and,
     given ``audit_action``, one audit event each (without it the caller's own event records

@@ -1,7 +1,10 @@
 """What eligible and active assignments share: creating, updating and renewing them under
 the role's policy, anti-lockout, and who may act."""
 
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -27,11 +30,23 @@ class LockoutError(ValidationError):
 
 
 Principal = User | DirectoryGroup
+_AssignmentT = TypeVar("_AssignmentT", EligibleAssignment, ActiveAssignment)
 
 
 def _assign(
-    model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra=None, policy=None
-):
+    model: type[_AssignmentT],
+    *,
+    actor: User | None,
+    role: Role,
+    principal: Principal,
+    scope: str,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    justification: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+    policy: Callable[[RoleSettings], str] | None = None,
+) -> _AssignmentT:
     """Create an assignment after locking the role's settings and checking them (policy() may
     check more and returns the cleaned justification)."""
     extra = extra or {}
@@ -76,7 +91,7 @@ def _assign(
             created_by=actor,
             **extra,
         )
-        if model is ActiveAssignment:
+        if isinstance(assignment, ActiveAssignment):
             directory_operation_enqueue(
                 assignment=assignment, operation=DirectoryOperation.Operation.GRANT, now=now
             )
@@ -98,7 +113,15 @@ def _assign(
     return assignment
 
 
-def _update(assignment, *, actor, ends_at, justification, now, verb):
+def _update(
+    assignment: _AssignmentT,
+    *,
+    actor: User | None,
+    ends_at: datetime | None,
+    justification: str,
+    now: datetime | None,
+    verb: str,
+) -> _AssignmentT:
     model = type(assignment)
     kind = "eligible" if model is EligibleAssignment else "active"
     now = now or timezone.now()
@@ -137,7 +160,15 @@ def _update(assignment, *, actor, ends_at, justification, now, verb):
     return assignment
 
 
-def _renew(assignment, *, actor, ends_at, justification, now, policy=None):
+def _renew(
+    assignment: _AssignmentT,
+    *,
+    actor: User | None,
+    ends_at: datetime | None,
+    justification: str,
+    now: datetime | None,
+    policy: Callable[[RoleSettings], str] | None = None,
+) -> _AssignmentT:
     model = type(assignment)
     now = now or timezone.now()
     if assignment.is_current(now) or assignment.starts_at > now:
@@ -170,7 +201,7 @@ def _renew(assignment, *, actor, ends_at, justification, now, policy=None):
     return renewed
 
 
-def _lock_open(model, pk, now):
+def _lock_open(model: type[_AssignmentT], pk: uuid.UUID, now: datetime) -> _AssignmentT:
     """Lock the assignment and make sure it has not ended (it may not have started yet)."""
     assignment = model.objects.select_for_update(of=("self",)).select_related("role").get(pk=pk)
     if assignment.ended_at is not None and assignment.ended_at <= now:
@@ -180,14 +211,19 @@ def _lock_open(model, pk, now):
     return assignment
 
 
-def _eligible_end(assignment: EligibleAssignment, *, actor, reason, now) -> None:
+def _eligible_end(assignment: EligibleAssignment, *, actor: User | None, reason: str, now: datetime) -> None:
     assignment.ended_at = now
     assignment.ended_by = actor
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
 
 
-def _entry(action, actor, assignment, details) -> AuditEntry:
+def _entry(
+    action: str,
+    actor: User | None,
+    assignment: EligibleAssignment | ActiveAssignment,
+    details: dict[str, Any],
+) -> AuditEntry:
     return AuditEntry(
         action=action,
         actor=actor,
@@ -198,7 +234,16 @@ def _entry(action, actor, assignment, details) -> AuditEntry:
     )
 
 
-def _validate_window(role_settings, kind, *, starts_at, ends_at, now, measure_from, new=False) -> None:
+def _validate_window(
+    role_settings: RoleSettings,
+    kind: str,
+    *,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    now: datetime,
+    measure_from: datetime,
+    new: bool = False,
+) -> None:
     """The role's policy on how long an eligible or active assignment may last."""
     allow_permanent = getattr(role_settings, f"{kind}_allow_permanent")
     max_duration = getattr(role_settings, f"{kind}_max_duration")
@@ -235,7 +280,7 @@ def _human(duration: timedelta) -> str:
     return f"{hours:g} hours"
 
 
-def _ensure_principal_usable(principal) -> None:
+def _ensure_principal_usable(principal: Principal) -> None:
     if isinstance(principal, User) and not principal.is_active:
         raise ValidationError(f"{principal} is deactivated and cannot be assigned roles.")
 
@@ -243,8 +288,8 @@ def _ensure_principal_usable(principal) -> None:
 def _ensure_lockout_safe(
     role: Role,
     *,
-    now,
-    removing=None,
+    now: datetime,
+    removing: EligibleAssignment | ActiveAssignment | None = None,
     removing_user: User | None = None,
     removing_group: DirectoryGroup | None = None,
 ) -> None:
@@ -266,6 +311,8 @@ def _ensure_lockout_safe(
         if removing_group is not None:
             gone = Q(group=removing_group)
         else:
+            if removing_user is None:
+                raise TypeError("Say what goes: removing, removing_user or removing_group.")
             # The user's own assignments, and those of groups where they are the only active member.
             sole_groups = [
                 group.pk

@@ -1,5 +1,7 @@
 """The role catalog: custom roles and their owners."""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
@@ -52,7 +54,7 @@ def role_create(
     return role
 
 
-def role_update(*, actor: User | None, role: Role, changes: dict) -> Role:
+def role_update(*, actor: User | None, role: Role, changes: dict[str, Any]) -> Role:
     """Change a role's descriptive fields (name, description, tier, privileged)."""
     _require_perm(actor, "roles.change_role")
     allowed = {"name", "description", "tier", "privileged"}

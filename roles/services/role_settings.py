@@ -1,6 +1,8 @@
 """Role settings: a role's policy for activations and assignments, and who approves."""
 
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
@@ -36,7 +38,7 @@ def role_settings_update(
     *,
     actor: User | None,
     role: Role,
-    changes: dict,
+    changes: dict[str, Any],
     approvers: list[User] | None = None,
     approver_groups: list[DirectoryGroup] | None = None,
 ) -> RoleSettings:
@@ -70,7 +72,7 @@ def role_settings_update(
     return role_settings
 
 
-def _settings_snapshot(role_settings: RoleSettings) -> dict:
+def _settings_snapshot(role_settings: RoleSettings) -> dict[str, Any]:
     snapshot = {field: getattr(role_settings, field) for field in SETTINGS_FIELDS}
     for field, value in snapshot.items():
         if isinstance(value, timedelta):
@@ -102,7 +104,10 @@ def _validate_settings(role_settings: RoleSettings) -> None:
 
 
 def role_approver_candidates(
-    role_settings: RoleSettings, *, approvers=None, approver_groups=None
+    role_settings: RoleSettings,
+    *,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
 ) -> set[User]:
     """Who could approve activations of the role: the named approvers and approver groups'
     members; failing those the role's owners; failing those the PIM Administrators."""
@@ -118,7 +123,12 @@ def role_approver_candidates(
     return set(pim_administrators())
 
 
-def role_settings_validate(role_settings: RoleSettings, *, approvers=None, approver_groups=None) -> None:
+def role_settings_validate(
+    role_settings: RoleSettings,
+    *,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
+) -> None:
     """The policy's own consistency (also used by forms to show errors next to fields)."""
     _validate_settings(role_settings)
     if role_settings.require_approval:
