@@ -5,6 +5,7 @@ each step citing the event that records it). Four queries whatever the history's
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,7 +35,7 @@ class Step:
     title: str
     at: datetime | None = None
     by: str = ""
-    notes: list[tuple[str, object]] = field(default_factory=list)
+    notes: Sequence[tuple[str, object]] = field(default_factory=list)
     event: AuditEvent | None = None
     state: str = "done"
 

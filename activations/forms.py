@@ -2,6 +2,7 @@
 the services check it again, with the policy as it is at that moment, and have the last word."""
 
 from datetime import UTC, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -58,6 +59,8 @@ def _clean_text_field(
 class CodeFieldMixin:
     """An authenticator code, required unless this session checked one within the step-up window
     (signing in a minute ago is a fresh MFA check; a TOTP code cannot be used twice)."""
+
+    fields: dict[str, forms.Field]  # mixed into a Form
 
     def _add_code_field(self, *, required: bool) -> None:
         self.fields["otp_token"] = forms.CharField(
@@ -137,7 +140,7 @@ class ActivateForm(CodeFieldMixin, forms.Form):
         self.now = now or timezone.now()
         available = eligible.ends_at - self.now if eligible.ends_at else None
         choices = duration_choices(role_settings.activation_max_duration, available)
-        self.fields["duration"].choices = choices
+        cast(forms.TypedChoiceField, self.fields["duration"]).choices = choices
         self.fields["duration"].initial = choices[-1][0] if choices else None
         self.fields["duration"].error_messages["invalid_choice"] = (
             f"Choose one of the offered durations (at most "
@@ -160,7 +163,7 @@ class ActivateForm(CodeFieldMixin, forms.Form):
 
     @property
     def no_duration_left(self) -> bool:
-        return not self.fields["duration"].choices
+        return not cast(forms.TypedChoiceField, self.fields["duration"]).choices
 
     def clean_justification(self):
         return _clean_text_field(

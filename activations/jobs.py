@@ -4,6 +4,7 @@ concurrent or repeated runs never process a row twice, and catches up after down
 is needed for access to end on time: reads compare ends_at with the clock."""
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -48,7 +49,8 @@ def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
             # The requests' events record the ends (audit_action None).
             active_assignments_end(
                 actor=None,
-                assignments=[request.active_assignment for request in requests],
+                # granted ones: activations_request_granted_has_assignment
+                assignments=[cast(ActiveAssignment, request.active_assignment) for request in requests],
                 reason=ActiveAssignment.EndReason.EXPIRED,
                 now=now,
             )

@@ -1,6 +1,7 @@
 """Reads about activation requests. Authorization lives here: the *_get_for_* selectors answer
 404 for objects the user may not see (same as not found)."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,7 +30,7 @@ def request_visible_to(*, user: User, request: ActivationRequest) -> bool:
     return RequestApprover.objects.filter(request=request, user=user).exists()
 
 
-def request_get(*, pk) -> ActivationRequest:
+def request_get(*, pk: uuid.UUID | str) -> ActivationRequest:
     """A request by id with what its page shows, whoever asks (authorization is the caller's:
     use request_get_for_user unless the caller checks request_visible_to itself)."""
     request = (
@@ -44,7 +45,7 @@ def request_get(*, pk) -> ActivationRequest:
     return request
 
 
-def request_get_for_user(*, user: User, pk) -> ActivationRequest:
+def request_get_for_user(*, user: User, pk: uuid.UUID | str) -> ActivationRequest:
     """A request the user may see, else 404."""
     request = request_get(pk=pk)
     if not request_visible_to(user=user, request=request):
@@ -169,7 +170,9 @@ def approvals_pending_count(*, user: User, at: datetime | None = None) -> int:
 # --- Eligibilities (activation, extension, renewal) ----------------------------------------
 
 
-def eligible_get_for_requester(*, user: User, pk, at: datetime | None = None) -> EligibleAssignment:
+def eligible_get_for_requester(
+    *, user: User, pk: uuid.UUID | str, at: datetime | None = None
+) -> EligibleAssignment:
     """An eligibility the user holds now (directly or through a group), else 404."""
     at = at or timezone.now()
     eligible = (
@@ -184,7 +187,7 @@ def eligible_get_for_requester(*, user: User, pk, at: datetime | None = None) ->
     return eligible
 
 
-def eligible_get_own(*, user: User, pk) -> EligibleAssignment:
+def eligible_get_own(*, user: User, pk: uuid.UUID | str) -> EligibleAssignment:
     """One of the user's own (direct, not group) eligibilities, current or ended, else 404:
     only those can be extended or renewed by the user (as in Entra)."""
     eligible = (
@@ -195,13 +198,15 @@ def eligible_get_own(*, user: User, pk) -> EligibleAssignment:
     return eligible
 
 
-def _pending_change(kind: str):
+def _pending_change(kind: str) -> Exists:
     return Exists(
         ActivationRequest.objects.filter(eligible=OuterRef("pk"), kind=kind, status=Status.PENDING_APPROVAL)
     )
 
 
-def eligibilities_with_pending_extension(queryset: QuerySet[EligibleAssignment]) -> QuerySet:
+def eligibilities_with_pending_extension(
+    queryset: QuerySet[EligibleAssignment],
+) -> QuerySet[EligibleAssignment]:
     """Mark each eligibility with whether an extension request for it is waiting (no extra query)."""
     return queryset.annotate(extension_pending=_pending_change(Kind.EXTEND))
 

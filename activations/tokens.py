@@ -3,7 +3,8 @@ approver and one request, expires with the request and dies once the request is 
 (it covers the request's state, like Django's password-reset tokens). It never signs anyone
 in; the decision is still a POST by the signed-in, freshly verified approver."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core import signing
@@ -47,7 +48,8 @@ def approval_token_problem(token: str, *, request: ActivationRequest, user) -> s
         return "This approval link is not valid."
     if data.get("a") != user.pk:
         return "This approval link was sent to another approver."
-    if request.status != ActivationRequest.Status.PENDING_APPROVAL or timezone.now() >= request.decide_by:
+    decide_by = cast(datetime, request.decide_by)  # set while pending (…_pending_has_deadline)
+    if request.status != ActivationRequest.Status.PENDING_APPROVAL or timezone.now() >= decide_by:
         return "This request has already been decided or has timed out."
     if not constant_time_compare(data.get("s", ""), _state(request, user.pk)):
         return "This approval link is no longer valid."

@@ -6,6 +6,7 @@ Thin: parse the input, call one selector or service, render. Every refusal comes
 message on the page; no GET or HEAD changes anything (mail scanners open approval links)."""
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,6 +22,7 @@ from common.decorators import verified_required
 from common.redirects import safe_next
 from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
 from roles import selectors as role_selectors
+from roles.models import ActiveAssignment
 
 from . import evidence, selectors, services
 from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
@@ -93,13 +95,15 @@ def activate(request, pk):
 def _requested_message(activation: ActivationRequest, now: datetime) -> str:
     if activation.status == Status.PENDING_APPROVAL:
         return _sent_for_approval(activation)
-    assignment = activation.active_assignment
+    # granted: it has its assignment and its end
+    assignment = cast(ActiveAssignment, activation.active_assignment)
+    ends_at = cast(datetime, activation.ends_at)
     if assignment.starts_at > now + timedelta(minutes=1):
         return (
             f"{activation.role}: scheduled from {_moment(assignment.starts_at, now)} "
-            f"until {_moment(activation.ends_at, now)} UTC."
+            f"until {_moment(ends_at, now)} UTC."
         )
-    return f"{activation.role}: active until {_moment(activation.ends_at, now)} UTC."
+    return f"{activation.role}: active until {_moment(ends_at, now)} UTC."
 
 
 def _sent_for_approval(activation: ActivationRequest) -> str:
@@ -232,8 +236,8 @@ def decide(request, pk):
     if not selectors.request_awaits_decision_by(user=request.user, request=activation):
         # Decided by someone else meanwhile, timed out, or this approver can no longer decide:
         # say why (the service's message names who decided and how) and show the request.
-        for error in form.non_field_errors() or ["This request can no longer be decided by you."]:
-            messages.error(request, error)
+        for message in form.non_field_errors() or ["This request can no longer be decided by you."]:
+            messages.error(request, message)
         return redirect(activation)
     return _render_request(request, activation, decision_form=form)
 

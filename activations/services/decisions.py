@@ -1,6 +1,8 @@
 """Approving and denying requests, and who may decide one now."""
 
+import uuid
 from datetime import datetime
+from typing import cast
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -45,7 +47,7 @@ def activation_approve(
             approver=approver,
             decision=Approval.Decision.APPROVE,
             reason=reason,
-            mfa_verified_at=mfa_verified_at,
+            mfa_verified_at=cast(datetime, mfa_verified_at),  # _lock_for_decision refuses None
             decided_at=now,
         )
         approvals = request.approvals.filter(decision=Approval.Decision.APPROVE).count()
@@ -88,7 +90,7 @@ def activation_deny(
             approver=approver,
             decision=Approval.Decision.DENY,
             reason=reason,
-            mfa_verified_at=mfa_verified_at,
+            mfa_verified_at=cast(datetime, mfa_verified_at),  # _lock_for_decision refuses None
             decided_at=now,
         )
         request.decided_by, request.decided_at, request.decision_reason = approver, now, reason
@@ -112,11 +114,13 @@ def activation_decision_check(*, approver: User, request: ActivationRequest, now
     activation_decider_check(approver=approver, request=request)
     if request.status != Status.PENDING_APPROVAL:
         raise ActivationError(_already_decided_message(request))
-    if now >= request.decide_by:
+    if now >= cast(datetime, request.decide_by):  # pending: activations_request_pending_has_deadline
         raise ActivationError("This request has timed out; the requester must ask again.")
 
 
-def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRequest:
+def _lock_for_decision(
+    pk: uuid.UUID, approver: User, mfa_verified_at: datetime | None, now: datetime
+) -> ActivationRequest:
     _require_fresh_mfa(mfa_verified_at, now)
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
@@ -156,7 +160,11 @@ def _apply_approved(request: ActivationRequest, now: datetime) -> None:
         if not eligible.is_current(now):
             raise ActivationError("The eligibility ended meanwhile; ask for a renewal instead.")
         eligible_extend(
-            actor=None, assignment=eligible, ends_at=max(eligible.ends_at, now) + request.duration, now=now
+            actor=None,
+            assignment=eligible,
+            # an extension is only asked of a time-bound eligibility
+            ends_at=max(cast(datetime, eligible.ends_at), now) + request.duration,
+            now=now,
         )
     else:
         eligible_renew(actor=None, assignment=eligible, ends_at=now + request.duration, now=now)

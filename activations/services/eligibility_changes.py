@@ -55,7 +55,14 @@ def renewal_request(
     return _assignment_change_request(Kind.RENEW, requester, eligible, duration, justification, now)
 
 
-def _assignment_change_request(kind, requester, eligible, duration, justification, now) -> ActivationRequest:
+def _assignment_change_request(
+    kind: str,
+    requester: User,
+    eligible: EligibleAssignment,
+    duration: timedelta,
+    justification: str,
+    now: datetime | None,
+) -> ActivationRequest:
     now = now or timezone.now()
     _ensure_active_user(requester, "request roles")
     justification = clean_text(justification, field="justification", required=True)
@@ -113,7 +120,7 @@ def _assignment_change_request(kind, requester, eligible, duration, justificatio
     return request
 
 
-def _check_change_window(kind, eligible: EligibleAssignment, now: datetime) -> None:
+def _check_change_window(kind: str, eligible: EligibleAssignment, now: datetime) -> None:
     if eligible.ended_at is not None and eligible.ended_at <= now and eligible.end_reason != "expired":
         raise ActivationError("This eligibility was removed; it cannot be extended or renewed.")
     if kind == Kind.EXTEND:

@@ -1,7 +1,9 @@
 """Ending requests and activations: cancel, deactivate, revoke, and what happens when
 roles or accounts end them (an ended assignment, a deactivated requester)."""
 
+import uuid
 from datetime import datetime
+from typing import cast
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -76,7 +78,7 @@ def activation_revoke(
     return request
 
 
-def _lock_granted(pk, now: datetime) -> ActivationRequest:
+def _lock_granted(pk: uuid.UUID, now: datetime) -> ActivationRequest:
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role", "active_assignment")
@@ -90,9 +92,14 @@ def _lock_granted(pk, now: datetime) -> ActivationRequest:
     return request
 
 
-def _end_granted(request, status, end_reason, actor, now) -> None:
+def _end_granted(
+    request: ActivationRequest, status: str, end_reason: str, actor: User | None, now: datetime
+) -> None:
     _transition(request, status, now)
-    assignment = ActiveAssignment.objects.select_for_update().get(pk=request.active_assignment_id)
+    assignment_id = cast(
+        uuid.UUID, request.active_assignment_id
+    )  # activations_request_granted_has_assignment
+    assignment = ActiveAssignment.objects.select_for_update().get(pk=assignment_id)
     active_assignment_end(actor=actor, assignment=assignment, reason=end_reason, now=now)
 
 

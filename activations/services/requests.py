@@ -1,6 +1,8 @@
 """Asking to activate an eligible role: granted at once, or pending approval."""
 
+import uuid
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -107,7 +109,7 @@ def activation_request(
     return request
 
 
-def _lock_eligibility(pk, requester: User, now: datetime) -> EligibleAssignment:
+def _lock_eligibility(pk: uuid.UUID, requester: User, now: datetime) -> EligibleAssignment:
     eligible = (
         EligibleAssignment.objects.select_for_update(of=("self",))
         .select_related("role", "group")
@@ -134,9 +136,17 @@ def _requested_scope(eligible: EligibleAssignment, scope: str | None) -> str:
 
 
 def _check_activation_policy(
-    role_settings, eligible, *, duration, starts_at, now, justification, ticket_number, mfa_verified_at
+    role_settings: RoleSettings,
+    eligible: EligibleAssignment,
+    *,
+    duration: timedelta,
+    starts_at: datetime | None,
+    now: datetime,
+    justification: str,
+    ticket_number: str,
+    mfa_verified_at: datetime | None,
 ) -> None:
-    errors = {}
+    errors: dict[str, str] = {}
     if not isinstance(duration, timedelta) or duration < settings.PIM_MIN_ASSIGNMENT_DURATION:
         errors["duration"] = "An activation lasts at least 5 minutes."
     elif duration > role_settings.activation_max_duration:
@@ -167,7 +177,7 @@ def _check_activation_policy(
         _require_fresh_mfa(mfa_verified_at, now)
 
 
-def _close_lapsed(requester: User, role_id, scope: str, now: datetime) -> None:
+def _close_lapsed(requester: User, role_id: uuid.UUID, scope: str, now: datetime) -> None:
     """A granted activation past its end is over whether or not the expiry job has run: close
     it now so it does not block a new one."""
     lapsed = ActivationRequest.objects.select_for_update().filter(
@@ -183,14 +193,15 @@ def _close_lapsed(requester: User, role_id, scope: str, now: datetime) -> None:
         # What activation_expire_due does for the rows it closes (it will not see this one).
         active_assignments_end(
             actor=None,
-            assignments=[request.active_assignment],
+            # granted: activations_request_granted_has_assignment
+            assignments=[cast(ActiveAssignment, request.active_assignment)],
             reason=ActiveAssignment.EndReason.EXPIRED,
             now=now,
         )
         _audit(request, "activation.expired", None, now)
 
 
-def _ensure_no_open_activation(requester: User, role_id, scope: str) -> None:
+def _ensure_no_open_activation(requester: User, role_id: uuid.UUID, scope: str) -> None:
     open_request = ActivationRequest.objects.filter(
         requester=requester,
         role_id=role_id,

@@ -1,12 +1,14 @@
 """What every transition shares: the state change, its audit event and emails, granting
 the access, whose eligibility applies, and who may act."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import User
+from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
 from notifications.services import email_queue
 from roles.models import EligibleAssignment, RoleSettings
@@ -34,7 +36,8 @@ def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime
         return False
     if eligible.user_id is not None:
         return eligible.user_id == user.pk
-    return eligible.group.members.filter(pk=user.pk).exists()
+    group = cast(DirectoryGroup, eligible.group)  # roles_eligibleassignment_one_principal
+    return group.members.filter(pk=user.pk).exists()
 
 
 def _freeze_approvers(request: ActivationRequest, role_settings: RoleSettings) -> None:
@@ -88,7 +91,13 @@ def _prefix(request: ActivationRequest) -> str:
     return "activation" if request.kind == Kind.ACTIVATE else request.kind
 
 
-def _audit(request: ActivationRequest, action: str, actor, now, details: dict | None = None) -> None:
+def _audit(
+    request: ActivationRequest,
+    action: str,
+    actor: User | None,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
     audit_record(
         action=action,
         actor=actor,
@@ -108,7 +117,15 @@ def _audit(request: ActivationRequest, action: str, actor, now, details: dict | 
     )
 
 
-def _notify(request, template, recipients, now, *, with_links=False, extra=None) -> None:
+def _notify(
+    request: ActivationRequest,
+    template: str,
+    recipients: Iterable[User],
+    now: datetime,
+    *,
+    with_links: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> None:
     if with_links:
         for approver in recipients:
             email_queue(
@@ -123,11 +140,11 @@ def _notify(request, template, recipients, now, *, with_links=False, extra=None)
     )
 
 
-def _notify_granted(request, now) -> None:
+def _notify_granted(request: ActivationRequest, now: datetime) -> None:
     _notify(request, "activation-granted", [request.requester], now)
 
 
-def _notify_decided(request, now) -> None:
+def _notify_decided(request: ActivationRequest, now: datetime) -> None:
     """The requester hears the outcome; every approver hears who decided."""
     _notify(request, "request-decided", [request.requester, *request_approvers(request)], now)
 

@@ -19,7 +19,7 @@ def duration(value) -> str:
     return duration_label(value) if isinstance(value, timedelta) else ""
 
 
-KIND_LABELS = {
+KIND_LABELS: dict[str, str] = {
     ActivationRequest.Kind.ACTIVATE: "Activation",
     ActivationRequest.Kind.EXTEND: "Extension",
     ActivationRequest.Kind.RENEW: "Renewal",
