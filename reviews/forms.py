@@ -19,7 +19,7 @@ _USERNAME_SPLIT = re.compile(r"[\s,;]+")
 class UsernamesField(forms.CharField):
     """Users named by username (one per line, or separated by commas): active accounts only."""
 
-    widget = forms.Textarea(attrs={"rows": 3})
+    widget: forms.Widget | type[forms.Widget] = forms.Textarea(attrs={"rows": 3})
 
     def clean(self, value):
         text = super().clean(value)
@@ -123,7 +123,7 @@ class ReviewDefinitionForm(forms.Form):
         initial["roles"] = list(definition.roles.all())
         initial["named_reviewers"] = "\n".join(user.username for user in definition.named_reviewers.all())
         initial["fallback_reviewer"] = (
-            definition.fallback_reviewer.username if definition.fallback_reviewer_id else ""
+            definition.fallback_reviewer.username if definition.fallback_reviewer is not None else ""
         )
         return initial
 
@@ -149,7 +149,7 @@ class DecisionForm(forms.Form):
     justification = forms.CharField(required=False, max_length=settings.PIM_MAX_TEXT_LENGTH)
 
     def error_text(self) -> str:
-        return " ".join(message for errors in self.errors.values() for message in errors)
+        return " ".join(str(message) for errors in self.errors.values() for message in errors)
 
 
 class UUIDListField(forms.Field):

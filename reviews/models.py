@@ -1,12 +1,16 @@
 """Access reviews: recurring definitions, their instances (one run each) and review items."""
 
 import uuid
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from roles.models import ActiveAssignment, EligibleAssignment, Role
+
+if TYPE_CHECKING:
+    from .selectors import Progress
 
 
 class ReviewDefinition(models.Model):
@@ -60,6 +64,9 @@ class ReviewDefinition(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Set by reviews.selectors.definitions_for_admin for the list page.
+    last_instance: "ReviewInstance | None"
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -99,6 +106,9 @@ class ReviewInstance(models.Model):
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
+
+    # Set by the reviews.selectors that list runs.
+    progress: "Progress"
 
     class Meta:
         ordering = ["-starts_at"]
@@ -191,8 +201,9 @@ class ReviewItem(models.Model):
         return f"review item {self.principal_label} / {self.scope}"
 
     @property
-    def assignment(self) -> EligibleAssignment | ActiveAssignment | None:
-        return self.eligible if self.assignment_type == self.AssignmentType.ELIGIBLE else self.active
+    def assignment(self) -> EligibleAssignment | ActiveAssignment:
+        assignment = self.eligible if self.assignment_type == self.AssignmentType.ELIGIBLE else self.active
+        return cast(EligibleAssignment | ActiveAssignment, assignment)  # reviews_item_one_assignment
 
 
 class ReviewerAssignment(models.Model):

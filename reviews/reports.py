@@ -59,7 +59,7 @@ def _row(item: ReviewItem, timestamp: Callable) -> list:
         item.get_assignment_type_display(),
         ", ".join(link.reviewer.label for link in item.reviewer_links.all()),
         item.get_decision_display() if item.decision else "Not decided",
-        item.decided_by.label if item.decided_by_id else "",
+        item.decided_by.label if item.decided_by is not None else "",
         item.justification,
         item.get_recommendation_display() if item.recommendation else "",
         item.recommendation_reason,

@@ -1,8 +1,11 @@
 """Reads about access reviews. Authorization lives here: the *_get_for_* selectors answer 404
 for objects the user may not see (a reviewer sees only the items assigned to them)."""
 
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
@@ -51,7 +54,7 @@ def _decided_count() -> Count:
 # --- Administrators and auditors -----------------------------------------------------------
 
 
-def definitions_for_admin(*, user: User) -> list[ReviewDefinition]:
+def definitions_for_admin(*, user: User) -> Sequence[ReviewDefinition]:
     """Every definition with its last run (and that run's progress) as `last_instance`: two
     queries however many definitions and runs there are."""
     require_permission(user=user, perm=VIEW_DEFINITION)
@@ -71,7 +74,9 @@ def definitions_for_admin(*, user: User) -> list[ReviewDefinition]:
     return definitions
 
 
-def definition_get_for_admin(*, user: User, pk, perm: str = VIEW_DEFINITION) -> ReviewDefinition:
+def definition_get_for_admin(
+    *, user: User, pk: uuid.UUID | str, perm: str = VIEW_DEFINITION
+) -> ReviewDefinition:
     """A definition the user may see (or, with perm=CHANGE_DEFINITION, edit), else 404."""
     require_permission(user=user, perm=perm)
     definition = (
@@ -85,7 +90,7 @@ def definition_get_for_admin(*, user: User, pk, perm: str = VIEW_DEFINITION) -> 
     return definition
 
 
-def definition_instances(*, definition: ReviewDefinition) -> list[ReviewInstance]:
+def definition_instances(*, definition: ReviewDefinition) -> Sequence[ReviewInstance]:
     """The history of a definition's runs, newest first, each with its `progress`."""
     instances = list(definition.instances.annotate(decided=_decided_count()).order_by("-starts_at"))
     for instance in instances:
@@ -93,7 +98,7 @@ def definition_instances(*, definition: ReviewDefinition) -> list[ReviewInstance
     return instances
 
 
-def instance_get_for_viewer(*, user: User, pk, perm: str = VIEW_INSTANCE) -> ReviewInstance:
+def instance_get_for_viewer(*, user: User, pk: uuid.UUID | str, perm: str = VIEW_INSTANCE) -> ReviewInstance:
     """A run an administrator or auditor may see (perm=VIEW_ITEMS: export), else 404."""
     require_permission(user=user, perm=perm)
     instance = ReviewInstance.objects.select_related("definition").filter(pk=pk).first()
@@ -140,7 +145,7 @@ def _reviewer_items(user: User, now: datetime) -> QuerySet[ReviewItem]:
 
 
 def review_items_for_reviewer(
-    *, user: User, decision: str = "", instance_id=None, at: datetime | None = None
+    *, user: User, decision: str = "", instance_id: uuid.UUID | None = None, at: datetime | None = None
 ) -> QuerySet[ReviewItem]:
     """The items the user is asked to decide in runs still open (My reviews): only theirs."""
     items = _reviewer_items(user, at or timezone.now()).select_related(
@@ -153,7 +158,7 @@ def review_items_for_reviewer(
     return items.order_by("instance__ends_at", "instance_id", "principal_label", "role__name", "scope", "pk")
 
 
-def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict]:
+def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict[str, Any]]:
     """Per open run the user reviews in: its definition's name, the user's decided / total."""
     rows = (
         _reviewer_items(user, at or timezone.now())
@@ -172,7 +177,7 @@ def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict]:
     ]
 
 
-def review_item_get_for_reviewer(*, user: User, pk) -> ReviewItem:
+def review_item_get_for_reviewer(*, user: User, pk: uuid.UUID | str) -> ReviewItem:
     """An item the user is a reviewer of, else 404 (whether or not it exists)."""
     item = ReviewItem.objects.filter(pk=pk, reviewer_links__reviewer=user).first()
     if item is None:
@@ -180,7 +185,7 @@ def review_item_get_for_reviewer(*, user: User, pk) -> ReviewItem:
     return item
 
 
-def review_items_get_for_reviewer(*, user: User, pks) -> list[ReviewItem]:
+def review_items_get_for_reviewer(*, user: User, pks: Iterable[uuid.UUID | str]) -> list[ReviewItem]:
     """Items the user is a reviewer of; 404 if any one of them is not."""
     pks = set(pks)
     items = list(ReviewItem.objects.filter(pk__in=pks, reviewer_links__reviewer=user))

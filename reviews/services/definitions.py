@@ -1,5 +1,8 @@
 """Review definitions: what is reviewed, by whom, how often and what happens to silence."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import transaction
 
 from accounts.models import User
@@ -31,7 +34,7 @@ DEFINITION_FIELDS = (
 
 
 def review_definition_create(
-    *, actor: User | None, roles: list[Role], named_reviewers=(), **fields
+    *, actor: User | None, roles: list[Role], named_reviewers: Iterable[User] = (), **fields: Any
 ) -> ReviewDefinition:
     _require_perm(actor, "reviews.add_reviewdefinition")
     definition = ReviewDefinition(created_by=actor)
@@ -51,8 +54,8 @@ def review_definition_update(
     actor: User | None,
     definition: ReviewDefinition,
     roles: list[Role] | None = None,
-    named_reviewers=None,
-    **fields,
+    named_reviewers: Iterable[User] | None = None,
+    **fields: Any,
 ) -> ReviewDefinition:
     _require_perm(actor, "reviews.change_reviewdefinition")
     with transaction.atomic():
@@ -69,7 +72,12 @@ def review_definition_update(
     return definition
 
 
-def _apply_definition_fields(definition, fields, roles, named_reviewers) -> None:
+def _apply_definition_fields(
+    definition: ReviewDefinition,
+    fields: dict[str, Any],
+    roles: list[Role] | None,
+    named_reviewers: Iterable[User] | None,
+) -> None:
     unknown = set(fields) - set(DEFINITION_FIELDS)
     if unknown:
         raise ReviewError(f"Unknown fields: {', '.join(sorted(unknown))}.")
@@ -77,7 +85,7 @@ def _apply_definition_fields(definition, fields, roles, named_reviewers) -> None
         setattr(definition, field, value)
     definition.name = clean_text(definition.name, field="name", required=True, max_length=200)
     definition.description = clean_text(definition.description, field="description")
-    errors = {}
+    errors: dict[str, str] = {}
     if not (definition.review_eligible or definition.review_active):
         errors["review_eligible"] = "Review eligible assignments, active assignments or both."
     if not 1 <= (definition.duration_days or 0) <= 180:
@@ -103,12 +111,12 @@ def _apply_definition_fields(definition, fields, roles, named_reviewers) -> None
         definition.named_reviewers.set(named_reviewers)
 
 
-def _definition_snapshot(definition: ReviewDefinition) -> dict:
+def _definition_snapshot(definition: ReviewDefinition) -> dict[str, Any]:
     snapshot = {
         field: getattr(definition, field) for field in DEFINITION_FIELDS if field != "fallback_reviewer"
     }
     snapshot["fallback_reviewer"] = (
-        definition.fallback_reviewer.username if definition.fallback_reviewer_id else None
+        definition.fallback_reviewer.username if definition.fallback_reviewer is not None else None
     )
     if definition.pk and not definition._state.adding:
         snapshot["roles"] = sorted(definition.roles.values_list("name", flat=True))

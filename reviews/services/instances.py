@@ -1,6 +1,8 @@
 """Review runs: starting them (in bulk: items, reviewers, recommendations) and reminding
 reviewers."""
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -78,7 +80,9 @@ def review_instance_start(
     return instance
 
 
-def _snapshot_items(definition, instance, now) -> tuple[list[ReviewItem], list[ReviewerAssignment]]:
+def _snapshot_items(
+    definition: ReviewDefinition, instance: ReviewInstance, now: datetime
+) -> tuple[list[ReviewItem], list[ReviewerAssignment]]:
     role_ids = list(definition.roles.values_list("pk", flat=True))
     rows = []
     fields = (
@@ -161,8 +165,8 @@ def _snapshot_items(definition, instance, now) -> tuple[list[ReviewItem], list[R
     return items, links
 
 
-def _owners_by_role(role_ids) -> dict:
-    owners: dict = {}
+def _owners_by_role(role_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[int]]:
+    owners: dict[uuid.UUID, list[int]] = {}
     for role_id, user_id in Role.owners.through.objects.filter(role_id__in=role_ids).values_list(
         "role_id", "user_id"
     ):
@@ -170,9 +174,9 @@ def _owners_by_role(role_ids) -> dict:
     return owners
 
 
-def _members_by_group(group_ids) -> dict:
+def _members_by_group(group_ids: set[int]) -> dict[int, set[int]]:
     """Members of the groups under review: one query (they may not review the group)."""
-    members: dict = {}
+    members: dict[int, set[int]] = {}
     if not group_ids:
         return members
     through = DirectoryGroup.members.through.objects.filter(directorygroup_id__in=group_ids)
@@ -181,7 +185,9 @@ def _members_by_group(group_ids) -> dict:
     return members
 
 
-def _last_activations(role_ids, inactivity_days, now) -> dict:
+def _last_activations(
+    role_ids: list[uuid.UUID], inactivity_days: int, now: datetime
+) -> dict[tuple[int, uuid.UUID], datetime]:
     """The last activation start per (user, role): one grouped query, for recommendations."""
     since = now - timedelta(days=max(inactivity_days, 1) * 4)
     rows = (
@@ -197,7 +203,7 @@ def _last_activations(role_ids, inactivity_days, now) -> dict:
     return {(row["user_id"], row["role_id"]): row["last"] for row in rows}
 
 
-def _recommend(kind, item, inactivity_days, now) -> tuple[str, str]:
+def _recommend(kind: str, item: ReviewItem, inactivity_days: int, now: datetime) -> tuple[str, str]:
     window = timedelta(days=inactivity_days)
     if kind == "eligible":
         last, what = item.last_activation_at, "activated the role"
@@ -209,7 +215,13 @@ def _recommend(kind, item, inactivity_days, now) -> tuple[str, str]:
     return Decision.APPROVE, f"{what.capitalize()} on {last:%Y-%m-%d}."
 
 
-def _reviewers_for(definition, user_id, manager_id, owner_ids, named) -> list:
+def _reviewers_for(
+    definition: ReviewDefinition,
+    user_id: int | None,
+    manager_id: int | None,
+    owner_ids: Iterable[int],
+    named: Iterable[int],
+) -> list[int]:
     kind = definition.reviewer_type
     if kind == ReviewDefinition.Reviewers.SELF:
         return [user_id] if user_id else []

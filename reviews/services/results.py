@@ -61,7 +61,7 @@ def review_instance_end_early(
 
 def review_instance_apply(
     *, actor: User | None, instance: ReviewInstance, now: datetime | None = None
-) -> dict:
+) -> dict[str, int]:
     """Carry out the results: deny (or an undecided item under `remove`, or a deny
     recommendation under `recommendation`) removes the assignment. Idempotent: applied items
     are skipped and a finished instance is not applied again."""
@@ -73,7 +73,7 @@ def review_instance_apply(
         raise ReviewError("End the review before applying it.")
     if instance.status == ReviewInstance.Status.APPLIED:
         return {}
-    counts: dict = {}
+    counts: dict[str, int] = {}
     pending = instance.items.filter(applied_at__isnull=True).select_related(
         "eligible", "active", "role", "user"
     )
@@ -104,7 +104,7 @@ def effective_decision(item: ReviewItem, definition: ReviewDefinition) -> str:
     return ""
 
 
-def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor, now) -> str:
+def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor: User | None, now: datetime) -> str:
     with transaction.atomic():
         item = (
             ReviewItem.objects.select_for_update(of=("self",))
@@ -114,7 +114,8 @@ def _apply_item(item: ReviewItem, definition: ReviewDefinition, actor, now) -> s
         if item.applied_at is not None:
             return item.outcome
         decision = effective_decision(item, definition)
-        outcome, detail = Outcome.UNCHANGED, ""
+        outcome: str = Outcome.UNCHANGED
+        detail = ""
         if decision == Decision.APPROVE:
             outcome = Outcome.KEPT
         elif decision == Decision.DENY:
@@ -131,21 +132,23 @@ def _removal_reason(item: ReviewItem, definition: ReviewDefinition) -> str:
     the review's rule for items nobody decided."""
     review = f'access review "{definition.name}"'
     if item.decision == Decision.DENY:
-        who = item.decided_by.label if item.decided_by_id else "a reviewer"
+        who = item.decided_by.label if item.decided_by is not None else "a reviewer"
         return f"Denied in {review} by {who}: {item.justification or 'no justification'}"
     if definition.default_decision == ReviewDefinition.DefaultDecision.RECOMMENDATION:
         return f"Not decided in {review}; removed on the recommendation: {item.recommendation_reason}"
     return f"Not decided in {review}, whose setting removes undecided access"
 
 
-def _remove(item: ReviewItem, definition: ReviewDefinition, actor, now) -> tuple[str, str]:
+def _remove(
+    item: ReviewItem, definition: ReviewDefinition, actor: User | None, now: datetime
+) -> tuple[str, str]:
     assignment = item.assignment
     if not assignment.is_current(now) and not (assignment.starts_at > now and assignment.ended_at is None):
         return Outcome.ALREADY_ENDED, ""
     reason = _removal_reason(item, definition)
     try:
         with transaction.atomic():
-            if item.assignment_type == ReviewItem.AssignmentType.ELIGIBLE:
+            if isinstance(assignment, EligibleAssignment):  # assignment_type eligible
                 eligible_remove(
                     actor=actor,
                     assignment=assignment,
