@@ -5,8 +5,10 @@ raises what is new, updates what persists, resolves what is gone, and writes an 
 only for those changes. New high-severity alerts email the security admins once, after commit.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,7 +23,7 @@ from roles.selectors import pim_administrators
 
 from .fixes import FIXES
 from .models import Alert
-from .rules import KINDS
+from .rules import KINDS, Finding
 
 MANAGE_PERMISSION = "alerts.manage_alert"
 VIEW_PERMISSION = "alerts.view_alert"
@@ -31,15 +33,17 @@ VIEW_PERMISSION = "alerts.view_alert"
 class Evaluation:
     """What one evaluation changed."""
 
-    raised: list = field(default_factory=list)
-    resolved: list = field(default_factory=list)
+    raised: list[Alert] = field(default_factory=list)
+    resolved: list[Alert] = field(default_factory=list)
     updated: int = 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{len(self.raised)} raised, {len(self.resolved)} resolved, {self.updated} still live"
 
 
-def alerts_evaluate(*, now: datetime | None = None, kinds=None, actor: User | None = None) -> Evaluation:
+def alerts_evaluate(
+    *, now: datetime | None = None, kinds: Iterable[str] | None = None, actor: User | None = None
+) -> Evaluation:
     """Run the rules (all, or the given kinds) and bring the alerts in line with them."""
     now = now or timezone.now()
     kinds = list(kinds or KINDS)
@@ -53,9 +57,9 @@ def alerts_evaluate(*, now: datetime | None = None, kinds=None, actor: User | No
         return _apply(findings, now=now, actor=actor)
 
 
-def _apply(findings: dict, *, now: datetime, actor) -> Evaluation:
+def _apply(findings: dict[str, list[Finding]], *, now: datetime, actor: User | None) -> Evaluation:
     result = Evaluation()
-    entries = []
+    entries: list[AuditEntry] = []
     with transaction.atomic():
         live = {
             (alert.kind, alert.key): alert
@@ -93,7 +97,7 @@ def _apply(findings: dict, *, now: datetime, actor) -> Evaluation:
     return result
 
 
-def _raise(kind: str, finding, *, now: datetime) -> Alert:
+def _raise(kind: str, finding: Finding, *, now: datetime) -> Alert:
     return Alert.objects.create(
         kind=kind,
         key=finding.key,
@@ -105,11 +109,11 @@ def _raise(kind: str, finding, *, now: datetime) -> Alert:
     )
 
 
-def _ids(items: list) -> set[str]:
+def _ids(items: list[dict[str, Any]]) -> set[str]:
     return {f"{entry['type']}:{entry['id']}" for entry in items}
 
 
-def _entry(action: str, actor, alert: Alert, details: dict) -> AuditEntry:
+def _entry(action: str, actor: User | None, alert: Alert, details: dict[str, Any]) -> AuditEntry:
     return AuditEntry(
         action=action,
         actor=actor,
@@ -118,7 +122,7 @@ def _entry(action: str, actor, alert: Alert, details: dict) -> AuditEntry:
     )
 
 
-def alert_recipients() -> list:
+def alert_recipients() -> list[User | str]:
     """PIM_ALERT_EMAILS if set, else the PIM Administrators (eligible or active)."""
     if settings.PIM_ALERT_EMAILS:
         return list(settings.PIM_ALERT_EMAILS)

@@ -59,9 +59,9 @@ def translate(exc):
     return exc
 
 
-def _validation_detail(exc: DjangoValidationError):
+def _validation_detail(exc: DjangoValidationError) -> dict[str, list[str]]:
     if hasattr(exc, "error_dict"):
-        detail = {}
+        detail: dict[str, list[str]] = {}
         for field, messages in exc.message_dict.items():
             key = "non_field_errors" if field in NON_FIELD_KEYS else SERVICE_FIELD_NAMES.get(field, field)
             detail.setdefault(key, []).extend(messages)

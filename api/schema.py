@@ -13,7 +13,8 @@ from .serializers import StrictInputSerializer
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="invalid, not_authenticated, permission_denied, not_found, …")
     message = serializers.CharField()
-    fields = serializers.DictField(
+    # (DRF's metaclass takes declared fields off the class: this is the error's field, not .fields)
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per input field (validation errors only).",
     )

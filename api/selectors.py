@@ -18,7 +18,7 @@ from roles.models import Role
 from .models import ApiToken
 
 
-def _uuid_or_404(pk) -> uuid.UUID:
+def _uuid_or_404(pk: object) -> uuid.UUID:
     try:
         return pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk))
     except ValueError:
@@ -32,7 +32,7 @@ def api_tokens_for_user(*, user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at")
 
 
-def api_token_get_for_user(*, user: User, pk) -> ApiToken:
+def api_token_get_for_user(*, user: User, pk: object) -> ApiToken:
     token = ApiToken.objects.filter(user=user, pk=_uuid_or_404(pk)).first()
     if token is None:
         raise Http404("No such token.")
@@ -55,12 +55,14 @@ def _requests_with_details() -> QuerySet[ActivationRequest]:
     )
 
 
-def activation_requests_for_requester(*, user: User, status: str | None = None) -> QuerySet:
+def activation_requests_for_requester(
+    *, user: User, status: str | None = None
+) -> QuerySet[ActivationRequest]:
     requests = _requests_with_details().filter(requester=user)
     return requests.filter(status=status) if status else requests
 
 
-def activation_request_get_for_viewer(*, user: User, pk) -> ActivationRequest:
+def activation_request_get_for_viewer(*, user: User, pk: object) -> ActivationRequest:
     """A request the user may see (activations.selectors.request_visible_to: its requester,
     its approvers, PIM Administrators and Auditors), with what the API shows; else 404."""
     request = _requests_with_details().filter(pk=_uuid_or_404(pk)).first()
@@ -69,7 +71,7 @@ def activation_request_get_for_viewer(*, user: User, pk) -> ActivationRequest:
     return request
 
 
-def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> QuerySet:
+def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> QuerySet[ActivationRequest]:
     """activations.selectors.approvals_pending_for_user, with what the API shows."""
     return (
         activation_selectors.approvals_pending_for_user(user=user, at=at)
@@ -88,7 +90,7 @@ def alerts_filtered(*, status: str = Alert.Status.OPEN, severity: str = "") -> Q
     return alerts.filter(severity=severity) if severity else alerts
 
 
-def alert_get_for_viewer(*, user: User, pk) -> Alert:
+def alert_get_for_viewer(*, user: User, pk: int | str) -> Alert:
     """An alert, for those who may read alerts (PIM Administrators and Auditors); anyone else
     gets the same 404 as for an alert that does not exist."""
     if not user.has_perm(ALERT_VIEW_PERMISSION):

@@ -2,11 +2,13 @@
 rules (policy, eligibility, who may do what) are the services'."""
 
 from datetime import timedelta
+from typing import overload
 
 from django.utils.dateparse import parse_duration
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import User
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
 from alerts.models import Alert
@@ -22,6 +24,10 @@ MAX_DURATION = timedelta(days=3650)  # far beyond any policy; keeps date arithme
 SCOPE_PATTERN = r"^/(?:[^/\s\x00-\x1f\x7f]+(?:/[^/\s\x00-\x1f\x7f]+)*)?$"
 
 
+@overload
+def _seconds(duration: timedelta) -> int: ...
+@overload
+def _seconds(duration: None) -> None: ...
 def _seconds(duration: timedelta | None) -> int | None:
     return None if duration is None else int(duration.total_seconds())
 
@@ -204,7 +210,7 @@ class ChangeRequestInputSerializer(StrictInputSerializer):
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
-    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approver = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
     class Meta:
         model = Approval
@@ -213,8 +219,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
 class ActivationRequestSerializer(serializers.ModelSerializer):
     role = RoleSummarySerializer(read_only=True)
-    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    requester = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True, allow_null=True)
     duration = serializers.SerializerMethodField(help_text="seconds")
     approvers = serializers.SerializerMethodField(help_text="usernames of the people who may decide")
     approvals = ApprovalSerializer(many=True, read_only=True)
@@ -305,7 +311,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="approve or deny; empty: not decided yet.",
     )
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    decided_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ReviewItem
@@ -400,14 +406,15 @@ class AuditExportFormatSerializer(serializers.Serializer):
 class AlertItemSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="What the item is: role, eligible_assignment, audit_event, …")
     id = serializers.CharField(help_text="The item's id within its type.")
-    label = serializers.CharField()
+    # (DRF's metaclass takes declared fields off the class: this is the item's field, not Field.label)
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 class AlertSerializer(serializers.ModelSerializer):
     title = serializers.CharField(read_only=True, help_text="The alert kind's title.")
     items = AlertItemSerializer(many=True, read_only=True, help_text="What the alert is about.")
     reason = serializers.CharField(read_only=True, help_text="Why the alert is raised.")
-    dismissed_by = serializers.SlugRelatedField(
+    dismissed_by = serializers.SlugRelatedField[User](
         slug_field="username", read_only=True, allow_null=True, help_text="Who dismissed it (username)."
     )
 

@@ -4,7 +4,7 @@ still throttles wrong codes per device in the database, and the portal keeps ser
 
 import logging
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
@@ -15,8 +15,13 @@ CACHE_ALIAS = "api_throttle"
 
 class _FailOpen:
     @property
-    def cache(self):
+    def cache(self) -> BaseCache:
         return caches[CACHE_ALIAS]
+
+    @cache.setter
+    def cache(self, value: BaseCache) -> None:
+        # What a property without a setter does; DRF only reads the attribute (typed writeable).
+        raise AttributeError("The throttle cache follows settings.CACHES; it cannot be set.")
 
     def get_rate(self):
         # DRF reads the rates once, at import; here they follow the settings (tests change them).

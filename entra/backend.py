@@ -12,6 +12,7 @@ their expiration, so a revoke after expiry usually finds nothing).
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -86,7 +87,7 @@ def schedule_request(
 ) -> dict:
     """POST one roleAssignmentScheduleRequest; what to record on the operation."""
     principal_id, role_definition_id, directory_scope_id = target
-    body = {
+    body: dict[str, Any] = {
         "action": action,
         "principalId": principal_id,
         "roleDefinitionId": role_definition_id,

@@ -5,7 +5,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Info, Tags, register
+from django.core.checks import CheckMessage, Error, Info, Tags, register
 
 GRAPH_BACKEND = "entra.backend.GraphBackend"
 _TENANT = re.compile(r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
@@ -113,8 +113,8 @@ def _url_errors() -> list:
     return errors
 
 
-def _other_problems() -> list:
-    problems = []
+def _other_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
     if not 0 < settings.ENTRA_HTTP_TIMEOUT <= 300:
         problems.append(Error("ENTRA_HTTP_TIMEOUT must be between 0 and 300 seconds.", id="entra.E010"))
     if settings.PIM_DIRECTORY_BACKEND != GRAPH_BACKEND:

@@ -233,14 +233,14 @@ class GraphClient:
             raise GraphUnavailable("The Entra token endpoint answered with a server error.") from None
         if "access_token" in result:
             return result["access_token"], result.get("token_source", "")
-        error = str(result.get("error", "unknown_error"))
-        if error in {"temporarily_unavailable", "server_error"}:
-            raise GraphUnavailable(f"The Entra token endpoint is busy ({error}).")
+        code = str(result.get("error", "unknown_error"))
+        if code in {"temporarily_unavailable", "server_error"}:
+            raise GraphUnavailable(f"The Entra token endpoint is busy ({code}).")
         # The first sentence only ("AADSTS7000215: Invalid client secret provided"); the rest
         # is advice and trace ids.
         description = " ".join(str(result.get("error_description", "")).split()).split(". ")[0][:200]
         detail = f": {description}" if description else ""
-        raise GraphAuthError(f"Entra refused the token request ({error}){detail}.", code=error)
+        raise GraphAuthError(f"Entra refused the token request ({code}){detail}.", code=code)
 
     def forget_token(self) -> None:
         if self._app is not None:

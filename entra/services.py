@@ -3,7 +3,9 @@ connection test. Grants and revokes go through entra.backend.GraphBackend and th
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,7 +38,7 @@ def entra_sync_run(*, now: datetime | None = None, trigger: str = SyncRun.Trigge
     now = now or timezone.now()
     run = _run_claim(now, trigger)
     tally = sync.Tally()
-    status = SyncRun.Status.FAILED
+    status: str = SyncRun.Status.FAILED
     try:
         status = _run_steps(get_graph(), tally, now)
     except DirectoryError as error:
@@ -65,7 +67,7 @@ def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
     """Each step in order (later ones use what earlier ones imported). A refused read ends
     only its step; no token or no Graph at all ends the run."""
     managers: dict[str, str] = {}
-    steps = [
+    steps: list[tuple[str, Callable[[], object]]] = [
         ("roles", lambda: sync.import_roles(graph, tally)),
         ("users", lambda: managers.update(people.import_users(graph, tally))),
         ("managers", lambda: people.import_managers(managers, tally)),
@@ -93,11 +95,11 @@ def _run_finish(run: SyncRun, tally: sync.Tally, status: str) -> None:
     run.counts = tally.as_dict()
     run.errors = tally.errors
     run.save(update_fields=["finished_at", "status", "counts", "errors"])
-    log = logger.warning if tally.error_total else logger.info
+    log: Callable[..., None] = logger.warning if tally.error_total else logger.info
     log("Entra sync %s: %s (%d errors)", status, run.counts, tally.error_total)
 
 
-def entra_connection_test(*, actor: User | None) -> dict:
+def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
     """Get a token and read one role definition; the outcome, audited (no secret in it)."""
     if actor is not None and not actor.has_perm("entra.test_connection"):
         raise PermissionDenied("You may not test the Entra connection.")

@@ -31,7 +31,7 @@ SOURCE = "entra"
 class Tally:
     """Counts per kind and outcome, and the errors, of one run."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.errors: list[dict] = []
 
@@ -134,11 +134,13 @@ def _settings_apply(role: Role, rules: list, users: dict, groups: dict, tally: T
     changes = {
         field: value for field, value in policy.changes.items() if getattr(role_settings, field) != value
     }
-    approvers = [users[i] for i in sorted(policy.approver_ids) if i in users]
-    approver_groups = [groups[i] for i in sorted(policy.approver_group_ids) if i in groups]
-    if {u.pk for u in approvers} == set(role_settings.approvers.values_list("pk", flat=True)):
+    wanted_approvers = [users[i] for i in sorted(policy.approver_ids) if i in users]
+    wanted_groups = [groups[i] for i in sorted(policy.approver_group_ids) if i in groups]
+    approvers: list[User] | None = wanted_approvers
+    approver_groups: list[DirectoryGroup] | None = wanted_groups
+    if {u.pk for u in wanted_approvers} == set(role_settings.approvers.values_list("pk", flat=True)):
         approvers = None
-    if {g.pk for g in approver_groups} == set(role_settings.approver_groups.values_list("pk", flat=True)):
+    if {g.pk for g in wanted_groups} == set(role_settings.approver_groups.values_list("pk", flat=True)):
         approver_groups = None
     if not changes and approvers is None and approver_groups is None:
         return "unchanged"

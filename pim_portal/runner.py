@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 15.0
@@ -90,7 +91,8 @@ class Supervisor:
                 preexec_fn=_die_with_parent,  # safe: no other thread runs until all are forked
             )
         for child in self.children:
-            self.say(child.name, f"started (pid {child.process.pid}): {' '.join(child.argv)}")
+            process = cast(subprocess.Popen[bytes], child.process)  # started just above
+            self.say(child.name, f"started (pid {process.pid}): {' '.join(child.argv)}")
             child.pump = threading.Thread(target=self._pump, args=(child,), daemon=True)
             child.pump.start()
 

@@ -23,8 +23,8 @@ class Command(BaseCommand):
         for kind, counts in run.counts.items():
             summary = ", ".join(f"{outcome} {number}" for outcome, number in sorted(counts.items()))
             self.stdout.write(f"{kind}: {summary}")
-        for error in run.errors[:20]:
-            self.stderr.write(f"{error['kind']} {error['item']}: {error['message']}")
+        for problem in run.errors[:20]:
+            self.stderr.write(f"{problem['kind']} {problem['item']}: {problem['message']}")
         if len(run.errors) > 20:
             self.stderr.write(f"... and more: see the sync run in the admin ({run.error_count} errors).")
         if run.status == SyncRun.Status.FAILED:

@@ -96,14 +96,14 @@ class Command(BaseCommand):
         self._print_sign_ins()
 
     def _people(self) -> dict[str, User]:
-        people = {}
+        people: dict[str, User] = {}
         for username, name, manager, key in PEOPLE:
             user, created = User.objects.get_or_create(
                 username=username,
                 defaults={
                     "display_name": name,
                     "email": f"{username}@demo.pim.test",
-                    "manager": people.get(manager),
+                    "manager": people.get(manager) if manager else None,
                 },
             )
             if created:
