@@ -19,10 +19,23 @@ from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 
 from .directory_services import directory_operation_enqueue
-from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
+from .models import (
+    ActiveAssignment,
+    DirectoryOperation,
+    EligibleAssignment,
+    PendingChange,
+    Role,
+    RoleSettings,
+)
 from .scopes import scope_validate
 from .selectors import pim_administrators, role_holders, user_can_manage_active, user_can_manage_eligible
 from .signals import active_assignment_ended
+from .two_person import (
+    approval_details,
+    role_change_intercept,
+    self_grant_intercept,
+    settings_change_intercept,
+)
 
 # Object permissions a role's owners get on that role (delegated administration).
 OWNER_PERMISSIONS = ("manage_eligible_assignments", "approve_activation", "review_access")
@@ -94,8 +107,11 @@ def role_create(
     return role
 
 
-def role_update(*, actor: User | None, role: Role, changes: dict) -> Role:
-    """Change a role's descriptive fields (name, description, tier, privileged)."""
+def role_update(
+    *, actor: User | None, role: Role, changes: dict, approved_change: PendingChange | None = None
+) -> Role | PendingChange:
+    """Change a role's descriptive fields (name, description, tier, privileged). Un-marking a
+    privileged role waits for a second PIM Administrator (roles.two_person)."""
     _require_perm(actor, "roles.change_role")
     allowed = {"name", "description", "tier", "privileged"}
     if set(changes) - allowed:
@@ -111,11 +127,16 @@ def role_update(*, actor: User | None, role: Role, changes: dict) -> Role:
             changes["description"] = clean_text(changes["description"], field="description")
         if "tier" in changes and changes["tier"] not in Role.Tier.values:
             raise ValidationError({"tier": "Unknown tier."})
+        if not approved_change and (
+            pending := role_change_intercept(actor=actor, role=role, changes=changes)
+        ):
+            return pending  # the two-person rule: applied when a second PIM Administrator approves
         for field, value in changes.items():
             setattr(role, field, value)
         role.save(update_fields=list(changes))
         diff = {f: {"before": before[f], "after": changes[f]} for f in changes if before[f] != changes[f]}
-        audit_record(action="role.changed", actor=actor, target=role, role=role, details={"changes": diff})
+        details = {"changes": diff, **approval_details(approved_change)}
+        audit_record(action="role.changed", actor=actor, target=role, role=role, details=details)
     return role
 
 
@@ -126,8 +147,10 @@ def role_settings_update(
     changes: dict,
     approvers: list[User] | None = None,
     approver_groups: list[DirectoryGroup] | None = None,
-) -> RoleSettings:
-    """Change a role's policy; the audit event carries the before/after diff."""
+    approved_change: PendingChange | None = None,
+) -> RoleSettings | PendingChange:
+    """Change a role's policy; the audit event carries the before/after diff. Loosening a
+    privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
     _require_perm(actor, "roles.change_rolesettings")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
@@ -142,6 +165,12 @@ def role_settings_update(
                 changes["notification_recipients"], field="notification_recipients"
             )
         role_settings_validate(role_settings, approvers=approvers, approver_groups=approver_groups)
+        if not approved_change and (
+            pending := settings_change_intercept(
+                actor=actor, proposed=role_settings, approvers=approvers, approver_groups=approver_groups
+            )
+        ):
+            return pending  # the two-person rule: applied when a second PIM Administrator approves
         role_settings.save()
         if approvers is not None:
             role_settings.approvers.set(approvers)
@@ -151,9 +180,8 @@ def role_settings_update(
         diff = {
             key: {"before": before[key], "after": after[key]} for key in after if before[key] != after[key]
         }
-        audit_record(
-            action="role_settings.changed", actor=actor, target=role, role=role, details={"changes": diff}
-        )
+        details = {"changes": diff, **approval_details(approved_change)}
+        audit_record(action="role_settings.changed", actor=actor, target=role, role=role, details=details)
     return role_settings
 
 
@@ -261,9 +289,26 @@ def eligible_assign(
     ends_at: datetime | None = None,
     justification: str = "",
     now: datetime | None = None,
-) -> EligibleAssignment:
-    """Make a user or group eligible to activate the role at the scope."""
+    approved_change: PendingChange | None = None,
+) -> EligibleAssignment | PendingChange:
+    """Make a user or group eligible to activate the role at the scope. An eligibility for
+    oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person)."""
     _require_manage_eligible(actor, role)
+    now = now or timezone.now()
+    if not approved_change and (
+        pending := self_grant_intercept(
+            kind="eligible",
+            actor=actor,
+            role=role,
+            principal=principal,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            justification=justification,
+            now=now,
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _assign(
         EligibleAssignment,
         actor=actor,
@@ -273,8 +318,9 @@ def eligible_assign(
         starts_at=starts_at,
         ends_at=ends_at,
         justification=justification,
-        now=now or timezone.now(),
+        now=now,
         extra={},
+        details=approval_details(approved_change),
     )
 
 
@@ -377,10 +423,27 @@ def active_assign(
     justification: str = "",
     mfa_verified_at: datetime | None = None,
     now: datetime | None = None,
-) -> ActiveAssignment:
-    """Directly assign the role (no activation needed): the admin's own policy checks apply."""
+    approved_change: PendingChange | None = None,
+) -> ActiveAssignment | PendingChange:
+    """Directly assign the role (no activation needed): the admin's own policy checks apply.
+    An assignment to oneself (or a group one is in) waits for a second PIM Administrator."""
     _require_manage_active(actor, role)
     now = now or timezone.now()
+    if not approved_change and (
+        pending := self_grant_intercept(
+            kind="active",
+            actor=actor,
+            role=role,
+            principal=principal,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            justification=justification,
+            mfa_verified_at=mfa_verified_at,
+            now=now,
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
 
     return _assign(
         ActiveAssignment,
@@ -394,6 +457,7 @@ def active_assign(
         now=now,
         policy=_active_admin_policy(actor, justification, mfa_verified_at, now),
         extra={"origin": ActiveAssignment.Origin.DIRECT},
+        details=approval_details(approved_change),
     )
 
 
@@ -532,7 +596,19 @@ def assignments_end_for_group_leaver(
 
 
 def _assign(
-    model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra=None, policy=None
+    model,
+    *,
+    actor,
+    role,
+    principal,
+    scope,
+    starts_at,
+    ends_at,
+    justification,
+    now,
+    extra=None,
+    policy=None,
+    details=None,
 ):
     """Create an assignment after locking the role's settings and checking them (policy() may
     check more and returns the cleaned justification)."""
@@ -594,6 +670,7 @@ def _assign(
                 "ends_at": ends_at,
                 "justification": justification,
                 **{key: str(value) for key, value in extra.items()},
+                **(details or {}),
             },
             at=now,
         )
