@@ -57,6 +57,23 @@ ALLOWED = ("eligible_allow_permanent", "active_allow_permanent")
 # Every role setting, by how it loosens (a test keeps this equal to services.SETTINGS_FIELDS, so
 # a new setting cannot be added without saying which way is looser).
 POLICY_FIELDS = (*LONGER, *TURNED_OFF, *ALLOWED, "approvals_required", "notification_recipients")
+# How the approval page and the email name each setting.
+LABELS = {
+    "activation_max_duration": "Activation maximum duration",
+    "require_mfa": "Require MFA on activation",
+    "require_justification": "Require a justification on activation",
+    "require_ticket": "Require a ticket on activation",
+    "require_approval": "Require approval to activate",
+    "approvals_required": "Approvals required",
+    "approval_timeout": "Approval timeout",
+    "eligible_allow_permanent": "Allow permanent eligible assignments",
+    "eligible_max_duration": "Eligible assignments last at most",
+    "active_allow_permanent": "Allow permanent active assignments",
+    "active_max_duration": "Active assignments last at most",
+    "active_require_mfa": "Require MFA for direct active assignments",
+    "active_require_justification": "Require a justification for direct active assignments",
+    "notification_recipients": "Also notify",
+}
 # Only matter while approval is required (turning approval on is a tightening, whatever they are).
 APPROVAL_ONLY = ("approvals_required", "approval_timeout", "approvers")
 
@@ -594,8 +611,7 @@ def _settings_rows(change: PendingChange) -> list[dict]:
     rows = []
     for field, value in payload["changes"].items():
         now_value = getattr(current, field) if live else _from_json(field, change.before.get(field))
-        label = RoleSettings._meta.get_field(field).verbose_name
-        rows.append(_row(field, label, now_value, _from_json(field, value)))
+        rows.append(_row(field, LABELS[field], now_value, _from_json(field, value)))
     for field, model, label in (
         ("approvers", User, "approvers"),
         ("approver_groups", DirectoryGroup, "approver groups"),
@@ -628,7 +644,7 @@ def _row(field: str, label: str, now_value, proposed) -> dict:
     )
     return {
         "field": field,
-        "label": str(label).capitalize(),
+        "label": str(label)[:1].upper() + str(label)[1:],
         "now": _display(now_value),
         "proposed": _display(proposed),
         "loosens": bool(loosens),

@@ -91,7 +91,7 @@ def test_every_other_pim_administrator_is_emailed_a_link_to_the_approval_page(ad
     assert "Second approval needed" in email.subject and role.name in email.subject
     assert f"http://127.0.0.1:8000/roles/changes/{change.pk}/" in email.body_text
     assert f'href="http://127.0.0.1:8000/roles/changes/{change.pk}/"' in email.body_html
-    assert "Require mfa: Yes -> No (looser)" in email.body_text
+    assert "Require MFA on activation: Yes -> No (looser)" in email.body_text
 
 
 def test_tightening_applies_at_once(admin, second_admin, role):
@@ -175,7 +175,7 @@ def test_adding_someone_who_could_approve_is_loosening_removing_is_not(admin, se
 
 
 def test_every_role_setting_is_classified():
-    assert set(two_person.POLICY_FIELDS) == set(services.SETTINGS_FIELDS)
+    assert set(two_person.POLICY_FIELDS) == set(services.SETTINGS_FIELDS) == set(two_person.LABELS)
 
 
 def test_a_role_not_marked_privileged_is_changed_at_once(admin, second_admin):
