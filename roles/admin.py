@@ -218,18 +218,19 @@ class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
             obj._state.adding = False
         elif "ends_at" in form.changed_data:
             original = type(obj).objects.get(pk=obj.pk)
-            self.update(
+            result = self.update(
                 actor=request.user,
                 assignment=original,
                 ends_at=data.get("ends_at"),
                 justification=data.get("reason", ""),
             )
+            self.pending_change_remember(request, result)
 
     def delete_model(self, request, obj):
         self.remove(actor=request.user, assignment=obj, reason="Removed in the admin")
 
     def two_person_notice(self, request, obj) -> str:
-        return SELF_ASSIGNMENT_NOTICE if obj is None else ""
+        return SELF_ASSIGNMENT_NOTICE
 
 
 @admin.register(EligibleAssignment)

@@ -33,6 +33,7 @@ from .signals import active_assignment_ended
 from .two_person import (
     approval_details,
     role_change_intercept,
+    self_extension_intercept,
     self_grant_intercept,
     settings_change_intercept,
 )
@@ -331,11 +332,25 @@ def eligible_update(
     ends_at: datetime | None,
     justification: str = "",
     now: datetime | None = None,
-) -> EligibleAssignment:
-    """Change the end of an eligibility that has not ended (None: make it permanent)."""
+    approved_change: PendingChange | None = None,
+) -> EligibleAssignment | PendingChange:
+    """Change the end of an eligibility that has not ended (None: make it permanent). Making
+    one's own last longer waits for a second PIM Administrator (roles.two_person)."""
     _require_manage_eligible(actor, assignment.role)
+    if not approved_change and (
+        pending := self_extension_intercept(
+            actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _update(
-        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="updated"
+        assignment,
+        actor=actor,
+        ends_at=ends_at,
+        justification=justification,
+        now=now,
+        verb="updated",
+        details=approval_details(approved_change),
     )
 
 
@@ -468,10 +483,25 @@ def active_update(
     ends_at: datetime | None,
     justification: str = "",
     now: datetime | None = None,
-) -> ActiveAssignment:
+    approved_change: PendingChange | None = None,
+) -> ActiveAssignment | PendingChange:
+    """Change the end of a direct active assignment. Making one's own last longer waits for a
+    second PIM Administrator (roles.two_person)."""
     _require_manage_active(actor, assignment.role)
+    if not approved_change and (
+        pending := self_extension_intercept(
+            actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _update(
-        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="updated"
+        assignment,
+        actor=actor,
+        ends_at=ends_at,
+        justification=justification,
+        now=now,
+        verb="updated",
+        details=approval_details(approved_change),
     )
 
 
@@ -677,7 +707,7 @@ def _assign(
     return assignment
 
 
-def _update(assignment, *, actor, ends_at, justification, now, verb):
+def _update(assignment, *, actor, ends_at, justification, now, verb, details=None):
     model = type(assignment)
     kind = "eligible" if model is EligibleAssignment else "active"
     now = now or timezone.now()
@@ -710,7 +740,12 @@ def _update(assignment, *, actor, ends_at, justification, now, verb):
             target=assignment,
             role=assignment.role,
             scope=assignment.scope,
-            details={"before": before, "after": {"ends_at": ends_at}, "justification": justification},
+            details={
+                "before": before,
+                "after": {"ends_at": ends_at},
+                "justification": justification,
+                **(details or {}),
+            },
             at=now,
         )
     return assignment

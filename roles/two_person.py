@@ -4,7 +4,8 @@ approve, reject, cancel and expire a pending change (roles.models.PendingChange)
 What waits, when settings.PIM_TWO_PERSON_RULE is on and a person (not the system) acts:
 
 - an eligible or direct active assignment for oneself, or for a group one is a member of
-  (eligible_assign, active_assign), whatever the role;
+  (eligible_assign, active_assign), whatever the role, and a later (or no) end for one
+  (eligible_update, active_update: the admin's change page); shortening applies at once;
 - loosening the settings of a privileged role (role_settings_update): a longer activation,
   eligible or active maximum duration or approval timeout; MFA, justification, ticket or
   approval turned off; permanent eligible or active assignments allowed; fewer approvals
@@ -37,7 +38,7 @@ from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 from notifications.services import email_queue
 
-from .models import PendingChange, Role, RoleSettings
+from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from .scopes import scope_validate
 from .selectors import PIM_ADMINISTRATOR, pim_administrators, portal_role, user_holds_role
 
@@ -199,6 +200,36 @@ def self_grant_intercept(
     # policy, an overlapping assignment, a bad scope) is refused now rather than on approval.
     _dry_run(lambda: _apply(change, actor=actor, mfa_verified_at=mfa_verified_at, now=now))
     return _propose(change, details={})
+
+
+def self_extension_intercept(
+    *, actor: User | None, assignment, ends_at: datetime | None, justification: str, now: datetime | None
+) -> PendingChange | None:
+    """Called by eligible_update / active_update: making one's own assignment (or a group's one
+    is in) last longer, or permanent, waits; shortening it applies at once."""
+    if actor is None or not two_person_rule_on() or actor.pk not in _beneficiary_ids(assignment.principal):
+        return None
+    if not _longer(ends_at, assignment.ends_at):
+        return None
+    now = now or timezone.now()
+    kind = Kind.SELF_ELIGIBLE if isinstance(assignment, EligibleAssignment) else Kind.SELF_ACTIVE
+    payload = {
+        "assignment": str(assignment.pk),
+        "principal": _principal_key(assignment.principal),
+        "scope": assignment.scope,
+        "starts_at": _to_json(assignment.starts_at),
+        "ends_at": _to_json(ends_at),
+        "justification": clean_text(justification, field="justification"),
+    }
+    change = _new_change(kind, actor, assignment.role, payload, {"ends_at": assignment.ends_at}, now=now)
+    _dry_run(lambda: _apply(change, actor=actor, mfa_verified_at=None, now=now))
+    return _propose(change, details={"loosens": ["ends_at"]})
+
+
+def _longer(proposed_end: datetime | None, current_end: datetime | None) -> bool:
+    if current_end is None:
+        return False  # permanent already: any end shortens it
+    return proposed_end is None or proposed_end > current_end
 
 
 def _unless_same(wanted, current_qs):
@@ -516,6 +547,20 @@ def _apply(change: PendingChange, *, actor: User, mfa_verified_at, now: datetime
         return services.role_update(
             actor=actor, role=change.role, changes=dict(payload["changes"]), approved_change=change
         )
+    if "assignment" in payload:  # a longer end for an existing assignment
+        model = EligibleAssignment if change.kind == Kind.SELF_ELIGIBLE else ActiveAssignment
+        assignment = model.objects.filter(pk=payload["assignment"]).first()
+        if assignment is None:
+            raise ValidationError("The assignment no longer exists.")
+        update = services.eligible_update if model is EligibleAssignment else services.active_update
+        return update(
+            actor=actor,
+            assignment=assignment,
+            ends_at=_from_json("ends_at", payload["ends_at"]),
+            justification=payload["justification"],
+            now=now,
+            approved_change=change,
+        )
     principal = _principal(payload["principal"])
     if principal is None:
         raise ValidationError("The user or group of this assignment no longer exists.")
@@ -587,21 +632,37 @@ def pending_change_rows(change: PendingChange) -> list[dict]:
     principal = _principal(payload["principal"])
     starts_at = _from_json("starts_at", payload["starts_at"])
     ends_at = _from_json("ends_at", payload["ends_at"])
-    facts = [
-        ("principal", "For", principal.label if principal is not None else "(no longer exists)"),
-        ("scope", "Scope", payload["scope"]),
-        (
-            "starts_at",
-            "Starts",
-            f"{starts_at:%Y-%m-%d %H:%M} UTC (or when approved)" if starts_at else "When approved",
-        ),
-        ("ends_at", "Ends", f"{ends_at:%Y-%m-%d %H:%M} UTC" if ends_at else "Never (permanent)"),
-        ("justification", "Justification", payload["justification"] or "—"),
-    ]
+    who = principal.label if principal is not None else "(no longer exists)"
+    if "assignment" in payload:  # a longer end for an existing assignment
+        facts = [
+            ("principal", "For", who, who),
+            ("scope", "Scope", payload["scope"], payload["scope"]),
+            ("ends_at", "Ends", _end(_from_json("ends_at", change.before.get("ends_at"))), _end(ends_at)),
+            ("justification", "Justification", "—", payload["justification"] or "—"),
+        ]
+    else:
+        starts = f"{starts_at:%Y-%m-%d %H:%M} UTC (or when approved)" if starts_at else "When approved"
+        facts = [
+            ("principal", "For", "—", who),
+            ("scope", "Scope", "—", payload["scope"]),
+            ("starts_at", "Starts", "—", starts),
+            ("ends_at", "Ends", "—", _end(ends_at)),
+            ("justification", "Justification", "—", payload["justification"] or "—"),
+        ]
     return [
-        {"field": field, "label": label, "now": "—", "proposed": value, "loosens": False}
-        for field, label, value in facts
+        {
+            "field": field,
+            "label": label,
+            "now": now,
+            "proposed": value,
+            "loosens": field == "ends_at" and now != "—",
+        }
+        for field, label, now, value in facts
     ]
+
+
+def _end(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "Never (permanent)"
 
 
 def _settings_rows(change: PendingChange) -> list[dict]:

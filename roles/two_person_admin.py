@@ -13,8 +13,9 @@ from .two_person import two_person_rule_on
 
 PENDING_MESSAGE = "Saved as a pending change: a second PIM Administrator must approve it."
 SELF_ASSIGNMENT_NOTICE = (
-    "An assignment for yourself, or for a group you are a member of, is saved as a pending change "
-    "that a second PIM Administrator must approve; assignments for others apply at once."
+    "An assignment for yourself, or for a group you are a member of (a new one, or a later or no "
+    "end for an existing one), is saved as a pending change that a second PIM Administrator must "
+    "approve; assignments for others, and shortening, apply at once."
 )
 
 

@@ -528,3 +528,41 @@ def test_the_rule_does_not_touch_activations_or_the_system(role, requester):
     )
     assert isinstance(assignment, ActiveAssignment)
     assert Role.objects.filter(pk=role.pk).exists()
+
+
+def test_a_later_end_for_ones_own_eligibility_waits_and_an_earlier_one_applies_at_once(
+    admin, second_admin, role
+):
+    now = timezone.now()
+    assignment = EligibleAssignmentFactory(user=admin, role=role, ends_at=now + timedelta(days=10))
+
+    change = services.eligible_update(actor=admin, assignment=assignment, ends_at=now + timedelta(days=60))
+
+    assert isinstance(change, PendingChange) and change.kind == PendingChange.Kind.SELF_ELIGIBLE
+    assignment.refresh_from_db()
+    assert assignment.ends_at == now + timedelta(days=10)
+    rows = {row["field"]: row for row in two_person.pending_change_rows(change)}
+    assert rows["ends_at"]["loosens"] and rows["ends_at"]["proposed"].startswith(
+        f"{now + timedelta(days=60):%Y-%m-%d}"
+    )
+    seq = last_seq()
+    approve(change, second_admin)
+    assignment.refresh_from_db()
+    assert assignment.ends_at == now + timedelta(days=60)
+    updated = events_after(seq, action="eligible_assignment.updated")[0]
+    assert updated.details["two_person"]["approved_by"] == second_admin.label
+
+    shorter = services.eligible_update(actor=admin, assignment=assignment, ends_at=now + timedelta(days=5))
+    assert isinstance(shorter, EligibleAssignment) and shorter.ends_at == now + timedelta(days=5)
+
+
+def test_making_ones_own_active_assignment_permanent_waits(admin, second_admin, role):
+    services.role_settings_update(actor=None, role=role, changes={"active_allow_permanent": True})
+    assignment = ActiveAssignmentFactory(user=admin, role=role)
+    change = services.active_update(actor=admin, assignment=assignment, ends_at=None)
+    assert isinstance(change, PendingChange) and change.kind == PendingChange.Kind.SELF_ACTIVE
+    assignment.refresh_from_db()
+    assert assignment.ends_at is not None
+    approve(change, second_admin)
+    assignment.refresh_from_db()
+    assert assignment.ends_at is None

@@ -282,3 +282,24 @@ def test_signed_out_people_are_sent_to_sign_in(admin, second_admin, role):
     change = proposed(admin, role)
     response = Client().get(detail(change))
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+
+
+def test_a_later_end_for_ones_own_eligibility_in_the_admin_waits(admin, second_admin, role):
+    from tests.factories import EligibleAssignmentFactory
+
+    from .test_admin import split
+
+    assignment = EligibleAssignmentFactory(user=admin, role=role, ends_at=timezone.now() + timedelta(days=10))
+    client = signed_in(admin)
+    later = (timezone.now() + timedelta(days=90)).replace(microsecond=0)
+    data = {f"ends_at_{k}": v for k, v in split(later).items()}
+    data["reason"] = "Longer cover"
+    url = admin_url(EligibleAssignment, "change", assignment.pk)
+    assert "Two-person rule." in client.get(url).content.decode()
+
+    response = client.post(url, data, follow=True)
+
+    assert any(message.startswith(PENDING_MESSAGE) for message in messages_of(response))
+    assignment.refresh_from_db()
+    assert assignment.ends_at != later
+    assert PendingChange.objects.get().payload["assignment"] == str(assignment.pk)
