@@ -566,3 +566,20 @@ def test_making_ones_own_active_assignment_permanent_waits(admin, second_admin, 
     approve(change, second_admin)
     assignment.refresh_from_db()
     assert assignment.ends_at is None
+
+
+def test_text_in_the_request_email_is_escaped_in_both_parts(admin, second_admin, role):
+    admin.display_name = "<b>Ada</b>"
+    admin.save()
+    services.eligible_assign(
+        actor=admin,
+        role=role,
+        principal=admin,
+        ends_at=timezone.now() + timedelta(days=9),
+        justification="<script>alert(1)</script>",
+    )
+    [email] = queued("pending-change-request")
+    for part in (email.body_text, email.body_html):
+        assert "<script>" not in part and "&lt;script&gt;" in part
+        assert "<b>Ada</b>" not in part
+    assert "<b>Ada</b>" in email.subject  # a plain-text header, not HTML
