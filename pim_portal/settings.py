@@ -313,6 +313,11 @@ PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300
 PIM_MFA_ISSUER = os.environ.get("PIM_MFA_ISSUER", "PIM Portal")
 PIM_RECOVERY_CODE_COUNT = 10
 PIM_MIN_ASSIGNMENT_DURATION = timedelta(minutes=5)
+# The two-person rule (README "The two-person rule"): an assignment a person makes for
+# themselves, and loosening a privileged role's settings, wait for a second PIM Administrator's
+# approval, who has this long to decide (then the change expires).
+PIM_TWO_PERSON_RULE = env_bool("PIM_TWO_PERSON_RULE", True)
+PIM_TWO_PERSON_DECIDE_HOURS = env_int("PIM_TWO_PERSON_DECIDE_HOURS", 24)
 PIM_MAX_TEXT_LENGTH = 2000
 
 # REST API (api/). Throttles count in the "api_throttle" cache: Redis when REDIS_URL is set, so

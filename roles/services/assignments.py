@@ -30,7 +30,19 @@ Principal = User | DirectoryGroup
 
 
 def _assign(
-    model, *, actor, role, principal, scope, starts_at, ends_at, justification, now, extra=None, policy=None
+    model,
+    *,
+    actor,
+    role,
+    principal,
+    scope,
+    starts_at,
+    ends_at,
+    justification,
+    now,
+    extra=None,
+    policy=None,
+    details=None,
 ):
     """Create an assignment after locking the role's settings and checking them (policy() may
     check more and returns the cleaned justification)."""
@@ -92,13 +104,14 @@ def _assign(
                 "ends_at": ends_at,
                 "justification": justification,
                 **{key: str(value) for key, value in extra.items()},
+                **(details or {}),
             },
             at=now,
         )
     return assignment
 
 
-def _update(assignment, *, actor, ends_at, justification, now, verb):
+def _update(assignment, *, actor, ends_at, justification, now, verb, details=None):
     model = type(assignment)
     kind = "eligible" if model is EligibleAssignment else "active"
     now = now or timezone.now()
@@ -131,7 +144,12 @@ def _update(assignment, *, actor, ends_at, justification, now, verb):
             target=assignment,
             role=assignment.role,
             scope=assignment.scope,
-            details={"before": before, "after": {"ends_at": ends_at}, "justification": justification},
+            details={
+                "before": before,
+                "after": {"ends_at": ends_at},
+                "justification": justification,
+                **(details or {}),
+            },
             at=now,
         )
     return assignment
