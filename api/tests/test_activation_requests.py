@@ -153,6 +153,19 @@ def test_service_validation_messages_arrive_per_field(requester, token_client, b
     assert "is not a valid scope for this role" in error(bad_scope)["fields"]["scope"][0]
 
 
+@pytest.mark.parametrize("scope", ["/apps/billing/../payroll", "/apps/billing/./x", "/apps/billing/"])
+def test_a_scope_with_dot_or_trailing_segments_is_refused_not_read_as_below_the_eligibility(
+    requester, token_client, body, frozen, eligibility, scope
+):
+    type(eligibility).objects.filter(pk=eligibility.pk).update(scope="/apps/billing")
+
+    response = token_client(requester).post(URL, body(scope=scope))
+
+    assert response.status_code == 400
+    assert "not a valid scope" in error(response)["fields"]["scope"][0]
+    assert not ActivationRequest.objects.exists()
+
+
 def test_status_and_requester_in_a_create_body_have_no_effect(
     requester, approver, approval_role, token_client, body, frozen
 ):
