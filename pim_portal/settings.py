@@ -5,6 +5,7 @@ defaults run a development portal with no services: a SQLite file and a Celery t
 the file system. Set DATABASE_URL and REDIS_URL for real deployments.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -57,6 +58,14 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses or networks (CIDR), each checked, as network strings."""
+    try:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in env_list(name)]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or networks: {error}") from None
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -211,6 +220,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PIM_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("PIM_HSTS_PRELOAD", True)
 if env_bool("PIM_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies (load balancers) whose X-Request-ID header is kept, by the address the portal
+# sees them connect from (REMOTE_ADDR). Nobody by default: every request gets a fresh id.
+PIM_TRUSTED_PROXIES = env_networks("PIM_TRUSTED_PROXIES")
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
