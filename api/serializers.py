@@ -28,6 +28,13 @@ def _seconds(duration: timedelta | None) -> int | None:
 # --- Fields ----------------------------------------------------------------------------------
 
 
+# The normal form (roles.scopes) as a pattern, for the schema: segments of letters, digits and
+# ._()-, none of them "." or "..".
+_SCOPE_SEGMENT = r"(?:[A-Za-z0-9._()-]*[A-Za-z0-9_()-][A-Za-z0-9._()-]*|\.{3,})"
+SCOPE_PATTERN = rf"^/(?:{_SCOPE_SEGMENT}(?:/{_SCOPE_SEGMENT})*)?$"
+
+
+@extend_schema_field({"type": "string", "pattern": SCOPE_PATTERN, "maxLength": MAX_SCOPE_LENGTH})
 class ScopeField(serializers.CharField):
     """A scope in normal form (roles.scopes.scope_normalised: the services' rule): no ``.`` or
     ``..`` segment, no empty segment, no trailing ``/``."""
@@ -478,8 +485,9 @@ class AlertDismissInputSerializer(StrictInputSerializer):
 
 
 class CheckQuerySerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=150, help_text="The username.")
-    role = serializers.CharField(max_length=64, help_text="The role's id or its template id.")
+    # RegexField only to tell the schema what trimming already enforces: not blank or all spaces.
+    user = serializers.RegexField(r"\S", max_length=150, help_text="The username.")
+    role = serializers.RegexField(r"\S", max_length=64, help_text="The role's id or its template id.")
     scope = ScopeField(
         required=False,
         default="/",
