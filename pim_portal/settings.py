@@ -263,11 +263,11 @@ REDIS_URL = env_str("REDIS_URL", "") or ""  # may hold a password: REDIS_URL_FIL
 # (connect, send, read) gives up after this long; a publish that fails is not retried and its
 # outbox row waits for the drain job (common.broker), a throttle that fails lets the request by.
 PIM_REDIS_TIMEOUT_SECONDS = env_float("PIM_REDIS_TIMEOUT_SECONDS", 1.0)
-REDIS_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 3600,
+REDIS_SOCKET_OPTIONS = {
     "socket_timeout": PIM_REDIS_TIMEOUT_SECONDS,
     "socket_connect_timeout": PIM_REDIS_TIMEOUT_SECONDS,
 }
+REDIS_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_SOCKET_OPTIONS}
 CELERY_BROKER_CONNECTION_TIMEOUT = PIM_REDIS_TIMEOUT_SECONDS  # bounds kombu's connect retries too
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -385,10 +385,7 @@ CACHES = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "pim",
-            "OPTIONS": {
-                "socket_timeout": PIM_REDIS_TIMEOUT_SECONDS,
-                "socket_connect_timeout": PIM_REDIS_TIMEOUT_SECONDS,
-            },
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-throttle"}

@@ -16,10 +16,12 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from activations.models import ActivationRequest
 from activations.tests.helpers import eligible_for, role_with
 from activations.tests.test_views_support import sign_in
+from api.services import api_token_create
 from common import broker
 from notifications.models import Email
 from notifications.services import email_outbox_drain
@@ -27,6 +29,7 @@ from notifications.tasks import email_send
 from pim_portal.celery import app
 from roles.directory_services import directory_outbox_drain
 from roles.models import DirectoryOperation
+from tests.factories import totp_code, totp_device
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit runs inside the request
 
@@ -186,6 +189,38 @@ def test_an_approval_answers_at_once_and_its_grant_and_email_wait_for_the_drains
     grant.refresh_from_db()
     assert grant.status == DirectoryOperation.Status.DONE
     assert requester.email in [message.to[0] for message in mail.outbox]
+
+
+def test_an_api_activation_answers_at_once_with_the_throttle_counts_on_the_silent_redis_too(
+    requester, approver, settings
+):
+    eligible = eligible_for(requester, role_with(approvers=[approver]))
+    _, secret = api_token_create(actor=None, user=requester, name="outage")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = {
+        "eligible": str(eligible.pk),
+        "duration": 3600,
+        "justification": "Incident 42",
+        "otp_code": totp_code(totp_device(requester)),
+    }
+
+    with hung_broker() as server:
+        settings.CACHES = {
+            **settings.CACHES,
+            "api_throttle": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": f"redis://127.0.0.1:{server.port}/0",
+                "OPTIONS": settings.REDIS_SOCKET_OPTIONS,
+            },
+        }
+        response, took = timed(lambda: client.post("/api/v1/activation-requests/", body, format="json"))
+
+    assert response.status_code == 201, response.content
+    assert took < ANSWER_WITHIN
+    assert Email.objects.get(to=approver.email).status == Email.Status.PENDING
+    assert email_outbox_drain() >= 1
+    assert Email.objects.get(to=approver.email).status == Email.Status.SENT
 
 
 def test_after_a_failed_publish_the_process_leaves_the_broker_alone_for_a_while(silent_broker):
