@@ -331,7 +331,8 @@ def test_a_request_is_visible_to_its_requester_approvers_admins_and_auditors_onl
 def test_a_malformed_or_unknown_id_is_a_404_in_the_error_shape(requester, token_client):
     client = token_client(requester)
 
-    for url in (f"{URL}not-a-uuid/", f"{URL}00000000-0000-4000-8000-000000000000/", "/api/v1/nothing/"):
+    malformed = (f"{URL}not-a-uuid/", f"{URL}%0A/", "/api/v1/me/eligibilities/%0A/extend/")
+    for url in (*malformed, f"{URL}00000000-0000-4000-8000-000000000000/", "/api/v1/nothing/"):
         response = client.get(url)
         assert response.status_code == 404
         assert error(response)["code"] == "not_found"
