@@ -106,6 +106,14 @@ def admin(db):
 
 
 @pytest.fixture
+def second_admin(db):
+    """Another PIM Administrator with the portal role active (the two-person rule's approver)."""
+    user = UserFactory(username="pimadmin2", display_name="Bea Second-Admin")
+    _activate_portal_role(user, PIM_ADMIN)
+    return user
+
+
+@pytest.fixture
 def auditor(db):
     """A PIM Auditor with the portal role currently active."""
     user = UserFactory(username="auditor", display_name="Aud Itor")

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from accounts.models import User
 from roles import services as roles
-from roles.models import ActiveAssignment, EligibleAssignment, Role
+from roles.models import ActiveAssignment, EligibleAssignment, PendingChange, Role
 
 FIX_REASON = "Fix for the alert “{title}”"
 
@@ -61,7 +61,7 @@ def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
             .exists()
         )
         if not already:
-            roles.eligible_assign(
+            eligible = roles.eligible_assign(
                 actor=actor,
                 role=assignment.role,
                 principal=principal,
@@ -70,6 +70,13 @@ def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
                 justification="Converted from a permanent active assignment (alert fix).",
                 now=now,
             )
+            if isinstance(eligible, PendingChange):
+                # The two-person rule: one's own eligibility waits for a second PIM Administrator;
+                # the permanent assignment stays until then (run the fix again after approval).
+                return (
+                    f"The eligibility of {principal.label} for {assignment.role.name} waits for a second "
+                    "PIM Administrator's approval; the permanent assignment stays until then."
+                )
         roles.active_remove(
             actor=actor,
             assignment=assignment,

@@ -17,11 +17,9 @@ from reviews.forms import MAX_BULK_ITEMS
 from reviews.models import ReviewItem
 from reviews.selectors import DECISION_FILTERS
 from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
-from roles.scopes import MAX_SCOPE_LENGTH
+from roles.scopes import MAX_SCOPE_LENGTH, scope_normalised
 
 MAX_DURATION = timedelta(days=3650)  # far beyond any policy; keeps date arithmetic in range
-# "/" or "/segment[/segment…]": no empty segment, no space or control character.
-SCOPE_PATTERN = r"^/(?:[^/\s\x00-\x1f\x7f]+(?:/[^/\s\x00-\x1f\x7f]+)*)?$"
 
 
 @overload
@@ -33,6 +31,23 @@ def _seconds(duration: timedelta | None) -> int | None:
 
 
 # --- Fields ----------------------------------------------------------------------------------
+
+
+# The normal form (roles.scopes) as a pattern, for the schema: segments of letters, digits and
+# ._()-, none of them "." or "..".
+_SCOPE_SEGMENT = r"(?:[A-Za-z0-9._()-]*[A-Za-z0-9_()-][A-Za-z0-9._()-]*|\.{3,})"
+SCOPE_PATTERN = rf"^/(?:{_SCOPE_SEGMENT}(?:/{_SCOPE_SEGMENT})*)?$"
+
+
+@extend_schema_field({"type": "string", "pattern": SCOPE_PATTERN, "maxLength": MAX_SCOPE_LENGTH})
+class ScopeField(serializers.CharField):
+    """A scope in normal form (roles.scopes.scope_normalised: the services' rule): no ``.`` or
+    ``..`` segment, no empty segment, no trailing ``/``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_SCOPE_LENGTH)
+        super().__init__(**kwargs)
+        self.validators.append(scope_normalised)
 
 
 @extend_schema_field(
@@ -270,6 +285,7 @@ class ActivationCreateSerializer(StrictInputSerializer):
     justification = TextField()
     ticket_number = TextField()
     ticket_system = TextField()
+    # Checked by the service (roles.scopes.scope_validate), which knows the role's kind.
     scope = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -455,14 +471,13 @@ class AlertDismissInputSerializer(StrictInputSerializer):
 
 
 class CheckQuerySerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=150, help_text="The username.")
-    role = serializers.CharField(max_length=64, help_text="The role's id or its template id.")
-    scope = serializers.RegexField(
-        SCOPE_PATTERN,
+    # RegexField only to tell the schema what trimming already enforces: not blank or all spaces.
+    user = serializers.RegexField(r"\S", max_length=150, help_text="The username.")
+    role = serializers.RegexField(r"\S", max_length=64, help_text="The role's id or its template id.")
+    scope = ScopeField(
         required=False,
         default="/",
-        max_length=MAX_SCOPE_LENGTH,
-        error_messages={"invalid": "A scope is / or a path such as /subscriptions/<id>."},
+        help_text="/ (the default) or a path such as /apps/payroll; no ., .. or empty segments, no final /.",
     )
 
 

@@ -18,7 +18,7 @@ v1 = [
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export/", views.AuditEventExport.as_view(), name="audit-event-export"),
     path("check/", views.CheckView.as_view(), name="check"),
-    re_path(r"^.*$", errors.not_found),
+    re_path(r"^[\s\S]*$", errors.not_found),  # any path, line breaks (%0A) included
 ]
 
 app_name = "api"

@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
@@ -72,11 +72,33 @@ UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 
 class _Cursor(CursorPagination):
-    """Keyset pages; a page_size that is not a whole number from 1 to max_page_size is a 400."""
+    """Keyset pages; a page_size that is not a whole number from 1 to max_page_size is a 400,
+    and so is a cursor the API did not make (tampered, truncated, or with a position that is
+    not a value of the ordering's field): never a 404, nor a 500 from the query it would build."""
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    invalid_cursor_message = "This page cursor is not valid: start again from the first page."
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.model = queryset.model  # decode_cursor checks the cursor's position against it
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}) from None
+        if cursor is not None and cursor.position is not None:
+            field = self.model._meta.get_field(self.ordering[0].lstrip("-"))
+            try:  # the field's own conversion and checks (type, integer range, length)
+                field.run_validators(field.to_python(cursor.position))
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
+                raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}) from None
+            if "\x00" in cursor.position:  # PostgreSQL refuses NUL in text
+                raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]})
+        return cursor
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

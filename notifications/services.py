@@ -13,6 +13,8 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from common.broker import task_publish
+
 from .models import Email
 
 logger = logging.getLogger(__name__)
@@ -59,11 +61,8 @@ def email_queue(
 def _enqueue_send(ids: list[int]) -> None:
     from .tasks import email_send
 
-    for email_id in ids:
-        try:
-            email_send.delay(email_id)
-        except Exception:  # the broker is down: the periodic drain sends it later
-            logger.warning("Could not queue email %s; the outbox drain will send it", email_id, exc_info=True)
+    for email_id in ids:  # one not queued (broker down or hung) stays pending: the drain sends it
+        task_publish(email_send, email_id)
 
 
 def email_send(*, email_id: int, now: datetime | None = None) -> bool:
@@ -75,7 +74,13 @@ def email_send(*, email_id: int, now: datetime | None = None) -> bool:
     if claimed != 1:
         return False
     email = Email.objects.get(pk=email_id)
-    message = EmailMultiAlternatives(email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to])
+    message = EmailMultiAlternatives(
+        email.subject,
+        email.body_text,
+        settings.DEFAULT_FROM_EMAIL,
+        [email.to],
+        headers={"Message-ID": email_message_id(email)},
+    )
     message.attach_alternative(email.body_html, "text/html")
     try:
         message.send()
@@ -89,6 +94,14 @@ def email_send(*, email_id: int, now: datetime | None = None) -> bool:
         return False
     Email.objects.filter(pk=email_id).update(status=Email.Status.SENT, sent_at=timezone.now())
     return True
+
+
+def email_message_id(email: Email) -> str:
+    """The row's Message-ID, the same at every send: a resend after a crash (the SMTP server
+    took it, the worker died before recording it) is the same message, which mail clients
+    show once. The creation time keeps it unique even if a rebuilt database reuses the id."""
+    stamp = email.created_at.strftime("%Y%m%d%H%M%S%f")
+    return f"<pim-email-{email.pk}.{stamp}@{settings.PIM_EMAIL_MESSAGE_ID_DOMAIN}>"
 
 
 def email_outbox_drain(*, now: datetime | None = None, limit: int = 500) -> int:

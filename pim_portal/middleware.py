@@ -1,5 +1,6 @@
 """Request id and security header middleware."""
 
+import ipaddress
 import logging
 import re
 import uuid
@@ -8,20 +9,26 @@ from django.conf import settings
 
 from audit import context
 
-# A caller (load balancer) may pass its own id; anything else is replaced, never trusted blindly.
-_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# The id a trusted proxy may pass on: 8 to 64 letters, digits and hyphens (a UUID, with or
+# without its hyphens, fits). Matched in full: no dots, spaces or line breaks reach the logs.
+_REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{8,64}")
 _MAX_USER_AGENT = 400
 
 
 class RequestIdMiddleware:
-    """Give every request an id, expose it in X-Request-ID and to audit events and logs."""
+    """Give every request an id, expose it in X-Request-ID and to audit events and logs.
+
+    The id is the client's X-Request-ID only when the request comes straight from one of
+    PIM_TRUSTED_PROXIES (a load balancer that sets or overwrites the header) and the id has the
+    strict format above; otherwise a fresh one. A client can never choose the id that its
+    audit events carry.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        request_id = _forwarded_request_id(request) or uuid.uuid4().hex
         request.request_id = request_id
         token = context.bind(
             context.RequestContext(
@@ -36,6 +43,25 @@ class RequestIdMiddleware:
             context.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _forwarded_request_id(request) -> str | None:
+    incoming = request.headers.get("X-Request-ID", "")
+    if not incoming or not _REQUEST_ID_PATTERN.fullmatch(incoming):
+        return None
+    if not _from_trusted_proxy(request.META.get("REMOTE_ADDR", ""), settings.PIM_TRUSTED_PROXIES):
+        return None
+    return incoming
+
+
+def _from_trusted_proxy(address: str, proxies: list[str]) -> bool:
+    if not proxies:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
 class ContentSecurityPolicyMiddleware:

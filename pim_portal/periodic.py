@@ -39,6 +39,12 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob("assignments-expire-due", "roles.tasks.assignment_expire_due", 300.0, "assignments expired"),
     PeriodicJob(
+        "pending-changes-expire-due",
+        "roles.tasks.pending_change_expire_due",
+        300.0,
+        "pending changes expired",
+    ),
+    PeriodicJob(
         "activations-timeout-due", "activations.tasks.activation_timeout_due", 60.0, "requests timed out"
     ),
     PeriodicJob(

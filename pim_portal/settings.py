@@ -5,10 +5,13 @@ defaults run a development portal with no services: a SQLite file and a Celery t
 the file system. Set DATABASE_URL and REDIS_URL for real deployments.
 """
 
+import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +62,14 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses or networks (CIDR), each checked, as network strings."""
+    try:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in env_list(name)]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or networks: {error}") from None
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -217,6 +228,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PIM_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("PIM_HSTS_PRELOAD", True)
 if env_bool("PIM_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies (load balancers) whose X-Request-ID header is kept, by the address the portal
+# sees them connect from (REMOTE_ADDR). Nobody by default: every request gets a fresh id.
+PIM_TRUSTED_PROXIES = env_networks("PIM_TRUSTED_PROXIES")
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -236,12 +250,34 @@ EMAIL_BACKEND = (
     else "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "PIM Portal <pim@localhost>")
+# The right-hand side of every email's Message-ID (<pim-email-{row}.{created}@domain>, the same
+# at every send of an outbox row): the host name of PIM_BASE_URL unless said otherwise.
+_HOST_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+PIM_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("PIM_EMAIL_MESSAGE_ID_DOMAIN", "")
+if not PIM_EMAIL_MESSAGE_ID_DOMAIN:
+    _base_host = urlsplit(PIM_BASE_URL).hostname or ""
+    PIM_EMAIL_MESSAGE_ID_DOMAIN = _base_host if re.fullmatch(_HOST_NAME, _base_host) else "localhost"
+elif not re.fullmatch(_HOST_NAME, PIM_EMAIL_MESSAGE_ID_DOMAIN):
+    raise ImproperlyConfigured(
+        f"PIM_EMAIL_MESSAGE_ID_DOMAIN must be a host name, not {PIM_EMAIL_MESSAGE_ID_DOMAIN!r}"
+    )
 
 # Celery: Redis when REDIS_URL is set, otherwise a file-system transport that needs no server.
 REDIS_URL = env_str("REDIS_URL", "") or ""  # may hold a password: REDIS_URL_FILE works too
+# A web request must never wait on a hung Redis: tasks are published after commit while the
+# request waits, and the API counts its throttles there. Every socket operation on Redis
+# (connect, send, read) gives up after this long; a publish that fails is not retried and its
+# outbox row waits for the drain job (common.broker), a throttle that fails lets the request by.
+PIM_REDIS_TIMEOUT_SECONDS = env_float("PIM_REDIS_TIMEOUT_SECONDS", 1.0)
+REDIS_SOCKET_OPTIONS = {
+    "socket_timeout": PIM_REDIS_TIMEOUT_SECONDS,
+    "socket_connect_timeout": PIM_REDIS_TIMEOUT_SECONDS,
+}
+REDIS_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_SOCKET_OPTIONS}
+CELERY_BROKER_CONNECTION_TIMEOUT = PIM_REDIS_TIMEOUT_SECONDS  # bounds kombu's connect retries too
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = REDIS_TRANSPORT_OPTIONS
 else:
     _queue_dir = DATA_DIR / "celery" / "queue"
     _processed_dir = DATA_DIR / "celery" / "processed"
@@ -315,6 +351,11 @@ PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300
 PIM_MFA_ISSUER = os.environ.get("PIM_MFA_ISSUER", "PIM Portal")
 PIM_RECOVERY_CODE_COUNT = 10
 PIM_MIN_ASSIGNMENT_DURATION = timedelta(minutes=5)
+# The two-person rule (README "The two-person rule"): an assignment a person makes for
+# themselves, and loosening a privileged role's settings, wait for a second PIM Administrator's
+# approval, who has this long to decide (then the change expires).
+PIM_TWO_PERSON_RULE = env_bool("PIM_TWO_PERSON_RULE", True)
+PIM_TWO_PERSON_DECIDE_HOURS = env_int("PIM_TWO_PERSON_DECIDE_HOURS", 24)
 PIM_MAX_TEXT_LENGTH = 2000
 
 # REST API (api/). Throttles count in the "api_throttle" cache: Redis when REDIS_URL is set, so
@@ -322,7 +363,12 @@ PIM_MAX_TEXT_LENGTH = 2000
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "api_throttle": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "pim"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "pim",
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-throttle"}
     ),

@@ -18,12 +18,15 @@ from accounts.models import DirectoryGroup
 from common.admin import ServiceBackedAdmin
 
 from . import selectors, services
-from .models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
+from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from .scopes import scope_validate
+from .two_person_admin import SELF_ASSIGNMENT_NOTICE, PendingChangeAdmin, TwoPersonAdminMixin
+
+admin.site.register(PendingChange, PendingChangeAdmin)
 
 
 @admin.register(Role)
-class RoleAdmin(ServiceBackedAdmin):
+class RoleAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     list_display = ("name", "kind", "tier", "privileged", "template_id", "lockout_protected")
     list_filter = ("kind", "tier", "privileged", "builtin")
     search_fields = ("name", "template_id", "description")
@@ -66,7 +69,9 @@ class RoleAdmin(ServiceBackedAdmin):
                 f: data[f] for f in ("name", "description", "tier", "privileged") if f in form.changed_data
             }
             if changes:
-                services.role_update(actor=request.user, role=obj, changes=changes)
+                result = services.role_update(actor=request.user, role=obj, changes=changes)
+                # Held back by the two-person rule (owners below are not part of the rule).
+                self.pending_change_remember(request, result)
         if "owners" in form.changed_data:
             role = Role.objects.get(pk=obj.pk)
             wanted = set(data["owners"])
@@ -78,6 +83,17 @@ class RoleAdmin(ServiceBackedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # roles leave the catalog only by migration (history keeps pointing at them)
+
+    def two_person_notice(self, request, obj) -> str:
+        if obj is None or not obj.privileged:
+            return ""
+        return (
+            "Un-marking this role as privileged (which takes its settings out of the rule) is saved as "
+            "a pending change that a second PIM Administrator must approve."
+        )
+
+    def two_person_role(self, obj):
+        return obj
 
 
 class RoleSettingsForm(forms.ModelForm):
@@ -105,7 +121,7 @@ class RoleSettingsForm(forms.ModelForm):
 
 
 @admin.register(RoleSettings)
-class RoleSettingsAdmin(ServiceBackedAdmin):
+class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     form = RoleSettingsForm
     list_display = (
         "role",
@@ -129,13 +145,30 @@ class RoleSettingsAdmin(ServiceBackedAdmin):
         data = form.cleaned_data
         fields = [f for f in services.SETTINGS_FIELDS if f in form.changed_data]
         original = RoleSettings.objects.get(pk=obj.pk)
-        services.role_settings_update(
+        result = services.role_settings_update(
             actor=request.user,
             role=original.role,
             changes={f: data[f] for f in fields},
             approvers=list(data["approvers"]),
             approver_groups=list(data["approver_groups"]),
         )
+        self.pending_change_remember(request, result)
+
+    def two_person_notice(self, request, obj) -> str:
+        if obj is None:
+            return ""
+        if not obj.role.privileged:
+            return f"{obj.role} is not marked privileged: changes to its settings apply at once."
+        return (
+            f"{obj.role} is privileged: a change that loosens its settings (a longer duration or "
+            "approval timeout; MFA, justification, ticket or approval turned off; permanent assignments "
+            "allowed; fewer approvals; someone added who could approve; a notification recipient "
+            "removed) is saved as a pending change that a second PIM Administrator must approve. "
+            "A change that only tightens applies at once."
+        )
+
+    def two_person_role(self, obj):
+        return obj.role if obj is not None else None
 
 
 class AssignmentForm(forms.ModelForm):
@@ -153,7 +186,7 @@ class AssignmentForm(forms.ModelForm):
         return cleaned
 
 
-class AssignmentAdmin(ServiceBackedAdmin):
+class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     form = AssignmentForm
     list_display: tuple[str, ...] = (
         "role",
@@ -192,19 +225,25 @@ class AssignmentAdmin(ServiceBackedAdmin):
                 ends_at=data.get("ends_at"),
                 justification=data.get("justification", ""),
             )
+            if self.pending_change_remember(request, created):
+                return
             obj.pk = created.pk
             obj._state.adding = False
         elif "ends_at" in form.changed_data:
             original = type(obj).objects.get(pk=obj.pk)
-            self.update(
+            result = self.update(
                 actor=request.user,
                 assignment=original,
                 ends_at=data.get("ends_at"),
                 justification=data.get("reason", ""),
             )
+            self.pending_change_remember(request, result)
 
     def delete_model(self, request, obj):
         self.remove(actor=request.user, assignment=obj, reason="Removed in the admin")
+
+    def two_person_notice(self, request, obj) -> str:
+        return SELF_ASSIGNMENT_NOTICE
 
 
 @admin.register(EligibleAssignment)

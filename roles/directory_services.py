@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from common.broker import task_publish
 
 from .directory import PermanentDirectoryError, TransientDirectoryError, get_backend
 from .models import ActiveAssignment, DirectoryOperation
@@ -49,10 +50,7 @@ def directory_operations_enqueue_many(*, assignments, operation: str, now: datet
 def _enqueue_run(operation_id: int) -> None:
     from .tasks import directory_operation_run
 
-    try:
-        directory_operation_run.delay(operation_id)
-    except Exception:  # broker down: directory_outbox_drain picks it up
-        logger.warning("Could not queue directory operation %s", operation_id, exc_info=True)
+    task_publish(directory_operation_run, operation_id)  # if not queued, directory_outbox_drain has it
 
 
 def directory_operation_run(*, operation_id: int, now: datetime | None = None) -> bool:

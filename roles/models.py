@@ -311,3 +311,88 @@ class DirectoryOperation(models.Model):
     @property
     def label(self) -> str:
         return f"directory {self.operation} of {self.assignment_id}"
+
+
+class PendingChange(models.Model):
+    """A change that waits for a second PIM Administrator (the two-person rule).
+
+    Loosening a privileged role's settings (or un-marking a role as privileged), and an eligible
+    or direct active assignment a person makes for themselves (or for a group they are in), are
+    stored here instead of applied. Another PIM Administrator, with the portal role active and a
+    fresh MFA check, approves it (roles.two_person.pending_change_approve: the same service that
+    would have applied it at once applies it now) or rejects it; the proposer may cancel it; it
+    expires at decide_by. The status only changes through roles.two_person, along TRANSITIONS.
+    """
+
+    class Kind(models.TextChoices):
+        ROLE_SETTINGS = "role_settings", "Role settings loosened"
+        ROLE = "role", "Role no longer privileged"
+        SELF_ELIGIBLE = "self_eligible", "Eligible assignment for oneself"
+        SELF_ACTIVE = "self_active", "Active assignment for oneself"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+        CANCELED = "canceled"
+
+    TERMINAL = (Status.APPROVED, Status.REJECTED, Status.EXPIRED, Status.CANCELED)
+    TRANSITIONS = {Status.PENDING: set(TERMINAL)}
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
+    # What to apply: the service's arguments as JSON (durations in seconds, times in ISO 8601,
+    # users and groups by primary key); roles.two_person reads it back.
+    payload = models.JSONField(default=dict)
+    # The values the change replaces, as they were when it was proposed (for the record; the
+    # approval page compares with the values as they are then).
+    before = models.JSONField(default=dict, blank=True)
+    proposer = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    # Deadline for a decision; used by roles.two_person.pending_change_expire_due.
+    decide_by = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One pending loosening of a role's settings at a time: a second would be approved
+            # against values the first one changes.
+            models.UniqueConstraint(
+                fields=["role"],
+                condition=Q(kind="role_settings", status="pending"),
+                name="roles_pendingchange_one_pending_settings_change",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(decided_at__isnull=False),
+                name="roles_pendingchange_decided_has_time",
+            ),
+        ]
+        indexes = [
+            # pending_change_expire_due
+            models.Index(
+                fields=["decide_by"], condition=Q(status="pending"), name="roles_pendingchange_due_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.role} ({self.status})"
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("roles:pending_change_detail", args=[self.pk])
+
+    @property
+    def label(self) -> str:
+        return f"{self.get_kind_display()} of {self.role.name} proposed by {self.proposer.label}"
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.status, set())

@@ -3,6 +3,12 @@
 ``/`` is the whole directory. Entra roles may be narrowed to an administrative unit or an
 application object; Azure roles to a management group, subscription, resource group or
 resource; local roles to an app-defined path under ``/apps/``.
+
+Whatever the kind, a scope must be in normal form (scope_normalised): ``/``, or ``/`` followed
+by segments of letters, digits and ``._()-``, none empty (``//``), none ``.`` or ``..``, and no
+trailing ``/``. Such a path is refused, never rewritten: ``/apps/billing/../payroll`` is not
+read as ``/apps/payroll``, and above all never as a scope below ``/apps/billing``. The services,
+the forms, the API inputs and the authorization check all apply this one rule.
 """
 
 import re
@@ -27,6 +33,10 @@ _PATTERNS = {
     "m365": [],
     "app": [rf"/apps/{_SEGMENT}(/{_SEGMENT})*"],
 }
+# Normal form, for every kind: the characters of every kind's patterns, segment by segment.
+_NORMAL_SEGMENT = re.compile(r"[A-Za-z0-9._()-]+")  # fullmatch: "$" would let a final "\n" by
+_DOT_SEGMENTS = {".", ".."}
+
 _COMPILED = {kind: [re.compile(rf"^{p}$") for p in patterns] for kind, patterns in _PATTERNS.items()}
 
 _EXAMPLES = {
@@ -37,13 +47,50 @@ _EXAMPLES = {
 }
 
 
-def scope_validate(scope: str, *, kind: str) -> str:
-    """Return the scope if it is well-formed for the role kind, else raise ValidationError."""
+def scope_normalised(scope: str) -> str:
+    """Return the scope if it is in normal form (see the module's doc), else raise
+    ValidationError. Kind-independent: the authorization check, which does not know the
+    role's kind before its query, relies on it alone."""
+    _check_path_form(scope)
+    if scope != ROOT and not all(_NORMAL_SEGMENT.fullmatch(segment) for segment in scope.split("/")[1:]):
+        raise ValidationError(
+            "“%(scope)s” is not a valid scope: a scope's segments hold only letters, digits and ._()-.",
+            code="scope_not_normal",
+            params={"scope": scope[:80]},
+        )
+    return scope
+
+
+def _check_path_form(scope: str) -> None:
+    """The rules whose breach could change what a path means: it starts with /, has no empty
+    segment, no trailing / and no . or .. segment."""
     if not isinstance(scope, str) or not scope:
         raise ValidationError("A scope is required (use / for the whole directory).", code="scope_required")
     if len(scope) > MAX_SCOPE_LENGTH:
         raise ValidationError(f"A scope is at most {MAX_SCOPE_LENGTH} characters.", code="scope_too_long")
-    if scope == ROOT or any(pattern.match(scope) for pattern in _COMPILED.get(kind, [])):
+    if scope == ROOT:
+        return
+    segments = scope.split("/")
+    if segments[0] != "" or "" in segments[1:]:
+        raise ValidationError(
+            "“%(scope)s” is not a valid scope: it is / or a path such as /apps/payroll, "
+            "with no empty segment (//) and no trailing /.",
+            code="scope_not_normal",
+            params={"scope": scope[:80]},
+        )
+    if _DOT_SEGMENTS & set(segments):
+        raise ValidationError(
+            "“%(scope)s” is not a valid scope: . and .. segments are not allowed; name the scope itself.",
+            code="scope_not_normal",
+            params={"scope": scope[:80]},
+        )
+
+
+def scope_validate(scope: str, *, kind: str) -> str:
+    """Return the scope if it is in normal form and well-formed for the role kind, else raise
+    ValidationError (the kind's patterns allow only characters of the normal form)."""
+    _check_path_form(scope)
+    if scope == ROOT or any(pattern.fullmatch(scope) for pattern in _COMPILED.get(kind, [])):
         return scope
     raise ValidationError(
         "“%(scope)s” is not a valid scope for this role; expected %(examples)s.",
@@ -53,15 +100,22 @@ def scope_validate(scope: str, *, kind: str) -> str:
 
 
 def scope_covers(outer: str, inner: str) -> bool:
-    """True if an assignment at `outer` applies at `inner` (same scope or below it)."""
+    """True if an assignment at `outer` applies at `inner` (same scope or below it). A path not
+    in normal form is covered by nothing (``/apps/billing/../payroll`` is not below
+    ``/apps/billing``)."""
+    try:
+        scope_normalised(inner)
+    except ValidationError:
+        return False
     if outer == ROOT:
         return True
     return inner == outer or inner.startswith(outer + "/")
 
 
 def scope_ancestors(scope: str) -> list[str]:
-    """Every scope that covers `scope`, itself included (for an indexed IN lookup)."""
-    if scope == ROOT:
+    """Every scope that covers `scope`, itself included (for an indexed IN lookup). Raises
+    ValidationError for a path not in normal form: callers validate their input first."""
+    if scope_normalised(scope) == ROOT:
         return [ROOT]
     parts = scope.strip("/").split("/")
     return [ROOT] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]

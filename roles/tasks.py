@@ -18,3 +18,10 @@ def assignment_expire_due() -> int:
     from . import jobs
 
     return jobs.assignment_expire_due()
+
+
+@shared_task(ignore_result=True)
+def pending_change_expire_due() -> int:
+    from . import two_person
+
+    return two_person.pending_change_expire_due()

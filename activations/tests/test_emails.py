@@ -153,5 +153,5 @@ def test_subjects_are_plain_one_line_text(approver, django_capture_on_commit_cal
     assert message.subject == (
         "Approval needed: Activation of R&D <Admin> for Pat O'Brien Bcc: victim@example.test"
     )
-    assert message.extra_headers == {} and message.bcc == []
+    assert list(message.extra_headers) == ["Message-ID"] and message.bcc == []  # nothing injected
     assert "Pat O&#x27;Brien" in message.body  # the parts stay escaped

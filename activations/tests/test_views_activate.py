@@ -245,7 +245,7 @@ MAX_MESSAGE = "Choose one of the offered durations (at most 8 hours)."
             {"scope": "/apps/other"},
             "You are eligible at /apps/payroll only; choose that scope or one below it.",
         ),
-        ({"scope": "/nonsense/../x"}, "is not a valid scope for this role"),
+        ({"scope": "/nonsense/../x"}, "not a valid scope: . and .. segments are not allowed"),
         ({"scope": "/apps/" + "x" * 500}, "A scope is at most 400 characters."),
         (
             {"otp_token": "12"},

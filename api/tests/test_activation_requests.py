@@ -170,6 +170,19 @@ def test_service_validation_messages_arrive_per_field(requester, token_client, b
     assert "is not a valid scope for this role" in error(bad_scope)["fields"]["scope"][0]
 
 
+@pytest.mark.parametrize("scope", ["/apps/billing/../payroll", "/apps/billing/./x", "/apps/billing/"])
+def test_a_scope_with_dot_or_trailing_segments_is_refused_not_read_as_below_the_eligibility(
+    requester, token_client, body, frozen, eligibility, scope
+):
+    type(eligibility).objects.filter(pk=eligibility.pk).update(scope="/apps/billing")
+
+    response = token_client(requester).post(URL, body(scope=scope))
+
+    assert response.status_code == 400
+    assert "not a valid scope" in error(response)["fields"]["scope"][0]
+    assert not ActivationRequest.objects.exists()
+
+
 def test_status_and_requester_in_a_create_body_have_no_effect(
     requester, approver, approval_role, token_client, body, frozen
 ):
@@ -335,7 +348,8 @@ def test_a_request_is_visible_to_its_requester_approvers_admins_and_auditors_onl
 def test_a_malformed_or_unknown_id_is_a_404_in_the_error_shape(requester, token_client):
     client = token_client(requester)
 
-    for url in (f"{URL}not-a-uuid/", f"{URL}00000000-0000-4000-8000-000000000000/", "/api/v1/nothing/"):
+    malformed = (f"{URL}not-a-uuid/", f"{URL}%0A/", "/api/v1/me/eligibilities/%0A/extend/")
+    for url in (*malformed, f"{URL}00000000-0000-4000-8000-000000000000/", "/api/v1/nothing/"):
         response = client.get(url)
         assert response.status_code == 404
         assert error(response)["code"] == "not_found"

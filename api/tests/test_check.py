@@ -82,6 +82,26 @@ def test_an_assignment_applies_below_its_scope_not_above(requester, role, as_che
     assert as_checker.get(URL, query).json()["active"] is False  # scope defaults to /
 
 
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "/apps/billing/../payroll",
+        "/apps/billing/./payroll",
+        "/apps/billing/..",
+        "/apps/billing/%2e%2e/payroll",
+        "/apps/billing/",
+        "/apps/billing//payroll",
+    ],
+)
+def test_a_path_not_in_normal_form_is_a_400_never_held(requester, role, as_checker, scope):
+    ActiveAssignmentFactory(user=requester, role=role, scope="/apps/billing")
+
+    response = as_checker.get(URL, {"user": "requester", "role": "deploy.prod", "scope": scope})
+
+    assert response.status_code == 400
+    assert list(error(response)["fields"]) == ["scope"]
+
+
 def test_a_deactivated_person_holds_nothing(requester, role, as_checker):
     ActiveAssignmentFactory(user=requester, role=role)
     user_deactivate(actor=None, user=requester, reason="Left")

@@ -11,6 +11,7 @@ from django.core.signals import request_started
 from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from activations.services import activation_request
 from api.services import api_token_create
@@ -63,4 +64,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
     ],
 )
 def test_no_operation_answers_with_a_server_error_or_off_schema(case, fuzz_data):
-    case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_data}"})
+    # A page cursor is an opaque token only the API makes: a made-up one is a 400 by design,
+    # which a schema cannot express, so "schema-valid data is accepted" does not apply to it.
+    excluded = [positive_data_acceptance] if "cursor" in (case.query or {}) else []
+    case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_data}"}, excluded_checks=excluded)

@@ -51,7 +51,9 @@ def test_audit_record_takes_request_id_ip_and_user_agent_from_the_request_contex
     assert (stored.request_id, stored.ip, stored.user_agent) == ("req-0123456789", "203.0.113.7", "UA/1")
 
 
-def test_the_middleware_gives_events_written_during_a_request_its_id_and_ip():
+def test_the_middleware_gives_events_written_during_a_request_its_id_and_ip(settings):
+    settings.PIM_TRUSTED_PROXIES = ["198.51.100.9"]  # the load balancer that sets the id
+
     def view(request):
         audit_record(action="test.in_request")
         return HttpResponse()

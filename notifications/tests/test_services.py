@@ -74,7 +74,7 @@ def test_a_broker_outage_does_not_break_the_request_and_the_drain_sends_later(
     requester, approver, django_capture_on_commit_callbacks
 ):
     eligible = eligible_for(requester, role_with(approvers=[approver]))
-    with mock.patch("notifications.tasks.email_send.delay", side_effect=ConnectionError("broker down")):
+    with mock.patch("notifications.tasks.email_send.apply_async", side_effect=ConnectionError("broker down")):
         with django_capture_on_commit_callbacks(execute=True):
             request = request_activation(requester, eligible)
 

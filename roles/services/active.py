@@ -13,8 +13,16 @@ from audit.services import audit_record_many
 from common.text import clean_text
 
 from ..directory_services import directory_operation_enqueue, directory_operations_enqueue_many
-from ..models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
+from ..models import (
+    ActiveAssignment,
+    DirectoryOperation,
+    EligibleAssignment,
+    PendingChange,
+    Role,
+    RoleSettings,
+)
 from ..signals import active_assignment_ended
+from ..two_person import approval_details, self_extension_intercept, self_grant_intercept
 from .assignments import (
     Principal,
     _assign,
@@ -39,10 +47,27 @@ def active_assign(
     justification: str = "",
     mfa_verified_at: datetime | None = None,
     now: datetime | None = None,
-) -> ActiveAssignment:
-    """Directly assign the role (no activation needed): the admin's own policy checks apply."""
+    approved_change: PendingChange | None = None,
+) -> ActiveAssignment | PendingChange:
+    """Directly assign the role (no activation needed): the admin's own policy checks apply.
+    An assignment to oneself (or a group one is in) waits for a second PIM Administrator."""
     _require_manage_active(actor, role)
     now = now or timezone.now()
+    if not approved_change and (
+        pending := self_grant_intercept(
+            kind="active",
+            actor=actor,
+            role=role,
+            principal=principal,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            justification=justification,
+            mfa_verified_at=mfa_verified_at,
+            now=now,
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
 
     return _assign(
         ActiveAssignment,
@@ -56,6 +81,7 @@ def active_assign(
         now=now,
         policy=_active_admin_policy(actor, justification, mfa_verified_at, now),
         extra={"origin": ActiveAssignment.Origin.DIRECT},
+        details=approval_details(approved_change),
     )
 
 
@@ -66,10 +92,25 @@ def active_update(
     ends_at: datetime | None,
     justification: str = "",
     now: datetime | None = None,
-) -> ActiveAssignment:
+    approved_change: PendingChange | None = None,
+) -> ActiveAssignment | PendingChange:
+    """Change the end of a direct active assignment. Making one's own last longer waits for a
+    second PIM Administrator (roles.two_person)."""
     _require_manage_active(actor, assignment.role)
+    if not approved_change and (
+        pending := self_extension_intercept(
+            actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _update(
-        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="updated"
+        assignment,
+        actor=actor,
+        ends_at=ends_at,
+        justification=justification,
+        now=now,
+        verb="updated",
+        details=approval_details(approved_change),
     )
 
 

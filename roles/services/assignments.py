@@ -46,6 +46,7 @@ def _assign(
     now: datetime,
     extra: dict[str, Any] | None = None,
     policy: Callable[[RoleSettings], str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> _AssignmentT:
     """Create an assignment after locking the role's settings and checking them (policy() may
     check more and returns the cleaned justification)."""
@@ -107,6 +108,7 @@ def _assign(
                 "ends_at": ends_at,
                 "justification": justification,
                 **{key: str(value) for key, value in extra.items()},
+                **(details or {}),
             },
             at=now,
         )
@@ -121,6 +123,7 @@ def _update(
     justification: str,
     now: datetime | None,
     verb: str,
+    details: dict[str, Any] | None = None,
 ) -> _AssignmentT:
     model = type(assignment)
     kind = "eligible" if model is EligibleAssignment else "active"
@@ -154,7 +157,12 @@ def _update(
             target=assignment,
             role=assignment.role,
             scope=assignment.scope,
-            details={"before": before, "after": {"ends_at": ends_at}, "justification": justification},
+            details={
+                "before": before,
+                "after": {"ends_at": ends_at},
+                "justification": justification,
+                **(details or {}),
+            },
             at=now,
         )
     return assignment

@@ -10,7 +10,8 @@ from accounts.models import User
 from audit.services import audit_record
 from common.text import clean_text
 
-from ..models import Role, RoleSettings
+from ..models import PendingChange, Role, RoleSettings
+from ..two_person import approval_details, role_change_intercept
 from .assignments import _require_perm
 
 # Object permissions a role's owners get on that role (delegated administration).
@@ -54,8 +55,15 @@ def role_create(
     return role
 
 
-def role_update(*, actor: User | None, role: Role, changes: dict[str, Any]) -> Role:
-    """Change a role's descriptive fields (name, description, tier, privileged)."""
+def role_update(
+    *,
+    actor: User | None,
+    role: Role,
+    changes: dict[str, Any],
+    approved_change: PendingChange | None = None,
+) -> Role | PendingChange:
+    """Change a role's descriptive fields (name, description, tier, privileged). Un-marking a
+    privileged role waits for a second PIM Administrator (roles.two_person)."""
     _require_perm(actor, "roles.change_role")
     allowed = {"name", "description", "tier", "privileged"}
     if set(changes) - allowed:
@@ -71,11 +79,16 @@ def role_update(*, actor: User | None, role: Role, changes: dict[str, Any]) -> R
             changes["description"] = clean_text(changes["description"], field="description")
         if "tier" in changes and changes["tier"] not in Role.Tier.values:
             raise ValidationError({"tier": "Unknown tier."})
+        if not approved_change and (
+            pending := role_change_intercept(actor=actor, role=role, changes=changes)
+        ):
+            return pending  # the two-person rule: applied when a second PIM Administrator approves
         for field, value in changes.items():
             setattr(role, field, value)
         role.save(update_fields=list(changes))
         diff = {f: {"before": before[f], "after": changes[f]} for f in changes if before[f] != changes[f]}
-        audit_record(action="role.changed", actor=actor, target=role, role=role, details={"changes": diff})
+        details = {"changes": diff, **approval_details(approved_change)}
+        audit_record(action="role.changed", actor=actor, target=role, role=role, details=details)
     return role
 
 

@@ -10,7 +10,8 @@ from accounts.models import User
 from audit.services import audit_record_many
 from common.text import clean_text
 
-from ..models import ActiveAssignment, EligibleAssignment, Role
+from ..models import ActiveAssignment, EligibleAssignment, PendingChange, Role
+from ..two_person import approval_details, self_extension_intercept, self_grant_intercept
 from .active import active_assignments_end
 from .assignments import (
     Principal,
@@ -35,9 +36,26 @@ def eligible_assign(
     ends_at: datetime | None = None,
     justification: str = "",
     now: datetime | None = None,
-) -> EligibleAssignment:
-    """Make a user or group eligible to activate the role at the scope."""
+    approved_change: PendingChange | None = None,
+) -> EligibleAssignment | PendingChange:
+    """Make a user or group eligible to activate the role at the scope. An eligibility for
+    oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person)."""
     _require_manage_eligible(actor, role)
+    now = now or timezone.now()
+    if not approved_change and (
+        pending := self_grant_intercept(
+            kind="eligible",
+            actor=actor,
+            role=role,
+            principal=principal,
+            scope=scope,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            justification=justification,
+            now=now,
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _assign(
         EligibleAssignment,
         actor=actor,
@@ -47,8 +65,9 @@ def eligible_assign(
         starts_at=starts_at,
         ends_at=ends_at,
         justification=justification,
-        now=now or timezone.now(),
+        now=now,
         extra={},
+        details=approval_details(approved_change),
     )
 
 
@@ -59,11 +78,25 @@ def eligible_update(
     ends_at: datetime | None,
     justification: str = "",
     now: datetime | None = None,
-) -> EligibleAssignment:
-    """Change the end of an eligibility that has not ended (None: make it permanent)."""
+    approved_change: PendingChange | None = None,
+) -> EligibleAssignment | PendingChange:
+    """Change the end of an eligibility that has not ended (None: make it permanent). Making
+    one's own last longer waits for a second PIM Administrator (roles.two_person)."""
     _require_manage_eligible(actor, assignment.role)
+    if not approved_change and (
+        pending := self_extension_intercept(
+            actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
+        )
+    ):
+        return pending  # the two-person rule: applied when a second PIM Administrator approves
     return _update(
-        assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="updated"
+        assignment,
+        actor=actor,
+        ends_at=ends_at,
+        justification=justification,
+        now=now,
+        verb="updated",
+        details=approval_details(approved_change),
     )
 
 

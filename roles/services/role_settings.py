@@ -12,8 +12,9 @@ from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
 from common.text import clean_text
 
-from ..models import Role, RoleSettings
+from ..models import PendingChange, Role, RoleSettings
 from ..selectors import pim_administrators
+from ..two_person import approval_details, settings_change_intercept
 from .assignments import _require_perm
 
 SETTINGS_FIELDS = (
@@ -41,8 +42,10 @@ def role_settings_update(
     changes: dict[str, Any],
     approvers: list[User] | None = None,
     approver_groups: list[DirectoryGroup] | None = None,
-) -> RoleSettings:
-    """Change a role's policy; the audit event carries the before/after diff."""
+    approved_change: PendingChange | None = None,
+) -> RoleSettings | PendingChange:
+    """Change a role's policy; the audit event carries the before/after diff. Loosening a
+    privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
     _require_perm(actor, "roles.change_rolesettings")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
@@ -57,6 +60,12 @@ def role_settings_update(
                 changes["notification_recipients"], field="notification_recipients"
             )
         role_settings_validate(role_settings, approvers=approvers, approver_groups=approver_groups)
+        if not approved_change and (
+            pending := settings_change_intercept(
+                actor=actor, proposed=role_settings, approvers=approvers, approver_groups=approver_groups
+            )
+        ):
+            return pending  # the two-person rule: applied when a second PIM Administrator approves
         role_settings.save()
         if approvers is not None:
             role_settings.approvers.set(approvers)
@@ -66,9 +75,8 @@ def role_settings_update(
         diff = {
             key: {"before": before[key], "after": after[key]} for key in after if before[key] != after[key]
         }
-        audit_record(
-            action="role_settings.changed", actor=actor, target=role, role=role, details={"changes": diff}
-        )
+        details = {"changes": diff, **approval_details(approved_change)}
+        audit_record(action="role_settings.changed", actor=actor, target=role, role=role, details=details)
     return role_settings
 
 

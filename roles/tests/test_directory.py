@@ -169,7 +169,9 @@ def test_a_worker_that_died_mid_call_leaves_the_operation_to_be_retried_after_it
 def test_with_the_broker_down_the_operation_waits_for_the_drain(
     requester, backend, django_capture_on_commit_callbacks
 ):
-    with mock.patch("roles.tasks.directory_operation_run.delay", side_effect=ConnectionError("broker down")):
+    with mock.patch(
+        "roles.tasks.directory_operation_run.apply_async", side_effect=ConnectionError("broker down")
+    ):
         with django_capture_on_commit_callbacks(execute=True):
             request = request_activation(requester, eligible_for(requester, role_with()))
 
