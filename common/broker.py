@@ -10,6 +10,7 @@ one request one timeout, not every request one each.
 
 import logging
 import time
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ PAUSE_AFTER_FAILURE = 30.0  # seconds
 _paused_until = 0.0  # time.monotonic() before which this process does not try the broker
 
 
-def task_publish(task, *args) -> bool:
+def task_publish(task: Any, *args: object) -> bool:  # a Celery task (celery is untyped)
     """Queue task(*args) once; False if the broker did not take it (the outbox row stays
     pending and the drain job carries it out)."""
     global _paused_until

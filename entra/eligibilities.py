@@ -2,6 +2,8 @@
 eligible assignments, through the roles services. See entra.sync for the rules every import
 step follows."""
 
+from typing import cast
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -66,14 +68,18 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
         adopted = eligible is not None
     with transaction.atomic():
         if eligible is None:
-            eligible = eligible_assign(
-                actor=None,
-                role=role,
-                principal=principal,
-                scope=scope,
-                ends_at=ends_at,
-                justification=IMPORTED,
-                now=now,
+            # cast: the two-person rule holds back what people do, never a change with actor None
+            eligible = cast(
+                EligibleAssignment,
+                eligible_assign(
+                    actor=None,
+                    role=role,
+                    principal=principal,
+                    scope=scope,
+                    ends_at=ends_at,
+                    justification=IMPORTED,
+                    now=now,
+                ),
             )
             _link(link, key, eligible, item, now)
             return "created"

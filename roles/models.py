@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Self, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar, cast
 
 # Named so: the plugin gives Role a "settings" attribute (RoleSettings.role), which hides
 # the module in the class body.
@@ -338,7 +338,7 @@ class PendingChange(models.Model):
         CANCELED = "canceled"
 
     TERMINAL = (Status.APPROVED, Status.REJECTED, Status.EXPIRED, Status.CANCELED)
-    TRANSITIONS = {Status.PENDING: set(TERMINAL)}
+    TRANSITIONS: ClassVar[dict[str, set[str]]] = {Status.PENDING: set(TERMINAL)}
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -382,10 +382,10 @@ class PendingChange(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.role} ({self.status})"
 
-    def get_absolute_url(self):
+    def get_absolute_url(self) -> str:
         from django.urls import reverse
 
         return reverse("roles:pending_change_detail", args=[self.pk])

@@ -25,11 +25,13 @@ Lock order: the row the change applies to (the role's settings, or the role), th
 change. Proposals hold that row when they store the change; decisions take it first.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -141,8 +143,8 @@ def settings_change_intercept(
     if not loosened:
         return None
     changed = [f for f in POLICY_FIELDS if getattr(current, f) != getattr(proposed, f)]
-    payload = {"changes": {field: _to_json(getattr(proposed, field)) for field in changed}}
-    before = {field: _to_json(getattr(current, field)) for field in changed}
+    payload: dict[str, Any] = {"changes": {field: _to_json(getattr(proposed, field)) for field in changed}}
+    before: dict[str, Any] = {field: _to_json(getattr(current, field)) for field in changed}
     if approvers is not None:
         payload["approvers"] = sorted(user.pk for user in approvers)
         before["approvers"] = sorted(current.approvers.values_list("pk", flat=True))
@@ -552,7 +554,9 @@ def _apply(change: PendingChange, *, actor: User, mfa_verified_at, now: datetime
         assignment = model.objects.filter(pk=payload["assignment"]).first()
         if assignment is None:
             raise ValidationError("The assignment no longer exists.")
-        update = services.eligible_update if model is EligibleAssignment else services.active_update
+        update: Callable[..., Any] = (
+            services.eligible_update if model is EligibleAssignment else services.active_update
+        )
         return update(
             actor=actor,
             assignment=assignment,
@@ -590,7 +594,7 @@ def approval_details(change: PendingChange | None) -> dict:
         "two_person": {
             "pending_change": str(change.pk),
             "proposed_by": change.proposer.label,
-            "approved_by": change.decided_by.label if change.decided_by_id else "",
+            "approved_by": change.decided_by.label if change.decided_by is not None else "",
         }
     }
 
@@ -626,7 +630,8 @@ def pending_change_rows(change: PendingChange) -> list[dict]:
         rows = []
         for field, proposed in change.payload["changes"].items():
             now_value = getattr(current, field) if current is not None else change.before.get(field)
-            rows.append(_row(field, Role._meta.get_field(field).verbose_name, now_value, proposed))
+            role_field = cast("models.Field[Any, Any]", Role._meta.get_field(field))  # not a relation
+            rows.append(_row(field, str(role_field.verbose_name), now_value, proposed))
         return rows
     payload = change.payload
     principal = _principal(payload["principal"])

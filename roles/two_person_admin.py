@@ -2,6 +2,8 @@
 holds back is reported as a pending change (not as a change made), and the pending changes are
 listed read-only (deciding happens on the portal's approval page, with a fresh MFA check)."""
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -19,7 +21,13 @@ SELF_ASSIGNMENT_NOTICE = (
 )
 
 
-class TwoPersonAdminMixin:
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]  # the mixin goes before a ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class TwoPersonAdminMixin(_ModelAdmin):
     """For model admins whose saves may come back from the service as a PendingChange."""
 
     change_form_template = "admin/roles/two_person_change_form.html"
