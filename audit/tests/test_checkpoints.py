@@ -161,8 +161,9 @@ def test_audit_verify_reports_the_checkpoints_and_their_good_signatures(chain_of
     lines = _verify().splitlines()
 
     assert lines[0] == f"OK: 5 events, head #5 {events[-1].hash}"
-    assert lines[1].startswith(f"OK: 2 checkpoints reached by the chain; the latest, {checkpoint.pk} of ")
-    assert lines[1].endswith("signs #5; 2 signatures good")
+    assert lines[1] == "OK: 5 event MACs good, every event from #1 on; the chain head's MAC good"
+    assert lines[2].startswith(f"OK: 2 checkpoints reached by the chain; the latest, {checkpoint.pk} of ")
+    assert lines[2].endswith("signs #5; 2 signatures good")
 
 
 def test_deleting_the_last_events_after_a_checkpoint_is_caught(chain_of, signing_key, tamper):
@@ -200,12 +201,14 @@ def test_a_checkpoint_signed_with_another_key_is_caught(chain_of, signing_key):
     _checkpoint()
     signing_key_of_intruder = Ed25519PrivateKey.generate()
     fields = {
+        "number": 2,
         "seq": 3,
         "hash": AuditEvent.objects.get(seq=3).hash,
         "created_at": timezone.now() + LATER,
         "previous_id": AuditCheckpoint.objects.get().pk,
         "previous_digest": signing.checkpoint_digest(checkpoint_dict(AuditCheckpoint.objects.get())),
         "key_id": signing.key_id(signing_key_of_intruder.public_key()),
+        "keyed_from": 1,
     }
     forged = AuditCheckpoint.objects.create(
         **fields, signature=signing.checkpoint_sign(fields, signing_key_of_intruder)
