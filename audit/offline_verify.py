@@ -13,7 +13,9 @@ database, checks each checkpoint's signature, and holds the chain against it: ev
 to a good checkpoint is then exactly what was logged, since no other content leads to the
 hash the key holder signed. Events after the last checkpoint are chained but not yet signed
 (the report says how many). An export filtered by anything but time has gaps and cannot be
-verified: export the whole log or a time range for that.
+verified: export the whole log or a time range for that. The events' MACs (audit.chain) do not
+travel in an export: they prove events to whoever holds the chain key, in the database, while
+an export is proven by the signed checkpoints alone.
 """
 
 import argparse

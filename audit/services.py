@@ -17,8 +17,8 @@ _LABEL_LIMIT = 300
 
 class ChainHeadMissingError(RuntimeError):
     """The chain head row is gone while the log is not empty: nothing is written until an
-    operator has run audit_verify (re-creating it from the remaining events would hide a
-    deleted tail)."""
+    operator has run audit_verify and restored it (audit_chain_head_restore). Re-creating it
+    silently from the remaining events would hide a deleted tail."""
 
 
 @dataclass
@@ -150,3 +150,31 @@ def _describe_target(target) -> tuple[str, str, str]:
 
 def _label(obj) -> str:
     return str(getattr(obj, "label", None) or obj)
+
+
+def audit_chain_head_restore() -> AuditEvent:
+    """Re-create a missing chain head from the log as it stands, sealed with the chain key,
+    and record that it was (``audit.chain_head_restored``, with where the log ended): an
+    operator's decision, after audit_verify showed what else was removed."""
+    key = chain_keys.current()
+    with transaction.atomic():
+        if AuditChainHead.objects.filter(pk=1).exists():
+            raise ValueError("The audit chain head row is there: nothing to restore.")
+        last_seq, last_hash = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (
+            0,
+            chain.GENESIS_HASH,
+        )
+        head = AuditChainHead(
+            pk=1,
+            last_seq=last_seq,
+            last_hash=last_hash,
+            keyed_from=AuditEvent.objects.exclude(mac="")
+            .order_by("seq")
+            .values_list("seq", flat=True)
+            .first(),
+            checkpoints=AuditCheckpoint.objects.order_by("-id").values_list("number", flat=True).first() or 0,
+        )
+        head.mac, head.mac_key_id = chain.head_mac(key.secret, head_dict(head)), key.id
+        head.save(force_insert=True)
+        details = {"last_seq": last_seq, "last_hash": last_hash, "checkpoints": head.checkpoints}
+        return audit_record(action="audit.chain_head_restored", details=details)

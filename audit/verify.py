@@ -55,8 +55,10 @@ def audit_chain_verify(
     reference: Sequence[Mapping] = (),
 ) -> VerifyResult:
     """Walk the whole log, compare its end with the chain head row, then hold it against every
-    signed checkpoint (with their signatures checked when keys, by key id, are given) and
-    against ``reference``: checkpoints kept outside the database (a checkpoint file).
+    signed checkpoint (with their signatures checked when keys, by key id, are given), against
+    ``reference`` (checkpoints kept outside the database: a checkpoint file), and last check
+    the head's own MAC and the newest checkpoint number it records. The first problem wins,
+    and one about an event names the first bad event.
 
     ``chain_key_ring`` (by key id; the configured PIM_AUDIT_CHAIN_KEY unless given, None for
     none) checks every event's MAC and the head's: without it only the hashes are checked.

@@ -235,6 +235,24 @@ def test_a_deleted_head_row_stops_the_writers_instead_of_hiding_a_deleted_tail(c
     assert "the chain head row is missing" in problem.detail
 
 
+def test_an_operator_restores_a_missing_head_and_the_log_says_so(chain_of, tamper):
+    events = chain_of(4)
+    tamper.sql("DELETE FROM audit_auditchainhead")
+    out = StringIO()
+
+    call_command("audit_head_restore", stdout=out)
+
+    restored = _event(5)
+    assert (restored.action, restored.details) == (
+        "audit.chain_head_restored",
+        {"last_seq": 4, "last_hash": events[-1].hash, "checkpoints": 0},
+    )
+    assert out.getvalue().startswith(f"Chain head restored at #4 {events[-1].hash}; recorded as event #5")
+    assert audit_chain_verify().ok
+    with pytest.raises(CommandError, match="nothing to restore"):
+        call_command("audit_head_restore")
+
+
 # --- (c) The newest checkpoint deleted with the tail ------------------------------------------
 
 
