@@ -12,6 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import kombu.pools
 import pytest
 from django.conf import settings
 from django.core import mail
@@ -78,8 +79,10 @@ class SilentServer:
 
 def forget_broker_connections():
     """Close the pooled broker connections: the next publish connects to the broker configured
-    then. (Celery's own reset after a fork; app.close() would unregister the app.)"""
-    app.pool.force_close_all()
+    then. kombu keeps its pools in a process-wide registry keyed by broker URL, so closing only
+    the app's pool would leave a closed pool there for the next test on the same URL; reset the
+    registry, then Celery's own reset after a fork (app.close() would unregister the app)."""
+    kombu.pools.reset()
     app._after_fork()
 
 
