@@ -95,12 +95,14 @@ lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # The last step runs the deploy checks under production-like settings: DEBUG off, a long
-# random secret key (any *_FILE variant in the environment would win, so it is removed).
+# random secret key and audit chain key (any *_FILE variant in the environment would win, so
+# it is removed).
 check: $(STAMP)
 	DJANGO_DEBUG=1 $(PY) manage.py check --fail-level WARNING
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
-	env -u DJANGO_SECRET_KEY_FILE DJANGO_DEBUG=0 DJANGO_ALLOWED_HOSTS=pim.example.org \
+	env -u DJANGO_SECRET_KEY_FILE -u PIM_AUDIT_CHAIN_KEY_FILE DJANGO_DEBUG=0 DJANGO_ALLOWED_HOSTS=pim.example.org \
 	    DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	    PIM_AUDIT_CHAIN_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')" \
 	    $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: $(STAMP)

@@ -2,22 +2,29 @@
 
 The job signs the chain head every 15 minutes, also when nothing happened, so a log whose
 last events were deleted no longer reaches what a checkpoint signed (audit_verify), and an
-export can be verified with nothing but the public key (audit.offline_verify).
+export can be verified with nothing but the public key (audit.offline_verify). Checkpoints
+are numbered 1, 2, 3, … and the chain head records the newest number under its MAC; with
+PIM_AUDIT_CHECKPOINT_FILE set, each one is also appended to that file once committed, out of
+the database's reach, for audit_verify to compare with.
 """
 
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import signing
+from . import chain_keys, signing
 from .models import AuditCheckpoint
-from .services import lock_chain_head
+from .services import chain_head_save, lock_chain_head
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ def audit_checkpoint_write(
     if key is None:
         logger.warning("Audit checkpoint not written: PIM_AUDIT_SIGNING_KEY is not set for this process.")
         return None
+    chain_key = chain_keys.current()  # the head records the new number under its MAC
     now = now or timezone.now()
     with transaction.atomic():
         # Holding the head serialises checkpoint writers too (one successor per checkpoint).
@@ -65,18 +73,52 @@ def audit_checkpoint_write(
         if previous is not None and previous.created_at > now - min_interval:
             return None
         fields = {
+            "number": _next_number(previous),
             "seq": head.last_seq,
             "hash": head.last_hash,
             "created_at": now,
             "previous_id": previous.pk if previous else None,
             "previous_digest": signing.checkpoint_digest(checkpoint_dict(previous)) if previous else "",
             "key_id": signing.key_id(key.public_key()),
+            "keyed_from": head.keyed_from,
         }
-        return AuditCheckpoint.objects.create(**fields, signature=signing.checkpoint_sign(fields, key))
+        checkpoint = AuditCheckpoint.objects.create(**fields, signature=signing.checkpoint_sign(fields, key))
+        head.checkpoints = checkpoint.number
+        chain_head_save(head, key=chain_key)
+        transaction.on_commit(partial(checkpoint_file_append, checkpoint))
+    return checkpoint
+
+
+def _next_number(previous: AuditCheckpoint | None) -> int:
+    if previous is None:
+        return 1
+    if previous.number is not None:
+        return previous.number + 1
+    # The first numbered one after checkpoints written before numbering: its place in line.
+    return AuditCheckpoint.objects.count() + 1
 
 
 def checkpoint_dict(checkpoint: AuditCheckpoint) -> dict:
     return {name: getattr(checkpoint, name) for name in signing.CHECKPOINT_FIELDS}
+
+
+def checkpoint_file_append(checkpoint: AuditCheckpoint) -> None:
+    """Append the committed checkpoint to PIM_AUDIT_CHECKPOINT_FILE (if set) as one JSON
+    line, synced to disk. A failure is logged, not raised: the checkpoint is in the database,
+    and the file may lack some (audit_verify only requires what it holds to be there)."""
+    path = settings.PIM_AUDIT_CHECKPOINT_FILE
+    if not path:
+        return
+    line = json.dumps(signing.checkpoint_as_json(checkpoint_dict(checkpoint)), separators=(",", ":"))
+    try:
+        with Path(path).open("a", encoding="ascii") as file:
+            file.write(line + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        logger.error(
+            "Audit checkpoint %s not appended to PIM_AUDIT_CHECKPOINT_FILE: %s", checkpoint.pk, error
+        )
 
 
 def iter_checkpoints(

@@ -33,7 +33,9 @@ class AuditEvent(models.Model):
 
     Who and what are kept as static text too (``actor_label``, ``target_label``,
     ``role_label``) so the record survives renames and deletions. ``hash`` covers the
-    previous event's hash and this event's canonical content (see audit.chain).
+    previous event's hash and this event's canonical content; ``mac`` is that hash keyed with
+    the chain key named by ``mac_key_id`` (see audit.chain). Events written before the keyed
+    chain have neither and verify by their hash alone.
     """
 
     class Outcome(models.TextChoices):
@@ -67,6 +69,8 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=400, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
+    mac = models.CharField(max_length=64, blank=True, default="", editable=False)
+    mac_key_id = models.CharField(max_length=16, blank=True, default="", editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -95,11 +99,19 @@ class AuditChainHead(models.Model):
     """The single row holding the chain's last sequence number and hash.
 
     Writers lock it (SELECT ... FOR UPDATE) for the rest of their transaction: that is what
-    makes the sequence gapless and the chain linear under concurrency.
+    makes the sequence gapless and the chain linear under concurrency. It also records the
+    first keyed event (``keyed_from``) and the number of the newest checkpoint
+    (``checkpoints``), and carries a MAC over all four under the chain key: the application's
+    database role may update this row, so only the MAC tells a head moved back over a deleted
+    tail (or over a deleted checkpoint) from one the portal wrote.
     """
 
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
+    keyed_from = models.BigIntegerField(null=True, blank=True)
+    checkpoints = models.BigIntegerField(default=0)
+    mac = models.CharField(max_length=64, blank=True, default="")
+    mac_key_id = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return f"audit head #{self.last_seq}"
@@ -126,10 +138,14 @@ class AuditCheckpoint(models.Model):
 
     Written periodically, also when nothing happened (audit.checkpoints). Each one names the
     checkpoint before it and the digest of that one's signed message, so the checkpoints form
-    a chain of their own. Append-only like the events: a truncated log no longer reaches the
-    seq and hash a checkpoint signed, and only the key holder can sign a new one.
+    a chain of their own, and carries its ``number`` (1, 2, 3, … without gaps; signed, and
+    recorded by the chain head, so a deleted newest checkpoint shows). Append-only like the
+    events: a truncated log no longer reaches the seq and hash a checkpoint signed, and only
+    the key holder can sign a new one. Checkpoints written before numbering have no number
+    and are signed in the older message format.
     """
 
+    number = models.BigIntegerField(null=True, editable=False)
     seq = models.BigIntegerField(editable=False)
     hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(editable=False)
@@ -137,6 +153,9 @@ class AuditCheckpoint(models.Model):
     previous_id = models.BigIntegerField(null=True, editable=False)
     previous_digest = models.CharField(max_length=64, blank=True, editable=False)
     key_id = models.CharField(max_length=32, editable=False)
+    # The first keyed event, as the chain head records it (signed: stripping the keys from the
+    # events and the head cannot pass the chain off as an unkeyed one).
+    keyed_from = models.BigIntegerField(null=True, editable=False)
     signature = models.CharField(max_length=128, editable=False)  # base64 Ed25519 signature
 
     objects = AuditCheckpointQuerySet.as_manager()
@@ -145,6 +164,7 @@ class AuditCheckpoint(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["previous_id"], name="audit_checkpoint_one_successor"),
+            models.UniqueConstraint(fields=["number"], name="audit_checkpoint_unique_number"),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,9 @@ database, checks each checkpoint's signature, and holds the chain against it: ev
 to a good checkpoint is then exactly what was logged, since no other content leads to the
 hash the key holder signed. Events after the last checkpoint are chained but not yet signed
 (the report says how many). An export filtered by anything but time has gaps and cannot be
-verified: export the whole log or a time range for that.
+verified: export the whole log or a time range for that. The events' MACs (audit.chain) do not
+travel in an export: they prove events to whoever holds the chain key, in the database, while
+an export is proven by the signed checkpoints alone.
 """
 
 import argparse
@@ -39,14 +41,20 @@ GAP_HINT = (
 _TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "event": {"seq": int, "prev_hash": str, "hash": str, "occurred_at": str},
     "checkpoint": {
+        "number": (int, type(None)),
         "seq": int,
         "hash": str,
         "created_at": str,
         "previous_id": (int, type(None)),
         "previous_digest": str,
         "key_id": str,
+        "keyed_from": (int, type(None)),
         "signature": str,
     },
+}
+_NEEDED = {
+    "event": EVENT_KEYS,
+    "checkpoint": tuple(name for name in signing.CHECKPOINT_FIELDS if name not in signing.OPTIONAL_FIELDS),
 }
 
 
@@ -171,14 +179,18 @@ def _parse(number: int, line: str) -> dict:
     if not isinstance(item, dict):
         raise ExportError(f"line {number}: not a JSON object")
     kind = item.setdefault("type", "event")
-    needed = {"event": EVENT_KEYS, "checkpoint": signing.CHECKPOINT_FIELDS}.get(kind)
+    needed = _NEEDED.get(kind)
     if needed is None:
         raise ExportError(f"line {number}: unknown type {kind!r}")
     missing = [name for name in needed if name not in item]
     if missing:
         raise ExportError(f"line {number}: {kind} without {', '.join(missing)}")
+    if kind == "checkpoint":
+        for name in signing.OPTIONAL_FIELDS:  # exports written before numbering lack them
+            item.setdefault(name, None)
     wrong = [name for name, kinds in _TYPES[kind].items() if not isinstance(item[name], kinds)]
-    if wrong or isinstance(item["seq"], bool) or not _is_ascii(item, kind):
+    wrong += [name for name in ("seq", "number", "keyed_from") if isinstance(item.get(name), bool)]
+    if wrong or not _is_ascii(item, kind):
         raise ExportError(f"line {number}: {kind} with a malformed {', '.join(wrong) or 'hash'}")
     return item
 
@@ -186,6 +198,12 @@ def _parse(number: int, line: str) -> dict:
 def _is_ascii(item: dict, kind: str) -> bool:
     names = ("prev_hash", "hash") if kind == "event" else ("hash", "signature", "key_id")
     return all(item[name].isascii() for name in names)
+
+
+def read_checkpoints(path: str | Path) -> list[dict]:
+    """The checkpoints in a JSON Lines file (a checkpoint file, or an export: its events are
+    skipped), for audit_verify to hold the database against. Raises ExportError or OSError."""
+    return [item for _, item in _items(path) if item["type"] == "checkpoint"]
 
 
 def read_keys(values: Sequence[str]) -> dict:

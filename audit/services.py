@@ -8,11 +8,17 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import chain, context
-from .models import AuditChainHead, AuditEvent
+from . import chain, chain_keys, context
+from .models import AuditChainHead, AuditCheckpoint, AuditEvent
 
 SYSTEM_ACTOR_LABEL = "system"
 _LABEL_LIMIT = 300
+
+
+class ChainHeadMissingError(RuntimeError):
+    """The chain head row is gone while the log is not empty: nothing is written until an
+    operator has run audit_verify and restored it (audit_chain_head_restore). Re-creating it
+    silently from the remaining events would hide a deleted tail."""
 
 
 @dataclass
@@ -48,6 +54,7 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     """Append several events under one lock of the chain head (bulk jobs use this)."""
     if not entries:
         return []
+    key = chain_keys.current()  # no key, no event: everything after the switch is keyed
     at = at or timezone.now()
     request = context.current()
     with transaction.atomic():
@@ -55,29 +62,55 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
         events = []
         for entry in entries:
             fields = _fields(entry, at, request)
-            fields["seq"] = head.last_seq + 1
-            fields["prev_hash"] = head.last_hash
-            fields["hash"] = chain.event_hash(head.last_hash, fields)
+            chain_link(head, fields, key=key)
             events.append(AuditEvent(**fields))
-            head.last_seq, head.last_hash = fields["seq"], fields["hash"]
         AuditEvent.objects.bulk_create(events)
-        AuditChainHead.objects.filter(pk=1).update(last_seq=head.last_seq, last_hash=head.last_hash)
+        chain_head_save(head, key=key)
     return events
 
 
+def chain_link(head: AuditChainHead, fields: dict, *, key: chain_keys.ChainKey) -> dict:
+    """Number, hash and key one event's fields as the next in the chain, and move the locked
+    head (in memory; chain_head_save stores it) onto it. The first keyed event is recorded
+    in the head as ``keyed_from``: from there on every event must carry a MAC."""
+    if head.keyed_from is None:
+        head.keyed_from = head.last_seq + 1
+    fields["seq"] = head.last_seq + 1
+    fields["prev_hash"] = head.last_hash
+    fields["hash"] = chain.event_hash(head.last_hash, fields)
+    fields["mac"] = chain.event_mac(key.secret, fields["hash"])
+    fields["mac_key_id"] = key.id
+    head.last_seq, head.last_hash = fields["seq"], fields["hash"]
+    return fields
+
+
+def chain_head_save(head: AuditChainHead, *, key: chain_keys.ChainKey) -> None:
+    """Seal the locked head with the chain key and store it."""
+    head.mac, head.mac_key_id = chain.head_mac(key.secret, head_dict(head)), key.id
+    AuditChainHead.objects.filter(pk=1).update(**head_dict(head), mac=head.mac, mac_key_id=head.mac_key_id)
+
+
+def head_dict(head: AuditChainHead) -> dict:
+    return {name: getattr(head, name) for name in chain.HEAD_FIELDS}
+
+
 def lock_chain_head() -> AuditChainHead:
-    """Lock the chain head, re-creating it from the last event if it is missing.
+    """Lock the chain head; create it at the genesis when the log is empty (a flushed test
+    database). A head missing beside events or checkpoints raises ChainHeadMissingError.
 
     Writers hold it to the end of their transaction; the checkpoint job holds it while it signs,
     so the seq and hash it signs are the committed head."""
     head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
         return head
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    last_seq, last_hash = last or (0, chain.GENESIS_HASH)
+    if AuditEvent.objects.exists() or AuditCheckpoint.objects.exists():
+        raise ChainHeadMissingError(
+            "The audit chain head row is missing: no audit event is written until it is back. "
+            "Run manage.py audit_verify to see what else was removed."
+        )
     try:
         with transaction.atomic():
-            AuditChainHead.objects.create(pk=1, last_seq=last_seq, last_hash=last_hash)
+            AuditChainHead.objects.create(pk=1, last_seq=0, last_hash=chain.GENESIS_HASH)
     except IntegrityError:
         pass  # another writer created it first; its row is the one to lock
     return AuditChainHead.objects.select_for_update().get(pk=1)
@@ -117,3 +150,31 @@ def _describe_target(target: object) -> tuple[str, str, str]:
 
 def _label(obj: object) -> str:
     return str(getattr(obj, "label", None) or obj)
+
+
+def audit_chain_head_restore() -> AuditEvent:
+    """Re-create a missing chain head from the log as it stands, sealed with the chain key,
+    and record that it was (``audit.chain_head_restored``, with where the log ended): an
+    operator's decision, after audit_verify showed what else was removed."""
+    key = chain_keys.current()
+    with transaction.atomic():
+        if AuditChainHead.objects.filter(pk=1).exists():
+            raise ValueError("The audit chain head row is there: nothing to restore.")
+        last_seq, last_hash = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (
+            0,
+            chain.GENESIS_HASH,
+        )
+        head = AuditChainHead(
+            pk=1,
+            last_seq=last_seq,
+            last_hash=last_hash,
+            keyed_from=AuditEvent.objects.exclude(mac="")
+            .order_by("seq")
+            .values_list("seq", flat=True)
+            .first(),
+            checkpoints=AuditCheckpoint.objects.order_by("-id").values_list("number", flat=True).first() or 0,
+        )
+        head.mac, head.mac_key_id = chain.head_mac(key.secret, head_dict(head)), key.id
+        head.save(force_insert=True)
+        details = {"last_seq": last_seq, "last_hash": last_hash, "checkpoints": head.checkpoints}
+        return audit_record(action="audit.chain_head_restored", details=details)

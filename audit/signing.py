@@ -1,10 +1,12 @@
 """Ed25519 keys and signed checkpoints, as pure functions over plain dicts (no Django).
 
-A checkpoint dict holds ``seq``, ``hash``, ``created_at`` (a datetime, or the string
-``chain.format_timestamp`` writes), ``previous_id``, ``previous_digest``, ``key_id``,
-``signature`` and, optionally, ``id``. The signed message is a fixed prefix and the canonical
-JSON of everything but the signature and the checkpoint's own id (the database assigns that
-after signing). The offline verifier and ``manage.py audit_verify`` both use ``CheckpointChecker``.
+A checkpoint dict holds ``number``, ``seq``, ``hash``, ``created_at`` (a datetime, or the
+string ``chain.format_timestamp`` writes), ``previous_id``, ``previous_digest``, ``key_id``,
+``keyed_from``, ``signature`` and, optionally, ``id``. The signed message is a fixed prefix
+and the canonical JSON of everything but the signature and the checkpoint's own id (the
+database assigns that after signing). Checkpoints written before numbering (``number`` None)
+were signed in the v1 format, without ``number`` and ``keyed_from``. The offline verifier and
+``manage.py audit_verify`` both use ``CheckpointChecker``.
 
 Keys are written as base64 of the 32 raw bytes (one line, fits an environment variable) and
 read from that or from PEM (PKCS#8 private keys, SubjectPublicKeyInfo public keys).
@@ -25,9 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import chain
 
-MESSAGE_PREFIX = b"PIM Portal audit checkpoint v1\n"
-SIGNED_FIELDS = ("seq", "hash", "created_at", "previous_id", "previous_digest", "key_id")
+MESSAGE_PREFIX_V1 = b"PIM Portal audit checkpoint v1\n"
+SIGNED_FIELDS_V1 = ("seq", "hash", "created_at", "previous_id", "previous_digest", "key_id")
+MESSAGE_PREFIX = b"PIM Portal audit checkpoint v2\n"
+SIGNED_FIELDS = ("number", *SIGNED_FIELDS_V1, "keyed_from")
 CHECKPOINT_FIELDS = ("id", *SIGNED_FIELDS, "signature")
+# Fields an export written before numbering does not carry (read as None).
+OPTIONAL_FIELDS = ("number", "keyed_from")
 _PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.DOTALL)
 
 
@@ -121,11 +127,13 @@ def _raw_32(text: str, kind: str) -> bytes:
 
 
 def checkpoint_message(checkpoint: Mapping) -> bytes:
-    content = {name: checkpoint.get(name) for name in SIGNED_FIELDS}
+    numbered = checkpoint.get("number") is not None
+    prefix, names = (MESSAGE_PREFIX, SIGNED_FIELDS) if numbered else (MESSAGE_PREFIX_V1, SIGNED_FIELDS_V1)
+    content = {name: checkpoint.get(name) for name in names}
     if isinstance(content["created_at"], datetime):
         content["created_at"] = chain.format_timestamp(content["created_at"])
     body = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return MESSAGE_PREFIX + body.encode("ascii")
+    return prefix + body.encode("ascii")
 
 
 def checkpoint_digest(checkpoint: Mapping) -> str:
@@ -147,20 +155,24 @@ def checkpoint_as_json(checkpoint: Mapping) -> dict:
 
 @dataclass(frozen=True)
 class CheckpointProblem:
-    """A checkpoint that is not what the key holder signed, or whose chain of checkpoints broke."""
+    """A checkpoint that is not what the key holder signed, or whose chain of checkpoints
+    broke, or that is missing (then id and seq may be unknown: None)."""
 
     id: int | None
-    seq: int
+    seq: int | None
     detail: str
 
     def __str__(self):
+        if self.id is None and self.seq is None:
+            return self.detail  # a missing checkpoint: the detail names it
         name = f"checkpoint {self.id}" if self.id is not None else "a checkpoint"
-        return f"{name} (at #{self.seq}): {self.detail}"
+        return name + (f" (at #{self.seq})" if self.seq is not None else "") + f": {self.detail}"
 
 
 class CheckpointChecker:
-    """Feeds checkpoints in id order: each must link to the one before it, never step back
-    in the chain, and (when keys are given) carry a good signature by one of them.
+    """Feeds checkpoints in id order: each must link to the one before it, carry the next
+    number, never step back in the chain, and (when keys are given) carry a good signature by
+    one of them.
 
     ``from_start``: the first checkpoint fed must be the very first one written (no
     predecessor), true for the database and false for an export, which carries only the
@@ -184,7 +196,11 @@ class CheckpointChecker:
     def feed(self, checkpoint: Mapping) -> bool:
         if self.problem is not None:
             return False
-        self.problem = self._link_problem(checkpoint) or self._signature_problem(checkpoint)
+        self.problem = (
+            self._link_problem(checkpoint)
+            or self._number_problem(checkpoint)
+            or self._signature_problem(checkpoint)
+        )
         if self.problem is not None:
             return False
         self.count += 1
@@ -206,6 +222,26 @@ class CheckpointChecker:
         if seq < previous["seq"] or (seq == previous["seq"] and checkpoint["hash"] != previous["hash"]):
             return CheckpointProblem(cid, seq, f"steps back from #{previous['seq']}: the chain was rewritten")
         return None
+
+    def _number_problem(self, checkpoint: Mapping) -> CheckpointProblem | None:
+        """Numbers go 1, 2, 3, …; checkpoints from before numbering have none, and come first."""
+        number, previous = checkpoint.get("number"), self.previous
+        previous_number = previous.get("number") if previous is not None else None
+        if number is None:
+            if previous_number is None:
+                return None
+            detail = f"has no number after checkpoint number {previous_number}"
+            return CheckpointProblem(checkpoint.get("id"), checkpoint["seq"], detail)
+        if previous_number is not None:
+            expected = previous_number + 1
+        elif self.from_start:
+            expected = self.count + 1
+        else:
+            return None  # the first numbered one of an export's range
+        if number == expected:
+            return None
+        detail = f"is number {number}, not {expected}: the numbering has a gap or a repeat"
+        return CheckpointProblem(checkpoint.get("id"), checkpoint["seq"], detail)
 
     def _signature_problem(self, checkpoint: Mapping) -> CheckpointProblem | None:
         if self.keys is None:

@@ -1,23 +1,26 @@
-"""Verifying the audit log in the database: walk every event in seq order, recompute, compare,
-then hold the chain against its head row and against every signed checkpoint.
+"""Verifying the audit log in the database: walk every event in seq order, recompute, compare
+(each event's MAC too, where the chain key is), then hold the chain against its sealed head
+row, against every signed checkpoint, and against checkpoints kept outside the database.
 
-The checks themselves (``check_event``, ``ChainWalker``, ``check_anchor`` in audit.walk, and
-the checkpoint checks in audit.signing) are pure functions over plain dicts, so the offline
-verifier reading an export file runs exactly the code that ``manage.py audit_verify`` runs here.
+The checks themselves (``check_event``, ``MacCheck``, ``ChainWalker``, ``check_anchor`` in
+audit.walk, and the checkpoint checks in audit.signing) are pure functions over plain dicts, so
+the offline verifier reading an export file runs exactly the code that ``manage.py
+audit_verify`` runs here.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from . import chain
+from . import chain, chain_keys
 from .checkpoints import iter_checkpoints
 from .models import AuditChainHead, AuditEvent
-from .signing import CheckpointChecker, CheckpointProblem
+from .signing import CheckpointChecker, CheckpointProblem, checkpoint_as_json
 from .walk import (  # noqa: F401 - re-exported: callers and tests import them from here
     GENESIS,
     ChainWalker,
     Fault,
     Link,
+    MacCheck,
     Problem,
     VerifyResult,
     check_anchor,
@@ -26,7 +29,9 @@ from .walk import (  # noqa: F401 - re-exported: callers and tests import them f
 
 # Rows per keyset query: memory stays flat however long the log is (2,000,000 events and more).
 BATCH_SIZE = 5000
-EVENT_FIELDS = ("id", "seq", "prev_hash", "hash", *chain.HASHED_FIELDS)
+EVENT_FIELDS = ("id", "seq", "prev_hash", "hash", "mac", "mac_key_id", *chain.HASHED_FIELDS)
+HEAD_ROW_FIELDS = (*chain.HEAD_FIELDS, "mac", "mac_key_id")
+_CONFIGURED = object()
 
 
 def iter_events(*, batch_size: int = BATCH_SIZE, after: int = 0) -> Iterator[dict]:
@@ -42,9 +47,21 @@ def iter_events(*, batch_size: int = BATCH_SIZE, after: int = 0) -> Iterator[dic
         after = rows[-1][1]
 
 
-def audit_chain_verify(*, batch_size: int = BATCH_SIZE, keys: Mapping | None = None) -> VerifyResult:
+def audit_chain_verify(
+    *,
+    batch_size: int = BATCH_SIZE,
+    keys: Mapping | None = None,
+    chain_key_ring=_CONFIGURED,
+    reference: Sequence[Mapping] = (),
+) -> VerifyResult:
     """Walk the whole log, compare its end with the chain head row, then hold it against every
-    signed checkpoint (with their signatures checked when keys, by key id, are given).
+    signed checkpoint (with their signatures checked when keys, by key id, are given), against
+    ``reference`` (checkpoints kept outside the database: a checkpoint file), and last check
+    the head's own MAC and the newest checkpoint number it records. The first problem wins,
+    and one about an event names the first bad event.
+
+    ``chain_key_ring`` (by key id; the configured PIM_AUDIT_CHAIN_KEY unless given, None for
+    none) checks every event's MAC and the head's: without it only the hashes are checked.
 
     The head is read before the walk (the chain must reach it) and again after it: events
     committed meanwhile are fine, since writers move the head in the same transaction, but an
@@ -52,32 +69,64 @@ def audit_chain_verify(*, batch_size: int = BATCH_SIZE, keys: Mapping | None = N
     are read before the walk too: each must be reached with the hash it signed, which is what
     catches a tail deleted together with a matching edit of the head row.
     """
+    ring = chain_keys.keyring() if chain_key_ring is _CONFIGURED else chain_key_ring
     head = _head()
     checkpoints = list(iter_checkpoints())
-    watch = ([head[0]] if head else []) + [checkpoint["seq"] for checkpoint in checkpoints]
-    walker = ChainWalker(watch=watch)
+    reference = [dict(checkpoint) for checkpoint in reference]
+    macs = MacCheck(keys=ring, keyed_from=_keyed_from(head, checkpoints, reference))
+    watch = [head["last_seq"]] if head else []
+    watch += [checkpoint["seq"] for checkpoint in (*checkpoints, *reference)]
+    walker = ChainWalker(watch=watch, macs=macs)
     if walker.walk(iter_events(batch_size=batch_size)) is not None:
-        return walker.result()
+        return _result(walker, macs)
     if head is None:
         walker.problem = _missing_head(walker)
     else:
-        walker.problem = check_anchor(walker, seq=head[0], hash=head[1])
-    walker.problem = walker.problem or _past_head(walker, _head())
+        walker.problem = check_anchor(walker, seq=head["last_seq"], hash=head["last_hash"])
+    head_after = _head()
+    walker.problem = walker.problem or _past_head(walker, head_after)
     if walker.problem is not None:
-        return walker.result()
-    return _check_checkpoints(walker, checkpoints, keys)
+        return _result(walker, macs)
+    result = _check_checkpoints(walker, checkpoints, keys)
+    problem = result.problem or _check_reference(walker, reference, checkpoints, keys)
+    if head is not None:
+        problem = problem or _check_head_seal(head, ring, macs) or _check_count(head, head_after, checkpoints)
+    if isinstance(problem, Problem):
+        walker.problem = problem  # so the count stops before the event it names
+        result = replace(result, count=walker.result().count)
+    return replace(
+        result,
+        problem=problem,
+        keyed=macs.checked if ring is not None else None,
+        keyed_from=macs.keyed_from,
+        referenced=len(reference),
+    )
+
+
+def _result(walker: ChainWalker, macs: MacCheck) -> VerifyResult:
+    checked = macs.checked if macs.keys is not None else None
+    return replace(walker.result(), keyed=checked, keyed_from=macs.keyed_from)
+
+
+def _keyed_from(head: Mapping | None, checkpoints: list[dict], reference: list[dict]) -> int | None:
+    """The first event that must carry a MAC, by the earliest claim of the head and of any
+    checkpoint. A claim can only be removed by someone without the keys (the head's MAC, the
+    signatures fail then), so the earliest one is the one to hold the events to."""
+    claims = [head["keyed_from"]] if head else []
+    claims += [checkpoint.get("keyed_from") for checkpoint in (*checkpoints, *reference)]
+    claims = [claim for claim in claims if claim is not None]
+    return min(claims) if claims else None
 
 
 def _check_checkpoints(walker: ChainWalker, checkpoints: list[dict], keys: Mapping | None) -> VerifyResult:
-    """Authentic first (links between checkpoints, signatures), then reached by the chain: a
-    forged checkpoint is named as such, not as a truncated log."""
+    """Authentic first (links between checkpoints, numbers, signatures), then reached by the
+    chain: a forged checkpoint is named as such, not as a truncated log."""
     checker = CheckpointChecker(keys=keys, from_start=True)
     problem: CheckpointProblem | Problem | None = checker.walk(checkpoints)
     for checkpoint in checkpoints:
         if problem is not None:
             break
-        name = f"checkpoint {checkpoint['id']} of {chain.format_timestamp(checkpoint['created_at'])}"
-        problem = check_anchor(walker, seq=checkpoint["seq"], hash=checkpoint["hash"], name=name)
+        problem = check_anchor(walker, seq=checkpoint["seq"], hash=checkpoint["hash"], name=_name(checkpoint))
     if isinstance(problem, Problem):
         walker.problem = problem  # so the count stops before the event it names
     return replace(
@@ -89,8 +138,81 @@ def _check_checkpoints(walker: ChainWalker, checkpoints: list[dict], keys: Mappi
     )
 
 
-def _head() -> tuple[int, str] | None:
-    return AuditChainHead.objects.filter(pk=1).values_list("last_seq", "last_hash").first()
+def _check_reference(
+    walker: ChainWalker, reference: list[dict], checkpoints: list[dict], keys: Mapping | None
+) -> Problem | CheckpointProblem | None:
+    """Every checkpoint kept outside the database must be authentic, still be reached by the
+    chain, and still be in the database as it was written: a wiped or rolled-back database
+    (even one whose own head and checkpoints agree again) no longer has them."""
+    stored = {checkpoint["id"]: checkpoint for checkpoint in checkpoints}
+    for checkpoint in reference:
+        name = _name(checkpoint, where=" (from the checkpoint file)")
+        problem = CheckpointChecker(keys=keys, from_start=False).walk([checkpoint])
+        problem = problem or check_anchor(walker, seq=checkpoint["seq"], hash=checkpoint["hash"], name=name)
+        if problem is not None:
+            return problem
+        if stored.get(checkpoint["id"]) is None:
+            detail = "is in the checkpoint file but not in the database: deleted"
+            return CheckpointProblem(checkpoint["id"], checkpoint["seq"], detail)
+        if _signed(stored[checkpoint["id"]]) != _signed(checkpoint):
+            detail = "differs from the copy in the checkpoint file: replaced"
+            return CheckpointProblem(checkpoint["id"], checkpoint["seq"], detail)
+    return None
+
+
+def _check_head_seal(head: Mapping, ring: Mapping | None, macs: MacCheck) -> Problem | None:
+    """The head's MAC: only the portal, holding the chain key, could have moved it here. A
+    head moved back over deleted events (or over a deleted checkpoint) fails it."""
+    if ring is None:
+        return None
+    if not head["mac"] and macs.keyed_from is None and not macs.keyed_seen:
+        return None  # not written since the upgrade to the keyed chain
+    key = ring.get(head["mac_key_id"])
+    if key is not None and chain.mac_matches(chain.head_mac(key, head), head["mac"]):
+        return None
+    seq = head["last_seq"]
+    detail = (
+        f"the chain head row (#{seq}) was changed outside the portal (its MAC does not match): "
+        f"events after #{seq} may have been deleted and the head moved back"
+    )
+    return Problem(Fault.HEAD_MISMATCH, seq + 1, None, detail)
+
+
+def _check_count(
+    head: Mapping, head_after: Mapping | None, checkpoints: list[dict]
+) -> CheckpointProblem | None:
+    """The sealed head records the newest checkpoint's number: the database must hold it (one
+    written during the walk may be newer than the head read before it, never older)."""
+    newest = (checkpoints[-1].get("number") if checkpoints else None) or 0
+    recorded = head["checkpoints"]
+    if newest < recorded:
+        missing = f"number {recorded}" if newest + 1 == recorded else f"numbers {newest + 1} to {recorded}"
+        detail = (
+            f"checkpoint {missing} missing: the chain head records number {recorded} as the newest, "
+            f"the newest in the database is number {newest}"
+        )
+        return CheckpointProblem(None, None, detail)
+    if head_after is not None and newest > head_after["checkpoints"]:
+        detail = (
+            f"is number {newest}, but the chain head records number {head_after['checkpoints']} as the newest"
+        )
+        return CheckpointProblem(checkpoints[-1]["id"], checkpoints[-1]["seq"], detail)
+    return None
+
+
+def _signed(checkpoint: Mapping) -> dict:
+    return checkpoint_as_json(checkpoint)
+
+
+def _name(checkpoint: Mapping, where: str = "") -> str:
+    created = checkpoint["created_at"]
+    created = created if isinstance(created, str) else chain.format_timestamp(created)
+    return f"checkpoint {checkpoint['id']}{where} of {created}"
+
+
+def _head() -> dict | None:
+    row = AuditChainHead.objects.filter(pk=1).values_list(*HEAD_ROW_FIELDS).first()
+    return dict(zip(HEAD_ROW_FIELDS, row, strict=True)) if row else None
 
 
 def _missing_head(walker: ChainWalker) -> Problem | None:
@@ -99,12 +221,12 @@ def _missing_head(walker: ChainWalker) -> Problem | None:
     return Problem(Fault.HEAD_MISMATCH, walker.last.seq, walker.last.id, "the chain head row is missing")
 
 
-def _past_head(walker: ChainWalker, head_after: tuple[int, str] | None) -> Problem | None:
+def _past_head(walker: ChainWalker, head_after: Mapping | None) -> Problem | None:
     if head_after is None:
         return _missing_head(walker)
-    if walker.last.seq <= head_after[0]:
+    if walker.last.seq <= head_after["last_seq"]:
         return None
-    seq = head_after[0] + 1
+    seq = head_after["last_seq"] + 1
     event_id = AuditEvent.objects.filter(seq=seq).values_list("id", flat=True).first()
-    detail = f"after the chain head (#{head_after[0]}): not written by audit_record"
+    detail = f"after the chain head (#{head_after['last_seq']}): not written by audit_record"
     return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, detail)

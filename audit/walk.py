@@ -3,7 +3,8 @@
 ``manage.py audit_verify`` (audit.verify, over the database) and the offline verifier
 (audit.offline_verify, over an export file) run exactly this code. An event dict holds ``seq``,
 ``prev_hash``, ``hash``, every name in ``chain.HASHED_FIELDS`` (``occurred_at`` as a datetime
-or as ``chain.format_timestamp`` writes it) and, optionally, ``id``.
+or as ``chain.format_timestamp`` writes it) and, optionally, ``id``, ``mac`` and
+``mac_key_id`` (checked by a ``MacCheck`` when the walker has one: only where the chain key is).
 """
 
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 class Fault(StrEnum):
     EDITED = "edited"
+    FORGED = "forged"
     DELETED_BEFORE = "deleted before"
     REORDERED_OR_INSERTED = "reordered/inserted"
     HEAD_MISMATCH = "chain head mismatch (truncated tail)"
@@ -58,7 +60,9 @@ class VerifyResult:
     last_seq and last_hash describe the last event walked (the chain head when all is well).
     checkpoints is how many signed checkpoints the chain was held against; signed how many of
     them had their signature checked (None: no public key to check with); latest the newest
-    checkpoint as a dict.
+    checkpoint as a dict. keyed is how many events had their MAC checked (None: no chain key
+    to check with), keyed_from the first event that must carry one; referenced how many
+    checkpoints from outside the database (a checkpoint file) the database was held against.
     """
 
     count: int
@@ -68,10 +72,53 @@ class VerifyResult:
     checkpoints: int = 0
     signed: int | None = None
     latest: Mapping | None = None
+    keyed: int | None = None
+    keyed_from: int | None = None
+    referenced: int = 0
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+
+class MacCheck:
+    """Checks each event's MAC under the chain keys (by key id).
+
+    Events written before the keyed chain carry none and pass on their hash alone, but only
+    before ``keyed_from`` (the first keyed event, as the sealed head and the signed
+    checkpoints record it) and before any keyed event seen in the walk: after the switch an
+    event without a MAC was not written by the portal. With ``keys`` None (no chain key
+    here) only that rule is applied, and no MAC is checked.
+    """
+
+    def __init__(self, *, keys: Mapping[str, bytes] | None, keyed_from: int | None = None):
+        self.keys = keys
+        self.keyed_from = keyed_from
+        self.keyed_seen = False
+        self.checked = 0
+
+    def problem(self, event: Mapping) -> Problem | None:
+        seq, event_id, mac, key_id = event["seq"], event.get("id"), event.get("mac"), event.get("mac_key_id")
+        if not mac and not key_id:
+            if self.keyed_seen or (self.keyed_from is not None and seq >= self.keyed_from):
+                since = self.keyed_from if self.keyed_from is not None else "an earlier event"
+                detail = (
+                    f"carries no MAC, though every event from #{since} on is keyed: not written by the portal"
+                )
+                return Problem(Fault.FORGED, seq, event_id, detail)
+            return None
+        self.keyed_seen = True
+        if self.keys is None:
+            return None
+        key = self.keys.get(key_id)
+        if key is None:
+            detail = f"its MAC names chain key {key_id}, which is not one of the configured keys"
+            return Problem(Fault.FORGED, seq, event_id, detail)
+        if not chain.mac_matches(chain.event_mac(key, event["hash"]), mac):
+            detail = "its MAC does not match its hash: re-hashed or forged without the chain key"
+            return Problem(Fault.EDITED, seq, event_id, detail)
+        self.checked += 1
+        return None
 
 
 def check_event(event: Mapping, previous: Link = GENESIS) -> Problem | None:
@@ -115,13 +162,14 @@ class ChainWalker:
     ``watch`` names seqs whose links to remember (the chain head, signed checkpoints) for
     check_anchor; nothing else is kept, so memory does not grow with the log. ``start`` is
     where the walk begins: the genesis, or (for an export of a later range) the link that the
-    first event names, see ``start_at``.
+    first event names, see ``start_at``. ``macs`` checks the events' MACs as well.
     """
 
-    def __init__(self, *, watch: Iterable[int] = (), start: Link = GENESIS):
+    def __init__(self, *, watch: Iterable[int] = (), start: Link = GENESIS, macs: MacCheck | None = None):
         self.count = 0
         self.start = start
         self.last = start
+        self.macs = macs
         self.problem: Problem | None = None
         self.seen: dict[int, Link | None] = dict.fromkeys(watch)
 
@@ -130,6 +178,8 @@ class ChainWalker:
         if self.problem is not None:
             return False
         self.problem = check_event(event, self.last)
+        if self.problem is None and self.macs is not None:
+            self.problem = self.macs.problem(event)
         if self.problem is not None:
             return False
         self.count += 1

@@ -423,12 +423,14 @@ class Generator:
     # The audit log.
 
     def audit_events(self) -> None:
-        from audit import chain
+        from audit import chain, chain_keys
 
         n = scaled("audit_events", self.scale, 1000)
-        seq, prev = self.db.execute(
-            "SELECT last_seq, last_hash FROM audit_auditchainhead WHERE id = 1"
+        key = chain_keys.current()
+        seq, prev, keyed_from, checkpoints = self.db.execute(
+            "SELECT last_seq, last_hash, keyed_from, checkpoints FROM audit_auditchainhead WHERE id = 1"
         ).fetchone()
+        keyed_from = seq + 1 if keyed_from is None else keyed_from
         start = self.now - timedelta(days=365)
         step = timedelta(days=364) / n
         actions = (
@@ -439,7 +441,7 @@ class Generator:
         )  # fmt: skip
         columns = (
             "seq occurred_at actor_label action outcome target_type target_id target_label role_id "
-            "role_label scope details request_id ip user_agent prev_hash hash actor_id"
+            "role_label scope details request_id ip user_agent prev_hash hash mac mac_key_id actor_id"
         ).split()
         self.export_since = None
         half = n // 2
@@ -479,7 +481,7 @@ class Generator:
                     seq, occurred, fields["actor_label"], action, outcome, fields["target_type"],
                     fields["target_id"], fields["target_label"], role, role_name, "/",
                     json.dumps(fields["details"]), fields["request_id"], fields["ip"], fields["user_agent"],
-                    prev, digest, actor,
+                    prev, digest, chain.event_mac(key.secret, digest), key.id, actor,
                 )  # fmt: skip
                 prev = digest
 
@@ -487,8 +489,12 @@ class Generator:
             with cursor.copy(f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows():
                     copy.write_row(row)
+            # The head sealed as audit.services.chain_head_save does.
+            head = {"last_seq": seq, "last_hash": prev, "keyed_from": keyed_from, "checkpoints": checkpoints}
             cursor.execute(
-                "UPDATE audit_auditchainhead SET last_seq = %s, last_hash = %s WHERE id = 1", (seq, prev)
+                "UPDATE audit_auditchainhead SET last_seq = %s, last_hash = %s, keyed_from = %s, mac = %s, "
+                "mac_key_id = %s WHERE id = 1",
+                (seq, prev, keyed_from, chain.head_mac(key.secret, head), key.id),
             )
         self.db.commit()
         self.counts["audit_events_generated"] = n

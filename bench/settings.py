@@ -9,6 +9,7 @@ import os
 import secrets
 
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("PIM_AUDIT_CHAIN_KEY", secrets.token_urlsafe(32))
 
 from pim_portal.settings import *  # noqa: E402,F403
 

@@ -5,6 +5,7 @@ defaults run a development portal with no services: a SQLite file and a Celery t
 the file system. Set DATABASE_URL and REDIS_URL for real deployments.
 """
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -330,6 +331,19 @@ CELERY_BEAT_SCHEDULE = beat_schedule(globals())  # pim_portal/periodic.py; reads
 # rotated, let audit_verify check the signatures. See README "Verifying the audit log".
 PIM_AUDIT_SIGNING_KEY = env_str("PIM_AUDIT_SIGNING_KEY", "") or ""
 PIM_AUDIT_PUBLIC_KEY = env_str("PIM_AUDIT_PUBLIC_KEY", "") or ""
+# The audit chain key: an HMAC key every process that writes audit events needs (web, worker,
+# beat, cron), and that must never be stored in the database; several, separated by commas,
+# after a rotation (the first keys new events). Without it in production the portal writes no
+# audit event and `check --deploy` fails; with DJANGO_DEBUG a development key is derived from
+# the secret key. README "Verifying the audit log".
+PIM_AUDIT_CHAIN_KEY = env_str("PIM_AUDIT_CHAIN_KEY", "") or ""
+if not PIM_AUDIT_CHAIN_KEY and DEBUG:
+    PIM_AUDIT_CHAIN_KEY = hashlib.sha256(
+        b"PIM Portal development audit chain key\n" + SECRET_KEY.encode()
+    ).hexdigest()
+# Where the checkpoint job also appends each signed checkpoint (JSON Lines), out of the
+# database's reach: audit_verify compares the database with it, so a wipe or a rollback shows.
+PIM_AUDIT_CHECKPOINT_FILE = os.environ.get("PIM_AUDIT_CHECKPOINT_FILE", "")
 
 # Security alerts (SPEC 2.6, README "Alerts"): thresholds with Entra's defaults
 # (research/entra-pim.md §7). Alerts are evaluated hourly ("alerts-evaluate").

@@ -17,9 +17,8 @@ CSRF_COOKIE_SECURE = False
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
-    # Test-database flushes TRUNCATE every table; the audit trigger lets that through only
-    # with this session setting (tests that prove the trigger switch it off).
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c pim.allow_audit_truncate=on"  # noqa: F405
+    # Test-database flushes get past the audit tables' TRUNCATE trigger from the root
+    # conftest.py (as the tables' owner), never through anything the portal could switch on.
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 else:
     DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405

@@ -16,6 +16,8 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.urls import reverse
+from kombu import pools
+from kombu.utils.collections import eqhash
 from rest_framework.test import APIClient
 
 from activations.models import ActivationRequest
@@ -76,11 +78,20 @@ class SilentServer:
         self.listener.close()
 
 
-def forget_broker_connections():
-    """Close the pooled broker connections: the next publish connects to the broker configured
-    then. (Celery's own reset after a fork; app.close() would unregister the app.)"""
-    app.pool.force_close_all()
+def switch_broker(**conf) -> None:
+    """Point Celery at another broker: Celery's own reset after a fork makes it look up the
+    pools of the broker configured now (app.close() would unregister the app)."""
+    app.conf.update(conf)
     app._after_fork()
+
+
+def close_broker_pools() -> None:
+    """Close and forget kombu's pools of the broker configured now, so no later test finds
+    them (kombu keys its pools by URL and options: a port used again would find them)."""
+    key = eqhash(app.connection_for_write())
+    for group in (pools.producers, pools.connections):
+        if key in group:
+            dict.pop(group, key).force_close_all()
 
 
 @contextmanager
@@ -98,8 +109,7 @@ def hung_broker():
             "broker_connection_timeout",
         )
     }
-    forget_broker_connections()
-    app.conf.update(
+    switch_broker(
         task_always_eager=False,
         broker_url=f"redis://127.0.0.1:{server.port}/0",
         broker_transport_options=settings.REDIS_TRANSPORT_OPTIONS,
@@ -112,8 +122,8 @@ def hung_broker():
     finally:
         watchdog.cancel()
         server.stop()
-        forget_broker_connections()
-        app.conf.update(saved)
+        close_broker_pools()
+        switch_broker(**saved)
         broker.broker_pause_clear()
 
 

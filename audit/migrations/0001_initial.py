@@ -5,14 +5,13 @@ import django.db.models.deletion
 
 GENESIS_HASH = "0" * 64
 
-# On PostgreSQL the database itself refuses to change history. The TRUNCATE escape hatch
-# (a session setting) exists only for test-database flushes; see tests/conftest.py.
+# On PostgreSQL the database itself refuses to change history, with no way around it for
+# any session: only the table's owner can drop or disable the trigger, and the portal's own
+# database role owns nothing (README "Database roles"). Test-database flushes disable the
+# TRUNCATE trigger as the owner, from the root conftest.py only.
 TRIGGER_SQL = """
 CREATE FUNCTION audit_event_refuse_change() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP = 'TRUNCATE' AND current_setting('pim.allow_audit_truncate', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     RAISE EXCEPTION 'audit_auditevent is append-only: %% refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;

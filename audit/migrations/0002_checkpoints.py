@@ -1,13 +1,10 @@
 from django.db import migrations, models
 
 # Checkpoints are append-only like the events (0001): on PostgreSQL the database refuses
-# UPDATE, DELETE and TRUNCATE, with the same test-flush escape hatch (tests/settings.py).
+# UPDATE, DELETE and TRUNCATE, to every session (see 0001 for test-database flushes).
 TRIGGER_SQL = """
 CREATE FUNCTION audit_checkpoint_refuse_change() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP = 'TRUNCATE' AND current_setting('pim.allow_audit_truncate', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     RAISE EXCEPTION 'audit_auditcheckpoint is append-only: %% refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;

@@ -1,7 +1,14 @@
-"""Helpers for the audit tests: a small chain, and raw SQL that plays a database superuser."""
+"""Helpers for the audit tests: a small chain, raw SQL that plays a database superuser, and
+README's database roles."""
+
+import contextlib
+import os
+import re
+from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection
 
 from audit.services import audit_record
 
@@ -83,3 +90,60 @@ def checkpoint_tamper(db):
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE audit_auditcheckpoint DISABLE TRIGGER USER")
     return Tamper()
+
+
+GRANTS_MARKER = "<!-- database-role-grants"
+
+
+def readme_grants() -> list[str]:
+    """The SQL statements of README's grants block (the one after GRANTS_MARKER)."""
+    text = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
+    block = re.search(re.escape(GRANTS_MARKER) + r".*?```sql\n(.*?)```", text, re.DOTALL)
+    assert block, "README lost its database-role-grants block"
+    lines = [line for line in block.group(1).splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
+class DatabaseRoles:
+    """README's roles: an owner role that owns every table, and the application's role with
+    README's grants (its name put in place of pim_app).
+
+    They are created inside the test's transaction (rolled back at the end, never seen by
+    other sessions), and ``become`` switches the connection with SET ROLE, which checks
+    privileges exactly as a connection logged in as that role would."""
+
+    def __init__(self):
+        suffix = os.getpid()  # roles are cluster-wide: one name per test process
+        self.owner = f"pim_test_owner_{suffix}"
+        self.app = f"pim_test_app_{suffix}"
+        self.ready = False
+
+    def set_up(self):
+        with connection.cursor() as cursor:
+            # ALTER TABLE waits for nothing: run the inserts' deferred foreign-key checks now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"CREATE ROLE {self.owner} NOLOGIN")
+            cursor.execute(f"CREATE ROLE {self.app} NOLOGIN")
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            for (table,) in cursor.fetchall():
+                cursor.execute(f'ALTER TABLE "{table}" OWNER TO {self.owner}')
+            cursor.execute(f"SET ROLE {self.owner}")
+            for statement in readme_grants():
+                cursor.execute(statement.replace("pim_app", self.app))
+            cursor.execute("RESET ROLE")
+        self.ready = True
+
+    def become(self, role: str | None):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET ROLE {role}" if role else "RESET ROLE")
+
+
+@pytest.fixture
+def database_roles(db):
+    """README's database roles (PostgreSQL only); call set_up() once the data is written.
+    The connection goes back to the test database's own user at the end."""
+    roles = DatabaseRoles()
+    yield roles
+    if roles.ready:
+        with contextlib.suppress(DatabaseError):  # an aborted transaction resets it anyway
+            roles.become(None)

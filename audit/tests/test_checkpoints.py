@@ -1,4 +1,6 @@
 import base64
+import hashlib
+import json
 import logging
 from datetime import timedelta
 from io import StringIO
@@ -10,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from audit import signing
+from audit import chain_keys, signing
 from audit.checkpoints import audit_checkpoint_write, checkpoint_dict, verification_keys
 from audit.models import AppendOnlyError, AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.services import audit_record
@@ -111,6 +113,54 @@ def test_a_pem_signing_key_works_as_well_as_base64(chain_of, settings):
     assert _checkpoint().key_id == signing.key_id(key.public_key())
 
 
+def test_each_committed_checkpoint_is_appended_to_the_checkpoint_file(
+    chain_of, signing_key, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "audit-checkpoints.jsonl"
+    settings.PIM_AUDIT_CHECKPOINT_FILE = str(path)
+    chain_of(2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _checkpoint()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = _checkpoint(timezone.now() + LATER)
+
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines == [
+        signing.checkpoint_as_json(checkpoint_dict(first)),
+        signing.checkpoint_as_json(checkpoint_dict(second)),
+    ]
+    assert [line["number"] for line in lines] == [1, 2]
+
+
+def test_an_unwritable_checkpoint_file_is_logged_and_the_checkpoint_kept(
+    chain_of, signing_key, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
+    settings.PIM_AUDIT_CHECKPOINT_FILE = str(tmp_path / "no-such-folder" / "audit-checkpoints.jsonl")
+    chain_of(1)
+
+    with caplog.at_level(logging.ERROR, logger="audit.checkpoints"):
+        with django_capture_on_commit_callbacks(execute=True):
+            checkpoint = _checkpoint()
+
+    assert AuditCheckpoint.objects.get() == checkpoint
+    assert f"Audit checkpoint {checkpoint.pk} not appended to PIM_AUDIT_CHECKPOINT_FILE" in caplog.text
+
+
+def test_a_checkpoint_file_named_on_the_command_line_must_be_readable(chain_of, tmp_path):
+    chain_of(1)
+
+    with pytest.raises(CommandError, match="Cannot read the checkpoint file"):
+        _verify("--checkpoint-file", str(tmp_path / "missing.jsonl"))
+
+
+def test_a_configured_checkpoint_file_not_written_yet_is_no_failure(chain_of, settings, tmp_path):
+    settings.PIM_AUDIT_CHECKPOINT_FILE = str(tmp_path / "not-yet.jsonl")
+    chain_of(1)
+
+    assert _verify().startswith("OK: 1 events")
+
+
 def test_the_checkpoint_command_signs_now(chain_of, signing_key):
     chain_of(3)
     _checkpoint()
@@ -161,8 +211,9 @@ def test_audit_verify_reports_the_checkpoints_and_their_good_signatures(chain_of
     lines = _verify().splitlines()
 
     assert lines[0] == f"OK: 5 events, head #5 {events[-1].hash}"
-    assert lines[1].startswith(f"OK: 2 checkpoints reached by the chain; the latest, {checkpoint.pk} of ")
-    assert lines[1].endswith("signs #5; 2 signatures good")
+    assert lines[1] == "OK: 5 event MACs good, every event from #1 on; the chain head's MAC good"
+    assert lines[2].startswith(f"OK: 2 checkpoints reached by the chain; the latest, {checkpoint.pk} of ")
+    assert lines[2].endswith("signs #5; 2 signatures good")
 
 
 def test_deleting_the_last_events_after_a_checkpoint_is_caught(chain_of, signing_key, tamper):
@@ -200,12 +251,14 @@ def test_a_checkpoint_signed_with_another_key_is_caught(chain_of, signing_key):
     _checkpoint()
     signing_key_of_intruder = Ed25519PrivateKey.generate()
     fields = {
+        "number": 2,
         "seq": 3,
         "hash": AuditEvent.objects.get(seq=3).hash,
         "created_at": timezone.now() + LATER,
         "previous_id": AuditCheckpoint.objects.get().pk,
         "previous_digest": signing.checkpoint_digest(checkpoint_dict(AuditCheckpoint.objects.get())),
         "key_id": signing.key_id(signing_key_of_intruder.public_key()),
+        "keyed_from": 1,
     }
     forged = AuditCheckpoint.objects.create(
         **fields, signature=signing.checkpoint_sign(fields, signing_key_of_intruder)
@@ -287,6 +340,8 @@ def test_audit_keygen_prints_a_working_key_pair(settings):
     public = signing.load_public_key(values["PIM_AUDIT_PUBLIC_KEY"])
     assert signing.key_id(private.public_key()) == signing.key_id(public)
     assert "-----BEGIN PUBLIC KEY-----" in out.getvalue()
+    [chain_key] = chain_keys.parse(values["PIM_AUDIT_CHAIN_KEY"])
+    assert len(chain_key.secret) >= chain_keys.MIN_LENGTH
 
 
 def test_audit_keygen_shows_the_public_half_of_the_configured_key(signing_key, public_key_text):
@@ -344,6 +399,42 @@ def test_the_system_check_refuses_an_unreadable_key(settings):
 
     assert [message.id for message in messages] == ["audit.E001", "audit.E001"]
     assert all("c2VjcmV0" not in message.msg for message in messages)
+
+
+def _deploy_messages(check_id: str):
+    messages = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
+    return [message for message in messages if message.id == check_id]
+
+
+def test_the_deploy_check_fails_without_a_chain_key(settings):
+    settings.PIM_AUDIT_CHAIN_KEY = ""
+
+    [error] = _deploy_messages("audit.E002")
+
+    assert error.level == checks.ERROR
+    assert "cannot write audit events" in error.msg
+
+
+def test_the_deploy_check_is_silent_with_a_chain_key(settings):
+    settings.PIM_AUDIT_CHAIN_KEY = "k" * 40
+
+    assert _deploy_messages("audit.E002") == []
+
+
+def test_a_chain_key_too_short_to_be_a_secret_is_refused_without_repeating_it(settings):
+    settings.PIM_AUDIT_CHAIN_KEY = "short-secret"
+
+    [error] = [message for message in _audit_messages() if message.id == "audit.E001"]
+
+    assert "PIM_AUDIT_CHAIN_KEY cannot be read: a chain key must be at least 32 characters" in error.msg
+    assert "short-secret" not in error.msg
+
+
+def test_development_gets_a_chain_key_derived_from_the_development_secret(settings):
+    # tests.settings runs with DJANGO_DEBUG=1 and no PIM_AUDIT_CHAIN_KEY in the environment.
+    derived = hashlib.sha256(b"PIM Portal development audit chain key\n" + settings.SECRET_KEY.encode())
+
+    assert settings.PIM_AUDIT_CHAIN_KEY == derived.hexdigest()
 
 
 def test_development_gets_a_stable_key_derived_from_the_development_secret(settings):

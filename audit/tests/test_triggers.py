@@ -39,17 +39,39 @@ def test_the_trigger_refuses_delete(events):
     assert AuditEvent.objects.count() == 3
 
 
-def test_the_trigger_refuses_truncate_without_the_test_flush_setting(events):
-    setup = (
-        # The test settings open the escape hatch for test-database flushes; close it.
-        "SET LOCAL pim.allow_audit_truncate = 'off'",
-        # Run the deferred foreign-key checks of the inserts above now: PostgreSQL will not
-        # TRUNCATE a table with pending trigger events, which would hide the refusal.
-        "SET CONSTRAINTS ALL IMMEDIATE",
-    )
-    assert _refused("TRUNCATE audit_auditevent", setup=setup)
-    assert _refused("TRUNCATE audit_auditevent CASCADE", setup=setup)
+# Run the deferred foreign-key checks of the inserts first: PostgreSQL will not TRUNCATE a
+# table with pending trigger events, which would hide the refusal.
+IMMEDIATE = ("SET CONSTRAINTS ALL IMMEDIATE",)
+
+
+def test_the_trigger_refuses_truncate(events):
+    assert _refused("TRUNCATE audit_auditevent", setup=IMMEDIATE)
+    assert _refused("TRUNCATE audit_auditevent CASCADE", setup=IMMEDIATE)
+    assert _refused("TRUNCATE audit_auditcheckpoint", setup=IMMEDIATE)
     assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.parametrize("scope", ["LOCAL", "SESSION"])
+def test_no_session_setting_lets_truncate_through(events, scope):
+    # The setting that used to open a TRUNCATE escape hatch for test flushes, which any
+    # session could set: it means nothing now.
+    setup = (f"SET {scope} pim.allow_audit_truncate = 'on'", *IMMEDIATE)
+
+    assert _refused("TRUNCATE audit_auditevent", setup=setup)
+    assert _refused("TRUNCATE audit_auditcheckpoint", setup=setup)
+    assert AuditEvent.objects.count() == 3
+
+
+def test_no_trigger_function_reads_a_session_setting():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname IN "
+            "('audit_event_refuse_change', 'audit_checkpoint_refuse_change')"
+        )
+        functions = dict(cursor.fetchall())
+
+    assert set(functions) == {"audit_event_refuse_change", "audit_checkpoint_refuse_change"}
+    assert not any("current_setting" in source for source in functions.values())
 
 
 def test_the_chain_still_verifies_after_refused_attempts(events):

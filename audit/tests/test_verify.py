@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from audit import chain
+from audit import chain, chain_keys
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_record
 from audit.verify import ChainWalker, Fault, audit_chain_verify, check_anchor, iter_events
@@ -26,7 +26,10 @@ def _id(seq: int) -> int:
 def test_audit_verify_passes_a_clean_chain_and_names_its_head(chain_of):
     events = chain_of(7)
 
-    assert _verify_command() == f"OK: 7 events, head #7 {events[-1].hash}\n"
+    assert _verify_command().splitlines() == [
+        f"OK: 7 events, head #7 {events[-1].hash}",
+        "OK: 7 event MACs good, every event from #1 on; the chain head's MAC good",
+    ]
 
 
 def test_audit_verify_passes_an_empty_log():
@@ -120,7 +123,9 @@ def test_neighbours_with_swapped_seq_numbers_are_named_as_reordered(chain_of, ta
 
 
 def _forge(seq: int, prev_hash: str) -> AuditEvent:
-    """An event made to look right: linked to its predecessor and hashed like a real one."""
+    """An event made to look right: linked to its predecessor, hashed like a real one and even
+    keyed with the chain key (as only an insider holding it could): what catches these is the
+    chain's shape. Forgeries without the key: test_tail_attacks."""
     fields = {
         **dict.fromkeys(["target_type", "target_id", "target_label", "role_label", "scope"], ""),
         **dict.fromkeys(["request_id", "user_agent"], ""),
@@ -135,7 +140,11 @@ def _forge(seq: int, prev_hash: str) -> AuditEvent:
         "ip": None,
         "prev_hash": prev_hash,
     }
-    return AuditEvent.objects.create(**fields, hash=chain.event_hash(prev_hash, fields))
+    digest = chain.event_hash(prev_hash, fields)
+    key = chain_keys.current()
+    return AuditEvent.objects.create(
+        **fields, hash=digest, mac=chain.event_mac(key.secret, digest), mac_key_id=key.id
+    )
 
 
 def test_a_forged_event_inserted_in_the_middle_is_named(chain_of, tamper):

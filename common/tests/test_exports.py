@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from audit import chain
+from audit import chain, chain_keys
 from audit.event_exports import FIELDS
-from audit.models import AuditChainHead, AuditEvent
-from audit.services import audit_record, lock_chain_head
+from audit.models import AuditEvent
+from audit.services import audit_record, chain_head_save, chain_link, lock_chain_head
 from audit.verify import audit_chain_verify
 from audit.walk import ChainWalker
 from common.exports import FORMULA_TRIGGERS, csv_chunks, safe_cell, xlsx_chunks
@@ -255,35 +255,37 @@ def test_a_bad_export_request_is_refused_and_not_audited(verified_client, audito
 MB = 1024 * 1024
 _INSERT = (
     "INSERT INTO audit_auditevent (seq, occurred_at, actor_label, action, outcome, target_type, target_id, "
-    "target_label, role_label, scope, details, request_id, user_agent, prev_hash, hash) "
-    "VALUES (%s, %s, %s, %s, %s, '', '', '', '', %s, %s, '', '', %s, %s)"
+    "target_label, role_label, scope, details, request_id, user_agent, prev_hash, hash, mac, mac_key_id) "
+    "VALUES (%s, %s, %s, %s, %s, '', '', '', '', %s, %s, '', '', %s, %s, %s, %s)"
 )
 
 
 def _add_events(count: int, batch: int = 10_000) -> None:
-    """Append count properly chained events quickly: hashed exactly as audit_record_many does,
-    inserted with plain executemany rather than through the ORM (only for speed)."""
+    """Append count properly chained events quickly: numbered, hashed and keyed exactly as
+    audit_record_many does (chain_link, chain_head_save), inserted with plain executemany
+    rather than through the ORM (only for speed)."""
     details_field = AuditEvent._meta.get_field("details")
+    key = chain_keys.current()
     with transaction.atomic(), connection.cursor() as cursor:
         head = lock_chain_head()
-        seq, prev_hash, at = head.last_seq, head.last_hash, timezone.now()
+        at = timezone.now()
         stamp = connection.ops.adapt_datetimefield_value(at)
         rows = []
         for number in range(count):
-            seq += 1
-            fields = {**BULK_EVENT, "seq": seq, "occurred_at": at, "details": {"n": number}}
-            digest = chain.event_hash(prev_hash, fields)
+            fields = chain_link(head, {**BULK_EVENT, "occurred_at": at, "details": {"n": number}}, key=key)
             details = details_field.get_db_prep_save(fields["details"], connection)
             rows.append(
-                (seq, stamp, "system", "bulk.event", "success", BULK_SCOPE, details, prev_hash, digest)
+                (
+                    *(fields["seq"], stamp, "system", "bulk.event", "success", BULK_SCOPE, details),
+                    *(fields["prev_hash"], fields["hash"], fields["mac"], fields["mac_key_id"]),
+                )
             )
-            prev_hash = digest
             if len(rows) == batch:
                 cursor.executemany(_INSERT, rows)
                 rows = []
         if rows:
             cursor.executemany(_INSERT, rows)
-        AuditChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash)
+        chain_head_save(head, key=key)
 
 
 BULK_SCOPE = "/subscriptions/0000/resourceGroups/rg"
