@@ -101,5 +101,5 @@ def head_mac(key: bytes, head) -> str:
     return hmac.new(key, HEAD_MAC_PREFIX + body, hashlib.sha256).hexdigest()
 
 
-def mac_matches(expected: str, given: str) -> bool:
+def mac_matches(expected: str, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode("utf-8"), (given or "").encode("utf-8"))

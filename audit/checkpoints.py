@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
@@ -72,8 +73,9 @@ def audit_checkpoint_write(
         previous = AuditCheckpoint.objects.order_by("-id").first()
         if previous is not None and previous.created_at > now - min_interval:
             return None
-        fields = {
-            "number": _next_number(previous),
+        number = _next_number(previous)
+        fields: dict[str, Any] = {
+            "number": number,
             "seq": head.last_seq,
             "hash": head.last_hash,
             "created_at": now,
@@ -83,7 +85,7 @@ def audit_checkpoint_write(
             "keyed_from": head.keyed_from,
         }
         checkpoint = AuditCheckpoint.objects.create(**fields, signature=signing.checkpoint_sign(fields, key))
-        head.checkpoints = checkpoint.number
+        head.checkpoints = number
         chain_head_save(head, key=chain_key)
         transaction.on_commit(partial(checkpoint_file_append, checkpoint))
     return checkpoint

@@ -69,7 +69,7 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     return events
 
 
-def chain_link(head: AuditChainHead, fields: dict, *, key: chain_keys.ChainKey) -> dict:
+def chain_link(head: AuditChainHead, fields: dict[str, Any], *, key: chain_keys.ChainKey) -> dict[str, Any]:
     """Number, hash and key one event's fields as the next in the chain, and move the locked
     head (in memory; chain_head_save stores it) onto it. The first keyed event is recorded
     in the head as ``keyed_from``: from there on every event must carry a MAC."""
@@ -90,7 +90,7 @@ def chain_head_save(head: AuditChainHead, *, key: chain_keys.ChainKey) -> None:
     AuditChainHead.objects.filter(pk=1).update(**head_dict(head), mac=head.mac, mac_key_id=head.mac_key_id)
 
 
-def head_dict(head: AuditChainHead) -> dict:
+def head_dict(head: AuditChainHead) -> dict[str, Any]:
     return {name: getattr(head, name) for name in chain.HEAD_FIELDS}
 
 

@@ -108,7 +108,9 @@ def _result(walker: ChainWalker, macs: MacCheck) -> VerifyResult:
     return replace(walker.result(), keyed=checked, keyed_from=macs.keyed_from)
 
 
-def _keyed_from(head: Mapping | None, checkpoints: list[dict], reference: list[dict]) -> int | None:
+def _keyed_from(
+    head: Mapping | None, checkpoints: Sequence[Mapping], reference: Sequence[Mapping]
+) -> int | None:
     """The first event that must carry a MAC, by the earliest claim of the head and of any
     checkpoint. A claim can only be removed by someone without the keys (the head's MAC, the
     signatures fail then), so the earliest one is the one to hold the events to."""
@@ -139,7 +141,7 @@ def _check_checkpoints(walker: ChainWalker, checkpoints: list[dict], keys: Mappi
 
 
 def _check_reference(
-    walker: ChainWalker, reference: list[dict], checkpoints: list[dict], keys: Mapping | None
+    walker: ChainWalker, reference: Sequence[Mapping], checkpoints: Sequence[Mapping], keys: Mapping | None
 ) -> Problem | CheckpointProblem | None:
     """Every checkpoint kept outside the database must be authentic, still be reached by the
     chain, and still be in the database as it was written: a wiped or rolled-back database
@@ -147,7 +149,9 @@ def _check_reference(
     stored = {checkpoint["id"]: checkpoint for checkpoint in checkpoints}
     for checkpoint in reference:
         name = _name(checkpoint, where=" (from the checkpoint file)")
-        problem = CheckpointChecker(keys=keys, from_start=False).walk([checkpoint])
+        problem: Problem | CheckpointProblem | None = CheckpointChecker(keys=keys, from_start=False).walk(
+            [checkpoint]
+        )
         problem = problem or check_anchor(walker, seq=checkpoint["seq"], hash=checkpoint["hash"], name=name)
         if problem is not None:
             return problem

@@ -110,7 +110,7 @@ class MacCheck:
         self.keyed_seen = True
         if self.keys is None:
             return None
-        key = self.keys.get(key_id)
+        key = self.keys.get(key_id) if key_id else None
         if key is None:
             detail = f"its MAC names chain key {key_id}, which is not one of the configured keys"
             return Problem(Fault.FORGED, seq, event_id, detail)
