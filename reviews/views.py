@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
-from common.decorators import step_up_required, verified_required
+from common.decorators import step_up_required, verification_redirect, verified_required
 
 from . import reports, selectors, services
 from .forms import BulkDecisionForm, DecisionForm, ReviewDefinitionForm
@@ -158,6 +158,8 @@ def definition_list(request):
 @verified_required
 def definition_create(request):
     selectors.require_permission(user=request.user, perm=selectors.ADD_DEFINITION)
+    if step_up := verification_redirect(request, step_up=True):
+        return step_up  # an administrative change: a fresh code first (after the 404 for outsiders)
     initial = {"start_date": timezone.now().date()}
     form = ReviewDefinitionForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -179,6 +181,8 @@ def definition_edit(request, pk):
     definition = selectors.definition_get_for_admin(
         user=request.user, pk=pk, perm=selectors.CHANGE_DEFINITION
     )
+    if step_up := verification_redirect(request, step_up=True):
+        return step_up  # an administrative change: a fresh code first (after the 404 for outsiders)
     form = ReviewDefinitionForm(
         request.POST if request.method == "POST" else None,
         initial=ReviewDefinitionForm.initial_from(definition),

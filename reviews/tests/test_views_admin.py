@@ -326,3 +326,38 @@ def test_admin_pages_escape_user_text(role, admin, reviewer, verified_client):
     ):
         html = page(client.get(url))
         assert XSS not in html and ESCAPED_XSS in html, url
+
+
+# --- Fresh step-up for administrative changes ------------------------------------------------
+
+
+def test_a_stale_session_must_confirm_a_code_before_creating_or_editing_a_review(
+    admin, reviewer, verified_client, time_machine
+):
+    client = verified_client(admin)
+    response = client.post(NEW, form_data([global_administrator()], fallback_reviewer=reviewer.username))
+    definition = ReviewDefinition.objects.get()
+    assert response.status_code == 302
+    edit = reverse("reviews:definition_edit", args=[definition.pk])
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    events = AuditEvent.objects.count()
+
+    created = client.post(NEW, form_data([global_administrator()], fallback_reviewer=reviewer.username))
+    edited = client.post(
+        edit, form_data([global_administrator()], fallback_reviewer=reviewer.username, name="Renamed")
+    )
+
+    for response in (created, edited):
+        assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:verify"))
+    assert ReviewDefinition.objects.count() == 1
+    definition.refresh_from_db()
+    assert definition.name != "Renamed"
+    assert AuditEvent.objects.count() == events
+
+
+def test_an_outsider_with_a_stale_session_still_gets_404_not_a_code_prompt(
+    outsider, verified_client, time_machine
+):
+    client = verified_client(outsider)
+    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    assert client.get(NEW).status_code == 404
