@@ -67,6 +67,15 @@ def role_catalog(request):
             getattr(importlib.import_module(module), function)(apps, None)
 
 
+@pytest.fixture(autouse=True)
+def refusal_counter():
+    """Every test starts with nobody's refusals counted (audit.refusals rate-limits per minute,
+    and most tests stop the clock at the same minute)."""
+    from django.core.cache import caches
+
+    caches["refusals"].clear()
+
+
 @pytest.fixture
 def clock(request, time_machine):
     """Time stopped at the test module's CLOCK_START (else the default above); the test moves

@@ -33,7 +33,7 @@ DEFINITION_FIELDS = (
 def review_definition_create(
     *, actor: User | None, roles: list[Role], named_reviewers=(), **fields
 ) -> ReviewDefinition:
-    _require_perm(actor, "reviews.add_reviewdefinition")
+    _require_perm(actor, "reviews.add_reviewdefinition", attempted="review_definition_create")
     definition = ReviewDefinition(created_by=actor)
     with transaction.atomic():
         _apply_definition_fields(definition, fields, roles, named_reviewers)
@@ -54,7 +54,7 @@ def review_definition_update(
     named_reviewers=None,
     **fields,
 ) -> ReviewDefinition:
-    _require_perm(actor, "reviews.change_reviewdefinition")
+    _require_perm(actor, "reviews.change_reviewdefinition", attempted="review_definition_update")
     with transaction.atomic():
         definition = ReviewDefinition.objects.select_for_update().get(pk=definition.pk)
         before = _definition_snapshot(definition)

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
+from audit.refusals import audit_permission_denied
 from audit.services import AuditEntry, audit_record
 from common.text import clean_text
 
@@ -310,16 +311,30 @@ def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
         raise PermissionDenied("This change needs a fresh MFA verification.")
 
 
-def _require_perm(actor: User | None, perm: str) -> None:
+def _require_perm(actor: User | None, perm: str, *, attempted: str) -> None:
     if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied("You may not do this.")
+        raise audit_permission_denied(
+            actor=actor, attempted=attempted, permission=perm, message="You may not do this."
+        )
 
 
-def _require_manage_eligible(actor: User | None, role: Role) -> None:
+def _require_manage_eligible(actor: User | None, role: Role, *, attempted: str) -> None:
     if actor is not None and not user_can_manage_eligible(user=actor, role=role):
-        raise PermissionDenied(f"You may not manage eligible assignments of {role}.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted=attempted,
+            permission="roles.manage_eligible_assignments",
+            role=role,
+            message=f"You may not manage eligible assignments of {role}.",
+        )
 
 
-def _require_manage_active(actor: User | None, role: Role) -> None:
+def _require_manage_active(actor: User | None, role: Role, *, attempted: str) -> None:
     if actor is not None and not user_can_manage_active(user=actor, role=role):
-        raise PermissionDenied(f"You may not manage active assignments of {role}.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted=attempted,
+            permission="roles.manage_active_assignments",
+            role=role,
+            message=f"You may not manage active assignments of {role}.",
+        )

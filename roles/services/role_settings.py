@@ -44,7 +44,7 @@ def role_settings_update(
 ) -> RoleSettings | PendingChange:
     """Change a role's policy; the audit event carries the before/after diff. Loosening a
     privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
-    _require_perm(actor, "roles.change_rolesettings")
+    _require_perm(actor, "roles.change_rolesettings", attempted="role_settings_update")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown role settings: {', '.join(sorted(unknown))}.")
