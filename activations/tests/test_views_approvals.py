@@ -315,7 +315,10 @@ def test_the_requester_cannot_approve_their_own_request_by_any_route(route, requ
 
     assert "decision-form" not in page(client.get(detail_url(activation)))
     assert reloaded(activation).status == Status.PENDING_APPROVAL
-    assert decisions(activation) == [] and decision_events(activation) == []
+    assert decisions(activation) == []
+    # A try leaves a record of the refusal (outcome denied), looking does not.
+    tried = route in ("decide", "decide-with-code")
+    assert decision_events(activation) == (["activation.self_approval_refused"] if tried else [])
 
 
 def test_someone_who_may_see_but_not_decide_is_refused(requester, approver, auditor, clock):
@@ -325,6 +328,7 @@ def test_someone_who_may_see_but_not_decide_is_refused(requester, approver, audi
 
     assert messages_of(response) == ["You are not an approver of this request."]
     assert reloaded(activation).status == Status.PENDING_APPROVAL
+    assert decision_events(activation) == ["activation.decision_refused"]
 
 
 def test_a_deactivated_approver_cannot_decide(requester, approver, reviewer, clock):
