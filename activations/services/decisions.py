@@ -18,6 +18,7 @@ request was made:
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -67,7 +68,7 @@ def activation_approve(
         if refusal is None:
             _approvals_needed(request, role_settings)
             _check_live_requirements(request, role_settings)
-            capped = _cap_duration(request, role_settings)
+            capped = _cap_duration(request, role_settings, now)
             _approve(request, approver, reason, mfa_verified_at, now, capped)
     if refusal is not None:
         raise _refused(request, approver, Approval.Decision.APPROVE, refusal)
@@ -270,28 +271,49 @@ def _check_live_requirements(request: ActivationRequest, role_settings: RoleSett
         )
 
 
-def _cap_duration(request: ActivationRequest, role_settings: RoleSettings) -> dict | None:
-    """Cut the duration to the role's current maximum; what was cut (None: nothing)."""
-    maximum = (
-        role_settings.activation_max_duration
-        if request.kind == Kind.ACTIVATE
-        else role_settings.eligible_max_duration
-    )
+def _cap_duration(request: ActivationRequest, role_settings: RoleSettings, now: datetime) -> dict | None:
+    """Cut the duration to what the role's maximum allows now; what was cut (None: nothing)."""
+    maximum = _longest_allowed(request, role_settings, now)
     if request.duration <= maximum:
         return None
+    if maximum < settings.PIM_MIN_ASSIGNMENT_DURATION:
+        raise ActivationError(
+            f"Eligible assignments of {request.role} now last at most "
+            f"{_length(role_settings.eligible_max_duration)}: this eligibility cannot be extended. "
+            "Deny the request."
+        )
     request.requested_duration = request.requested_duration or request.duration
     request.duration = maximum
     request.save(update_fields=["duration", "requested_duration"])
     return {
         "requested_seconds": _seconds(request.requested_duration),
         "granted_seconds": _seconds(maximum),
-        "note": f"Capped to {_hours(maximum)}, the role's maximum now; {_hours(request.requested_duration)} "
-        "were asked for.",
+        "note": (
+            f"Capped to {_length(maximum)} by the role's maximum now; "
+            f"{_length(request.requested_duration)} were asked for."
+        ),
     }
+
+
+def _longest_allowed(request: ActivationRequest, role_settings: RoleSettings, now: datetime) -> timedelta:
+    if request.kind == Kind.ACTIVATE:
+        return role_settings.activation_max_duration
+    if request.kind == Kind.RENEW:
+        return role_settings.eligible_max_duration
+    # An extension is added to the current end, and the extended eligibility may last at most
+    # the maximum from now (roles.services' rule for extending).
+    ends_at = EligibleAssignment.objects.values_list("ends_at", flat=True).get(pk=request.eligible_id)
+    return role_settings.eligible_max_duration - (max(ends_at or now, now) - now)
 
 
 def _seconds(duration: timedelta) -> int:
     return int(duration.total_seconds())
+
+
+def _length(duration: timedelta) -> str:
+    if duration >= timedelta(days=2) and duration % timedelta(days=1) == timedelta(0):
+        return f"{duration.days} days"
+    return _hours(duration)
 
 
 # --- Approving ---------------------------------------------------------------------------------
