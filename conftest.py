@@ -70,10 +70,14 @@ def role_catalog(request):
 @pytest.fixture(autouse=True)
 def refusal_counter():
     """Every test starts with nobody's refusals counted (audit.refusals rate-limits per minute,
-    and most tests stop the clock at the same minute)."""
+    and most tests stop the clock at the same minute) and none kept aside by an earlier test
+    (one refused inside a transaction that the test's own never lets commit)."""
     from django.core.cache import caches
 
+    from audit import refusals
+
     caches["refusals"].clear()
+    refusals.audit_refusals_discard()
 
 
 @pytest.fixture

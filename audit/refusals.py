@@ -104,6 +104,11 @@ def audit_refusals_flush() -> int:
     return len(pending)
 
 
+def audit_refusals_discard() -> None:
+    """Forget the refusals kept aside (tests: a test's transaction never commits)."""
+    _deferred.set(())
+
+
 def _admitted(entry: AuditEntry, at: datetime) -> AuditEntry | None:
     """The entry itself while the actor is within the limit, the one suppressed-event entry
     just past it, None after that (until the next minute)."""
