@@ -135,7 +135,7 @@ def _update(assignment, *, actor, ends_at, justification, now, verb, details=Non
             measure_from=measure_from,
         )
         if ends_at is not None and (assignment.ends_at is None or ends_at < assignment.ends_at):
-            _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+            _ensure_lockout_safe(assignment.role, removing=assignment, now=now, new_end=ends_at)
         before = {"ends_at": assignment.ends_at}
         assignment.ends_at = ends_at
         assignment.save(update_fields=["ends_at"])
@@ -266,12 +266,16 @@ def _ensure_lockout_safe(
     removing=None,
     removing_user: User | None = None,
     removing_group: DirectoryGroup | None = None,
+    new_end: datetime | None = None,
 ) -> None:
     """Anti-lockout: never leave a protected role without a holder, nor take away its last
-    permanent holder (so the last eligibility cannot lapse at its end either).
+    permanent holder, nor give the last holder an end (or an earlier one) that no other holder
+    outlasts, whatever their own ends (README "Anti-lockout"; the last holder that reaches its
+    end anyway is kept by lockout_holders_keep).
 
-    What goes: one assignment (removing), a user with their sole-member groups
-    (removing_user), or a group's assignments (removing_group: its last active member leaves)."""
+    What goes: one assignment (removing; at new_end if given, else now), a user with their
+    sole-member groups (removing_user), or a group's assignments (removing_group: its last
+    active member leaves)."""
     if not role.lockout_protected:
         return
     eligible, active = role_holders(role=role, at=now)
@@ -303,6 +307,21 @@ def _ensure_lockout_safe(
     if (losing_permanent and not permanent_left) or not (eligible.exists() or active.exists()):
         raise LockoutError(
             f"{role} must keep at least one permanent holder (anti-lockout): assign someone else first."
+        )
+    if new_end is not None and removing is not None:
+        _ensure_outlasted(role, removing, new_end)
+
+
+def _ensure_outlasted(role: Role, assignment, new_end: datetime) -> None:
+    """Ending (or ending earlier) one holder is allowed only if another still holds the role
+    after that end: the last holder's end cannot be set or brought forward."""
+    eligible, active = role_holders(role=role, at=new_end)
+    model = type(assignment)
+    others = [qs.exclude(pk=assignment.pk) if qs.model is model else qs for qs in (eligible, active)]
+    if not any(qs.exists() for qs in others):
+        raise LockoutError(
+            f"{role} would have no holder after {new_end:%Y-%m-%d %H:%M} UTC (anti-lockout): the last "
+            "holder's end cannot be set or brought forward. Assign someone else first."
         )
 
 
