@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.refusals import audit_refusal
 from common.text import clean_text
-from roles.models import EligibleAssignment, RoleSettings
+from roles.models import EligibleAssignment, Role, RoleSettings
 from roles.services import eligible_extend, eligible_renew, role_approver_candidates
 
 from ..models import ActivationRequest, Approval, RequestApprover
@@ -184,6 +184,25 @@ def _already_decided_message(request: ActivationRequest) -> str:
 # --- The live policy ---------------------------------------------------------------------------
 
 
+def activation_approvers_refresh(*, role: Role, now: datetime | None = None) -> int:
+    """After the role's settings changed: the approvers added since join each pending request
+    of the role and are asked to decide it (the change's own transaction has committed; each
+    request is locked on its own). Returns how many requests gained approvers."""
+    now = now or timezone.now()
+    pending = ActivationRequest.objects.filter(role=role, status=Status.PENDING_APPROVAL, decide_by__gt=now)
+    refreshed = 0
+    for pk in pending.values_list("pk", flat=True):
+        with transaction.atomic():
+            request = (
+                ActivationRequest.objects.select_for_update(of=("self",))
+                .select_related("role", "requester")
+                .get(pk=pk)
+            )
+            if request.status == Status.PENDING_APPROVAL and now < request.decide_by:
+                refreshed += _approvers_join(request, _live_approvers(request, _role_settings(request)), now)
+    return refreshed
+
+
 def _role_settings(request: ActivationRequest) -> RoleSettings:
     # Read, not locked: the request's row lock orders this decision, and a settings change that
     # commits after this read comes after it (the lock order stays the one the services share).
@@ -198,13 +217,13 @@ def _live_approvers(request: ActivationRequest, role_settings: RoleSettings) -> 
     }
 
 
-def _approvers_join(request: ActivationRequest, live: dict, now: datetime) -> None:
+def _approvers_join(request: ActivationRequest, live: dict, now: datetime) -> int:
     """The role's approvers added since the request was made join its frozen approvers and get
     the approval-request email (those removed stay on it, for the record, but may not decide)."""
     frozen = set(request.approvers.values_list("user_id", flat=True))
     added = [user for pk, user in live.items() if pk not in frozen]
     if not added:
-        return
+        return 0
     RequestApprover.objects.bulk_create([RequestApprover(request=request, user=user) for user in added])
     _audit(
         request,
@@ -214,6 +233,7 @@ def _approvers_join(request: ActivationRequest, live: dict, now: datetime) -> No
         details={"added": sorted(user.label for user in added), "because": "the role's approvers changed"},
     )
     _notify(request, "approval-request", added, now, with_links=True)
+    return 1
 
 
 def _approvals_needed(request: ActivationRequest, role_settings: RoleSettings) -> None:

@@ -209,6 +209,25 @@ def test_the_refused_approver_hands_the_request_to_the_current_approvers(
     assert request.role.name in message.subject and f"/{request.pk}/?t=" in message.body
 
 
+def test_approvers_named_on_the_role_are_asked_about_its_pending_requests_at_once(
+    requester, approver, second_approver, django_capture_on_commit_callbacks
+):
+    role = role_with(approvers=[approver])
+    request = request_activation(requester, eligible_for(requester, role))
+    other = UserFactory(username="other")
+    decided = request_activation(other, eligible_for(other, role))
+    deny(approver, decided)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change_settings(role, approvers=[second_approver])
+
+    assert frozen_approvers(request) == {"approver", "approver2"}
+    assert frozen_approvers(decided) == {"approver"}  # only pending requests
+    [message] = mail.outbox
+    assert message.to == [second_approver.email] and f"/{request.pk}/?t=" in message.body
+    assert approve(second_approver, request).status == Status.GRANTED
+
+
 def test_approvers_added_to_the_role_join_the_request_at_the_next_decision(
     requester, approver, second_approver, django_capture_on_commit_callbacks
 ):

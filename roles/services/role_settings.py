@@ -12,6 +12,7 @@ from common.text import clean_text
 
 from ..models import PendingChange, Role, RoleSettings
 from ..selectors import pim_administrators
+from ..signals import role_settings_changed
 from ..two_person import approval_details, settings_change_intercept
 from .assignments import _require_perm
 
@@ -75,6 +76,7 @@ def role_settings_update(
         }
         details = {"changes": diff, **approval_details(approved_change)}
         audit_record(action="role_settings.changed", actor=actor, target=role, role=role, details=details)
+        role_settings_changed.send(sender=RoleSettings, role=role)
     return role_settings
 
 
