@@ -209,7 +209,7 @@ def _role_settings(request: ActivationRequest) -> RoleSettings:
     return RoleSettings.objects.select_related("role").get(role_id=request.role_id)
 
 
-def _live_approvers(request: ActivationRequest, role_settings: RoleSettings) -> dict:
+def _live_approvers(request: ActivationRequest, role_settings: RoleSettings) -> dict[int, User]:
     """Who may approve the request now, by id: the role's approvers as they are now (named,
     failing those its owners, failing those the PIM Administrators), never the requester."""
     return {
@@ -217,7 +217,7 @@ def _live_approvers(request: ActivationRequest, role_settings: RoleSettings) -> 
     }
 
 
-def _approvers_join(request: ActivationRequest, live: dict, now: datetime) -> int:
+def _approvers_join(request: ActivationRequest, live: dict[int, User], now: datetime) -> int:
     """The role's approvers added since the request was made join its frozen approvers and get
     the approval-request email (those removed stay on it, for the record, but may not decide)."""
     frozen = set(request.approvers.values_list("user_id", flat=True))
@@ -249,7 +249,7 @@ def _approvals_needed(request: ActivationRequest, role_settings: RoleSettings) -
         request.save(update_fields=["approvals_required"])
 
 
-def _standing_refusal(request: ActivationRequest, approver: User, live: dict) -> str | None:
+def _standing_refusal(request: ActivationRequest, approver: User, live: dict[int, User]) -> str | None:
     """Why the approver, frozen on the request, may no longer decide it (None: they may)."""
     if approver.pk in live:
         return None
@@ -291,7 +291,9 @@ def _check_live_requirements(request: ActivationRequest, role_settings: RoleSett
         )
 
 
-def _cap_duration(request: ActivationRequest, role_settings: RoleSettings, now: datetime) -> dict | None:
+def _cap_duration(
+    request: ActivationRequest, role_settings: RoleSettings, now: datetime
+) -> dict[str, object] | None:
     """Cut the duration to what the role's maximum allows now; what was cut (None: nothing)."""
     maximum = _longest_allowed(request, role_settings, now)
     if request.duration <= maximum:
@@ -339,7 +341,14 @@ def _length(duration: timedelta) -> str:
 # --- Approving ---------------------------------------------------------------------------------
 
 
-def _approve(request, approver, reason, mfa_verified_at, now, capped: dict | None) -> None:
+def _approve(
+    request: ActivationRequest,
+    approver: User,
+    reason: str,
+    mfa_verified_at: datetime | None,
+    now: datetime,
+    capped: dict[str, object] | None,
+) -> None:
     Approval.objects.create(
         request=request,
         approver=approver,

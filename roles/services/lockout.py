@@ -81,10 +81,10 @@ def _held_at(role: Role, moment: datetime) -> bool:
     return eligible.exists() or active.filter(origin=ActiveAssignment.Origin.DIRECT).exists()
 
 
-def _latest_ending_holder(role: Role, now: datetime):
+def _latest_ending_holder(role: Role, now: datetime) -> EligibleAssignment | ActiveAssignment | None:
     """The usable holder whose end comes last, among those not ended early and not recorded as
     expired (one that lapsed a moment ago, before the job ran, is still one)."""
-    candidates = []
+    candidates: list[EligibleAssignment | ActiveAssignment] = []
     for model, extra in (
         (EligibleAssignment, Q()),
         (ActiveAssignment, Q(origin=ActiveAssignment.Origin.DIRECT)),
@@ -99,7 +99,7 @@ def _latest_ending_holder(role: Role, now: datetime):
         )
         if latest is not None:
             candidates.append(latest)
-    return max(candidates, key=lambda assignment: assignment.ends_at, default=None)
+    return max(candidates, key=lambda assignment: assignment.ends_at or now, default=None)
 
 
 def _usable_principal() -> Q:
