@@ -32,6 +32,8 @@ def lockout_holders_keep(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     kept = 0
     for role in Role.objects.filter(lockout_protected=True):
+        if _held_at(role, now + LOCKOUT_KEEP_AHEAD):
+            continue  # the usual case, read without a lock (checked again under it below)
         with transaction.atomic():
             # The role's settings first, as the assignment services take them (one lock order).
             RoleSettings.objects.select_for_update().get(role=role)
