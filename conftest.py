@@ -102,6 +102,19 @@ def role_catalog(request):
             getattr(importlib.import_module(module), function)(apps, None)
 
 
+@pytest.fixture(autouse=True)
+def refusal_counter():
+    """Every test starts with nobody's refusals counted (audit.refusals rate-limits per minute,
+    and most tests stop the clock at the same minute) and none kept aside by an earlier test
+    (one refused inside a transaction that the test's own never lets commit)."""
+    from django.core.cache import caches
+
+    from audit import refusals
+
+    caches["refusals"].clear()
+    refusals.audit_refusals_discard()
+
+
 @pytest.fixture
 def clock(request, time_machine):
     """Time stopped at the test module's CLOCK_START (else the default above); the test moves

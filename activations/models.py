@@ -69,6 +69,9 @@ class ActivationRequest(models.Model):
     # Requested start (scheduled activation); None: at grant. The clock starts at grant.
     starts_at = models.DateTimeField(null=True, blank=True)
     duration = models.DurationField()
+    # What the requester asked for, kept when a decision cut `duration` to the role's maximum
+    # at the time (decisions re-check the live policy); None: granted as asked.
+    requested_duration = models.DurationField(null=True, blank=True)
     justification = models.TextField(blank=True)
     ticket_number = models.CharField(max_length=100, blank=True)
     ticket_system = models.CharField(max_length=100, blank=True)

@@ -25,7 +25,7 @@ from roles import selectors as role_selectors
 from roles.models import ActiveAssignment
 
 from . import evidence, selectors, services
-from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm
+from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm, duration_label
 from .models import ActivationRequest, TransitionNotAllowed
 from .tokens import approval_token_problem
 
@@ -255,6 +255,11 @@ def _decision_message(activation: ActivationRequest, decision: str) -> str:
     requester = activation.requester
     if decision == "deny":
         return f"Denied. {requester} will be told."
+    return _approval_message(activation) + _capped_note(activation)
+
+
+def _approval_message(activation: ActivationRequest) -> str:
+    requester = activation.requester
     if activation.status == Status.PENDING_APPROVAL:
         missing = activation.approvals_required - activation.approvals.filter(decision="approve").count()
         return f"Your approval is recorded; {missing} more approval{'s' if missing != 1 else ''} needed."
@@ -263,6 +268,16 @@ def _decision_message(activation: ActivationRequest, decision: str) -> str:
         return f"Approved: {activation.role} is active for {requester} until {until} UTC."
     done = "extended" if activation.kind == Kind.EXTEND else "renewed"
     return f"Approved: the eligibility of {requester} for {activation.role} was {done}."
+
+
+def _capped_note(activation: ActivationRequest) -> str:
+    """Decisions re-check the live policy: say so when the role's maximum cut the duration."""
+    if not activation.requested_duration:
+        return ""
+    return (
+        f" The duration was capped to {duration_label(activation.duration)}, the role's maximum now "
+        f"({duration_label(activation.requested_duration)} were asked for)."
+    )
 
 
 @safe_methods_and_post

@@ -180,6 +180,29 @@ def too_many_global_admins(*, now: datetime) -> list[Finding]:
     )
 
 
+KEPT_ACTIONS = {"eligible_assignment.kept": EligibleAssignment, "active_assignment.kept": ActiveAssignment}
+
+
+def lockout_holders_kept(*, now: datetime) -> list[Finding]:
+    """Holders of a lockout-protected role kept past their end because each was the last one
+    (roles.services.lockout_holders_keep), still without an end."""
+    items = []
+    for action, model in KEPT_ACTIONS.items():
+        kept_ids = AuditEvent.objects.filter(action=action).values_list("target_id", flat=True)
+        assignments = (
+            model.objects.filter(_still_open(now), pk__in=list(kept_ids), ends_at__isnull=True)
+            .select_related("role", "user", "group")
+            .order_by("role__name", "starts_at")
+        )
+        kind = "eligible_assignment" if model is EligibleAssignment else "active_assignment"
+        items += [item(kind, a, _assignment_label(a)) for a in assignments]
+    return _one(
+        items,
+        "These were the last holders of a lockout-protected role when they reached their end, so they "
+        "were kept without one (anti-lockout). Assign someone else, then end or re-date them.",
+    )
+
+
 def unused_eligibilities(*, now: datetime) -> list[Finding]:
     """Eligible for a privileged role for at least N days and no activation of it in N days."""
     days = settings.PIM_ALERT_UNUSED_DAYS
@@ -407,6 +430,14 @@ KINDS: dict[str, AlertKind] = {
         "PIM_ALERT_GLOBAL_ADMIN_PERCENT % of all privileged role assignments.",
         "Move people to less privileged roles that cover what they do.",
         too_many_global_admins,
+    ),
+    "lockout_holder_kept": AlertKind(
+        "The last holder of a lockout-protected role was kept past its end",
+        H,
+        "Global Administrator or PIM Administrator would have had no holder: the last one's "
+        "time-bound assignment was kept without an end (anti-lockout) instead of lapsing.",
+        "Assign the role to someone else (or a second person), then give this assignment an end again.",
+        lockout_holders_kept,
     ),
     "unused_eligibilities": AlertKind(
         "Administrators aren't using their privileged roles",

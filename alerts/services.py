@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit.refusals import audit_permission_denied
 from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 from notifications.services import email_queue
@@ -48,7 +49,12 @@ def alerts_evaluate(
     now = now or timezone.now()
     kinds = list(kinds or KINDS)
     if actor is not None and not actor.has_perm(MANAGE_PERMISSION):
-        raise PermissionDenied("You may not evaluate alerts.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="alerts_evaluate",
+            permission=MANAGE_PERMISSION,
+            message="You may not evaluate alerts.",
+        )
     findings = {kind: KINDS[kind].rule(now=now) for kind in kinds}
     try:
         return _apply(findings, now=now, actor=actor)
@@ -150,7 +156,13 @@ def alert_dismiss(*, actor: User, alert: Alert, reason: str, now: datetime | Non
     """Dismiss an open alert with a reason; it comes back if the condition resolves and returns,
     or new items are affected."""
     if not actor.has_perm(MANAGE_PERMISSION):
-        raise PermissionDenied("You may not dismiss alerts.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="alert_dismiss",
+            permission=MANAGE_PERMISSION,
+            target=alert,
+            message="You may not dismiss alerts.",
+        )
     now = now or timezone.now()
     reason = clean_text(reason, field="reason", required=True)
     with transaction.atomic():
@@ -175,7 +187,13 @@ def alert_fix(*, actor: User, alert: Alert, item_id: str, now: datetime | None =
     """Apply the alert's fix to one of its items, through the audited services, then evaluate
     the alert's kind again. Returns what was done."""
     if not actor.has_perm(MANAGE_PERMISSION):
-        raise PermissionDenied("You may not fix alerts.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="alert_fix",
+            permission=MANAGE_PERMISSION,
+            target=alert,
+            message="You may not fix alerts.",
+        )
     now = now or timezone.now()
     fix = FIXES.get(alert.kind)
     if fix is None or alert.status == Alert.Status.RESOLVED:

@@ -237,6 +237,10 @@ class ActivationRequestSerializer(serializers.ModelSerializer):
     requester = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     decided_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True, allow_null=True)
     duration = serializers.SerializerMethodField(help_text="seconds")
+    requested_duration = serializers.SerializerMethodField(
+        help_text="seconds asked for, when a decision capped the duration to the role's maximum "
+        "at the time; null: granted as asked"
+    )
     approvers = serializers.SerializerMethodField(help_text="usernames of the people who may decide")
     approvals = ApprovalSerializer(many=True, read_only=True)
 
@@ -252,6 +256,7 @@ class ActivationRequestSerializer(serializers.ModelSerializer):
             "eligible",
             "starts_at",
             "duration",
+            "requested_duration",
             "justification",
             "ticket_number",
             "ticket_system",
@@ -272,6 +277,9 @@ class ActivationRequestSerializer(serializers.ModelSerializer):
 
     def get_duration(self, obj) -> int:
         return _seconds(obj.duration)
+
+    def get_requested_duration(self, obj) -> int | None:
+        return _seconds(obj.requested_duration)
 
     def get_approvers(self, obj) -> list[str]:
         return sorted(approver.user.username for approver in obj.approvers.all())

@@ -10,12 +10,13 @@ import secrets
 from datetime import datetime
 from typing import cast
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_create
+from audit.refusals import audit_permission_denied
 from audit.services import audit_record
 from common.text import clean_text
 from roles.models import ActiveAssignment, Role
@@ -63,7 +64,12 @@ def api_token_create(
 
     ``actor`` is the user themself (their profile page) or None (``manage.py api_token``)."""
     if actor is not None and actor.pk != user.pk:
-        raise PermissionDenied("People make API tokens only for themselves.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="api_token_create",
+            target=user,
+            message="People make API tokens only for themselves.",
+        )
     now = now or timezone.now()
     name = clean_text(name, field="name", required=True, max_length=100)
     if not user.is_active:
@@ -99,7 +105,12 @@ def api_token_create(
 def api_token_revoke(*, actor: User | None, token: ApiToken, now: datetime | None = None) -> ApiToken:
     """Revoke a token now: requests made with it are refused from the next one on."""
     if actor is not None and actor.pk != token.user_id:
-        raise PermissionDenied("People revoke only their own API tokens.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="api_token_revoke",
+            target=token,
+            message="People revoke only their own API tokens.",
+        )
     now = now or timezone.now()
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)

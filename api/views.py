@@ -30,6 +30,7 @@ from alerts import services as alert_services
 from alerts.models import Alert
 from audit import event_exports
 from audit.models import AuditEvent
+from audit.refusals import audit_permission_denied
 from audit.selectors import audit_reader_check
 from common.step_up import step_up_verified_at
 from common.text import clean_text
@@ -538,7 +539,14 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def dismiss(self, request, pk=None):
         alert = self.get_object()
         if not request.user.has_perm(alert_services.MANAGE_PERMISSION):
-            raise PermissionDenied("Dismissing alerts needs the PIM Administrator role, active.")
+            refusal = audit_permission_denied(
+                actor=request.user,
+                attempted="alert_dismiss",
+                permission=alert_services.MANAGE_PERMISSION,
+                target=alert,
+                message="Dismissing alerts needs the PIM Administrator role, active.",
+            )
+            raise PermissionDenied(str(refusal))
         data = _valid(AlertDismissInputSerializer, request.data)
         # Refuse early what the service would refuse, so no code is spent on a hopeless try
         # (the service checks it all again, under the row lock).

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
+from audit.refusals import audit_permission_denied
 from audit.services import audit_record
 from roles.directory import DirectoryError
 
@@ -102,7 +103,12 @@ def _run_finish(run: SyncRun, tally: sync.Tally, status: str) -> None:
 def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
     """Get a token and read one role definition; the outcome, audited (no secret in it)."""
     if actor is not None and not actor.has_perm("entra.test_connection"):
-        raise PermissionDenied("You may not test the Entra connection.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="entra_connection_test",
+            permission="entra.test_connection",
+            message="You may not test the Entra connection.",
+        )
     started = time.monotonic()
     try:
         graph = get_graph()

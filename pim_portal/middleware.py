@@ -40,6 +40,12 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
         finally:
+            # Refusals audited while the view's transaction was open are written now that it is
+            # over, committed or rolled back (audit.refusals), still with this request's id.
+            # Imported here: logging loads this module (RequestIdLogFilter) before the apps.
+            from audit.refusals import audit_refusals_flush
+
+            audit_refusals_flush()
             context.reset(token)
         response["X-Request-ID"] = request_id
         return response

@@ -371,6 +371,10 @@ PIM_MIN_ASSIGNMENT_DURATION = timedelta(minutes=5)
 PIM_TWO_PERSON_RULE = env_bool("PIM_TWO_PERSON_RULE", True)
 PIM_TWO_PERSON_DECIDE_HOURS = env_int("PIM_TWO_PERSON_DECIDE_HOURS", 24)
 PIM_MAX_TEXT_LENGTH = 2000
+# Refused attempts (self-approval, deciding without being an approver, an administrative action
+# without the permission) are audited; at most this many per person and minute, then one
+# "suppressed" event (audit.refusals).
+PIM_AUDIT_REFUSALS_PER_MINUTE = env_int("PIM_AUDIT_REFUSALS_PER_MINUTE", 10)
 
 # REST API (api/). Throttles count in the "api_throttle" cache: Redis when REDIS_URL is set, so
 # every web process counts together; the throttles let requests through if it is down.
@@ -385,6 +389,18 @@ CACHES = {
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-throttle"}
+    ),
+    # audit.refusals counts each person's refused attempts per minute here (shared, like the
+    # throttles); with it down, every refusal is recorded.
+    "refusals": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "pim",
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "refusals"}
     ),
 }
 REST_FRAMEWORK = {

@@ -6,6 +6,9 @@ roles.services.active_assignments_end, the one place an active assignment's end 
 claimed (FOR UPDATE SKIP LOCKED, then a conditional update on end_reason) so concurrent or
 repeated runs record each end once. Activations' own assignments are closed by
 activations.jobs.activation_expire_due.
+
+Before that, the last holder of a lockout-protected role is kept from lapsing
+(roles.services.lockout_holders_keep): it never reaches the expiry.
 """
 
 from datetime import datetime
@@ -14,13 +17,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import ActiveAssignment, EligibleAssignment
-from .services import active_assignments_end, eligible_assignments_expire
+from .services import active_assignments_end, eligible_assignments_expire, lockout_holders_keep
 
 BATCH = 1000
 
 
 def assignment_expire_due(*, now: datetime | None = None, batch: int = BATCH) -> int:
     now = now or timezone.now()
+    # First keep the last holder of a lockout-protected role from lapsing (anti-lockout).
+    lockout_holders_keep(now=now)
     done = 0
     for model in (EligibleAssignment, ActiveAssignment):
         done += _expire(model, now, batch)

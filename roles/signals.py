@@ -7,3 +7,7 @@ from django.dispatch import Signal
 # An active assignment was ended before its end (removed, revoked, deactivated); kwargs:
 # assignment, actor, reason, now.
 active_assignment_ended = Signal()
+
+# A role's settings changed (role_settings_update, also when a pending change is approved);
+# kwargs: role. Activations brings its pending requests' approvers up to date after commit.
+role_settings_changed = Signal()

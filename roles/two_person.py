@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import DirectoryGroup, User
+from audit.refusals import audit_refusal
 from audit.services import AuditEntry, audit_record, audit_record_many
 from common.text import clean_text
 from notifications.services import email_queue
@@ -336,29 +337,39 @@ def _link(change: PendingChange) -> str:
 def pending_change_decider_check(*, user: User, change: PendingChange, deciding: str = "approve") -> None:
     """Raise PermissionDenied if the person may not decide the change. A proposer (or someone
     the change gives access to) trying to approve leaves a pending_change.self_approval_refused
-    event, committed before the refusal is raised (callers do not wrap this in a transaction)."""
+    event, and anyone else who may not decide a pending_change.decision_refused one (written in
+    their own transaction, rate-limited: audit.refusals)."""
     if deciding == "approve" and (user.pk == change.proposer_id or user.pk in change_beneficiary_ids(change)):
         own = user.pk == change.proposer_id
-        with transaction.atomic():
-            audit_record(
-                action="pending_change.self_approval_refused",
-                actor=user,
-                target=change,
-                role=change.role,
-                outcome="denied",
-                details={
-                    "kind": change.kind,
-                    "proposed_by": change.proposer.label,
-                    "why": "proposer" if own else "the change gives them access",
-                },
-            )
+        audit_refusal(
+            action="pending_change.self_approval_refused",
+            actor=user,
+            target=change,
+            role=change.role,
+            details={
+                "kind": change.kind,
+                "proposed_by": change.proposer.label,
+                "why": "proposer" if own else "the change gives them access",
+            },
+        )
         raise PermissionDenied(SELF_APPROVAL_MESSAGE if own else BENEFICIARY_MESSAGE)
     if deciding == "reject" and user.pk == change.proposer_id:
         raise PermissionDenied("You proposed this change: cancel it instead.")
     if not User.objects.filter(pk=user.pk, is_active=True).exists():
-        raise PermissionDenied("A deactivated account cannot decide changes.")
+        raise _decision_refused(user, change, deciding, "A deactivated account cannot decide changes.")
     if not user_holds_role(user=user, role=portal_role(PIM_ADMINISTRATOR)):
-        raise PermissionDenied(NOT_ADMIN_MESSAGE)
+        raise _decision_refused(user, change, deciding, NOT_ADMIN_MESSAGE)
+
+
+def _decision_refused(user: User, change: PendingChange, deciding: str, message: str) -> PermissionDenied:
+    audit_refusal(
+        action="pending_change.decision_refused",
+        actor=user,
+        target=change,
+        role=change.role,
+        details={"kind": change.kind, "decision": deciding, "why": message},
+    )
+    return PermissionDenied(message)
 
 
 def pending_change_approve(

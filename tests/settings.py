@@ -14,6 +14,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# The refusal counter in process memory, emptied before each test (root conftest): a Redis one
+# would carry counts from test to test under the stopped clock.
+CACHES["refusals"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "refusals"}  # noqa: F405
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405

@@ -17,7 +17,9 @@ from .shared import AccountError, _require_perm
 
 def group_create(*, actor: User | None, name: str, description: str = "") -> DirectoryGroup:
     """Add a (portal-local) group with no members."""
-    _require_perm(actor, "accounts.add_directorygroup", "You may not create groups.")
+    _require_perm(
+        actor, "accounts.add_directorygroup", "You may not create groups.", attempted="group_create"
+    )
     name = clean_text(name, field="name", required=True, max_length=256)
     description = clean_text(description, field="description")
     with transaction.atomic():
@@ -39,7 +41,9 @@ def group_create(*, actor: User | None, name: str, description: str = "") -> Dir
 
 def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict[str, Any]) -> DirectoryGroup:
     """Rename a group or change its description."""
-    _require_perm(actor, "accounts.change_directorygroup", "You may not change groups.")
+    _require_perm(
+        actor, "accounts.change_directorygroup", "You may not change groups.", attempted="group_update"
+    )
     if set(changes) - {"name", "description"}:
         raise AccountError("Only the name and description of a group can be changed here.")
     cleaned = {}
@@ -68,7 +72,12 @@ def group_update(*, actor: User | None, group: DirectoryGroup, changes: dict[str
 
 def group_member_add(*, actor: User | None, group: DirectoryGroup, user: User) -> None:
     """Add a person to a group: from now on they hold what the group holds."""
-    _require_perm(actor, "accounts.change_directorygroup", "You may not change group memberships.")
+    _require_perm(
+        actor,
+        "accounts.change_directorygroup",
+        "You may not change group memberships.",
+        attempted="group_member_add",
+    )
     with transaction.atomic():
         group = DirectoryGroup.objects.select_for_update().get(pk=group.pk)
         user = User.objects.get(pk=user.pk)
@@ -89,7 +98,12 @@ def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User
     """Take a person out of a group: they lose what the group holds, and activations they made
     of the group's eligibilities end now. Refused (LockoutError) if that would leave a
     lockout-protected role without its last (permanent) holder."""
-    _require_perm(actor, "accounts.change_directorygroup", "You may not change group memberships.")
+    _require_perm(
+        actor,
+        "accounts.change_directorygroup",
+        "You may not change group memberships.",
+        attempted="group_member_remove",
+    )
     now = timezone.now()
     with transaction.atomic():
         group = DirectoryGroup.objects.select_for_update().get(pk=group.pk)

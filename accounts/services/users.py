@@ -50,7 +50,7 @@ def user_create(
     from, for the audit event (the directory sync, a service account for the API).
 
     ``actor`` None is the system."""
-    _require_perm(actor, "accounts.add_user", "You may not add people.")
+    _require_perm(actor, "accounts.add_user", "You may not add people.", attempted="user_create")
     username = clean_text(username, field="username", required=True, max_length=150)
     display_name = clean_text(display_name, field="display_name", max_length=256)
     email = _email_clean(email)
@@ -83,7 +83,7 @@ _MANAGER_CHAIN_LIMIT = 100
 
 def user_update(*, actor: User | None, user: User, changes: dict[str, Any]) -> User:
     """Change a person's display name, email or manager; the event carries the before/after diff."""
-    _require_perm(actor, "accounts.change_user")
+    _require_perm(actor, "accounts.change_user", attempted="user_update")
     unknown = set(changes) - set(USER_EDITABLE_FIELDS)
     if unknown:
         raise AccountError(f"Only {', '.join(USER_EDITABLE_FIELDS)} can be changed here.")
@@ -147,7 +147,7 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     """Deactivate a person: no more sign-ins, every session ends, active roles are revoked.
 
     ``actor`` None is the system (directory sync)."""
-    _require_perm(actor, "accounts.change_user")
+    _require_perm(actor, "accounts.change_user", attempted="user_deactivate")
     reason = _clean_reason(reason)
     with transaction.atomic():
         # Lock the person's groups first (the order group_member_remove uses too): two members
@@ -169,7 +169,7 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
 
 def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
     """Let a deactivated person sign in again (with no roles: those were revoked)."""
-    _require_perm(actor, "accounts.change_user")
+    _require_perm(actor, "accounts.change_user", attempted="user_reactivate")
     reason = _clean_reason(reason)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)

@@ -10,6 +10,7 @@ all in one transaction.
 
 from .decisions import (
     activation_approve,
+    activation_approvers_refresh,
     activation_decider_check,
     activation_decision_check,
     activation_deny,
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_SCHEDULE_AHEAD",
     "RENEW_WINDOW",
     "activation_approve",
+    "activation_approvers_refresh",
     "activation_cancel",
     "activation_close_for_ended_assignment",
     "activation_deactivate",

@@ -108,7 +108,7 @@ def _assignment_change_request(
                 justification=justification,
                 created_at=now,
                 decide_by=now + role_settings.approval_timeout,
-                approvals_required=1,
+                approvals_required=role_settings.approvals_required,
             )
             _freeze_approvers(request, role_settings)
             _audit(request, f"{kind}.requested", requester, now)

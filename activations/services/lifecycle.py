@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit.refusals import audit_permission_denied
 from common.text import clean_text
 from roles.models import ActiveAssignment
 from roles.services import (
@@ -34,14 +35,22 @@ def activation_cancel(
 ) -> ActivationRequest:
     """The requester (or a PIM Administrator) withdraws a pending request."""
     now = now or timezone.now()
+    # Who asked never changes, so this needs no lock (and its audit event no transaction).
+    if actor.pk != request.requester_id and not actor.has_perm("roles.manage_active_assignments"):
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="activation_cancel",
+            permission="roles.manage_active_assignments",
+            target=request,
+            role=request.role,
+            message="Only the requester or a PIM Administrator can cancel this request.",
+        )
     with transaction.atomic():
         request = (
             ActivationRequest.objects.select_for_update(of=("self",))
             .select_related("role")
             .get(pk=request.pk)
         )
-        if actor.pk != request.requester_id and not actor.has_perm("roles.manage_active_assignments"):
-            raise PermissionDenied("Only the requester or a PIM Administrator can cancel this request.")
         _transition(request, Status.CANCELED, now)
         _audit(request, f"{_prefix(request)}.canceled", actor, now)
         _notify(request, "request-closed", request_approvers(request), now)
@@ -69,7 +78,14 @@ def activation_revoke(
     now = now or timezone.now()
     reason = clean_text(reason, field="reason", required=True)
     if actor is not None and not actor.has_perm("roles.manage_active_assignments"):
-        raise PermissionDenied("Only a PIM Administrator can revoke activations.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted="activation_revoke",
+            permission="roles.manage_active_assignments",
+            target=request,
+            role=request.role,
+            message="Only a PIM Administrator can revoke activations.",
+        )
     with transaction.atomic():
         request = _lock_granted(request.pk, now)
         _end_granted(request, Status.REVOKED, ActiveAssignment.EndReason.REVOKED, actor, now)

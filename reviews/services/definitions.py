@@ -36,7 +36,7 @@ DEFINITION_FIELDS = (
 def review_definition_create(
     *, actor: User | None, roles: list[Role], named_reviewers: Iterable[User] = (), **fields: Any
 ) -> ReviewDefinition:
-    _require_perm(actor, "reviews.add_reviewdefinition")
+    _require_perm(actor, "reviews.add_reviewdefinition", attempted="review_definition_create")
     definition = ReviewDefinition(created_by=actor)
     with transaction.atomic():
         _apply_definition_fields(definition, fields, roles, named_reviewers)
@@ -57,7 +57,7 @@ def review_definition_update(
     named_reviewers: Iterable[User] | None = None,
     **fields: Any,
 ) -> ReviewDefinition:
-    _require_perm(actor, "reviews.change_reviewdefinition")
+    _require_perm(actor, "reviews.change_reviewdefinition", attempted="review_definition_update")
     with transaction.atomic():
         definition = ReviewDefinition.objects.select_for_update().get(pk=definition.pk)
         before = _definition_snapshot(definition)

@@ -45,7 +45,7 @@ def review_instance_end_early(
     """An administrator stops a run before its end; applied at once if the definition applies
     results automatically (else an administrator applies it with review_instance_apply)."""
     now = now or timezone.now()
-    _require_perm(actor, "reviews.change_reviewdefinition")
+    _require_perm(actor, "reviews.change_reviewdefinition", attempted="review_instance_end_early")
     with transaction.atomic():
         if not ReviewInstance.objects.filter(pk=instance.pk, status=ReviewInstance.Status.ACTIVE).update(
             status=ReviewInstance.Status.CLOSED, closed_at=now, ends_at=now
@@ -67,7 +67,7 @@ def review_instance_apply(
     are skipped and a finished instance is not applied again."""
     now = now or timezone.now()
     if actor is not None:
-        _require_perm(actor, "reviews.change_reviewdefinition")
+        _require_perm(actor, "reviews.change_reviewdefinition", attempted="review_instance_apply")
     instance = ReviewInstance.objects.select_related("definition").get(pk=instance.pk)
     if instance.status == ReviewInstance.Status.ACTIVE:
         raise ReviewError("End the review before applying it.")

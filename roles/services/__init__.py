@@ -29,6 +29,7 @@ from .eligible import (
     eligible_renew,
     eligible_update,
 )
+from .lockout import LOCKOUT_KEEP_AHEAD, lockout_holders_keep
 from .role_settings import (
     SETTINGS_FIELDS,
     role_approver_candidates,
@@ -37,6 +38,7 @@ from .role_settings import (
 )
 
 __all__ = [
+    "LOCKOUT_KEEP_AHEAD",
     "LockoutError",
     "OWNER_PERMISSIONS",
     "Principal",
@@ -57,6 +59,7 @@ __all__ = [
     "eligible_remove",
     "eligible_renew",
     "eligible_update",
+    "lockout_holders_keep",
     "role_approver_candidates",
     "role_create",
     "role_owner_add",

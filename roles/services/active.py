@@ -51,7 +51,7 @@ def active_assign(
 ) -> ActiveAssignment | PendingChange:
     """Directly assign the role (no activation needed): the admin's own policy checks apply.
     An assignment to oneself (or a group one is in) waits for a second PIM Administrator."""
-    _require_manage_active(actor, role)
+    _require_manage_active(actor, role, attempted="active_assign")
     now = now or timezone.now()
     if not approved_change and (
         pending := self_grant_intercept(
@@ -96,7 +96,7 @@ def active_update(
 ) -> ActiveAssignment | PendingChange:
     """Change the end of a direct active assignment. Making one's own last longer waits for a
     second PIM Administrator (roles.two_person)."""
-    _require_manage_active(actor, assignment.role)
+    _require_manage_active(actor, assignment.role, attempted="active_update")
     if not approved_change and (
         pending := self_extension_intercept(
             actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
@@ -122,7 +122,7 @@ def active_extend(
     justification: str = "",
     now: datetime | None = None,
 ) -> ActiveAssignment:
-    _require_manage_active(actor, assignment.role)
+    _require_manage_active(actor, assignment.role, attempted="active_extend")
     return _update(
         assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="extended"
     )
@@ -136,7 +136,7 @@ def active_renew(
     justification: str = "",
     now: datetime | None = None,
 ) -> ActiveAssignment:
-    _require_manage_active(actor, assignment.role)
+    _require_manage_active(actor, assignment.role, attempted="active_renew")
     return _renew(assignment, actor=actor, ends_at=ends_at, justification=justification, now=now)
 
 
@@ -149,7 +149,7 @@ def active_remove(
     now: datetime | None = None,
 ) -> ActiveAssignment:
     """End an active assignment now (admin revoke)."""
-    _require_manage_active(actor, assignment.role)
+    _require_manage_active(actor, assignment.role, attempted="active_remove")
     now = now or timezone.now()
     reason = clean_text(reason, field="reason")
     with transaction.atomic():

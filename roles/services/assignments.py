@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
+from audit.refusals import audit_permission_denied
 from audit.services import AuditEntry, audit_record
 from common.text import clean_text
 
@@ -147,7 +148,7 @@ def _update(
             measure_from=measure_from,
         )
         if ends_at is not None and (assignment.ends_at is None or ends_at < assignment.ends_at):
-            _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+            _ensure_lockout_safe(assignment.role, removing=assignment, now=now, new_end=ends_at)
         before = {"ends_at": assignment.ends_at}
         assignment.ends_at = ends_at
         assignment.save(update_fields=["ends_at"])
@@ -300,12 +301,16 @@ def _ensure_lockout_safe(
     removing: EligibleAssignment | ActiveAssignment | None = None,
     removing_user: User | None = None,
     removing_group: DirectoryGroup | None = None,
+    new_end: datetime | None = None,
 ) -> None:
     """Anti-lockout: never leave a protected role without a holder, nor take away its last
-    permanent holder (so the last eligibility cannot lapse at its end either).
+    permanent holder, nor give the last holder an end (or an earlier one) that no other holder
+    outlasts, whatever their own ends (README "Anti-lockout"; the last holder that reaches its
+    end anyway is kept by lockout_holders_keep).
 
-    What goes: one assignment (removing), a user with their sole-member groups
-    (removing_user), or a group's assignments (removing_group: its last active member leaves)."""
+    What goes: one assignment (removing; at new_end if given, else now), a user with their
+    sole-member groups (removing_user), or a group's assignments (removing_group: its last
+    active member leaves)."""
     if not role.lockout_protected:
         return
     eligible, active = role_holders(role=role, at=now)
@@ -340,6 +345,23 @@ def _ensure_lockout_safe(
         raise LockoutError(
             f"{role} must keep at least one permanent holder (anti-lockout): assign someone else first."
         )
+    if new_end is not None and removing is not None:
+        _ensure_outlasted(role, removing, new_end)
+
+
+def _ensure_outlasted(
+    role: Role, assignment: EligibleAssignment | ActiveAssignment, new_end: datetime
+) -> None:
+    """Ending (or ending earlier) one holder is allowed only if another still holds the role
+    after that end: the last holder's end cannot be set or brought forward."""
+    eligible, active = role_holders(role=role, at=new_end)
+    model = type(assignment)
+    others = [qs.exclude(pk=assignment.pk) if qs.model is model else qs for qs in (eligible, active)]
+    if not any(qs.exists() for qs in others):
+        raise LockoutError(
+            f"{role} would have no holder after {new_end:%Y-%m-%d %H:%M} UTC (anti-lockout): the last "
+            "holder's end cannot be set or brought forward. Assign someone else first."
+        )
 
 
 def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
@@ -347,16 +369,30 @@ def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
         raise PermissionDenied("This change needs a fresh MFA verification.")
 
 
-def _require_perm(actor: User | None, perm: str) -> None:
+def _require_perm(actor: User | None, perm: str, *, attempted: str) -> None:
     if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied("You may not do this.")
+        raise audit_permission_denied(
+            actor=actor, attempted=attempted, permission=perm, message="You may not do this."
+        )
 
 
-def _require_manage_eligible(actor: User | None, role: Role) -> None:
+def _require_manage_eligible(actor: User | None, role: Role, *, attempted: str) -> None:
     if actor is not None and not user_can_manage_eligible(user=actor, role=role):
-        raise PermissionDenied(f"You may not manage eligible assignments of {role}.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted=attempted,
+            permission="roles.manage_eligible_assignments",
+            role=role,
+            message=f"You may not manage eligible assignments of {role}.",
+        )
 
 
-def _require_manage_active(actor: User | None, role: Role) -> None:
+def _require_manage_active(actor: User | None, role: Role, *, attempted: str) -> None:
     if actor is not None and not user_can_manage_active(user=actor, role=role):
-        raise PermissionDenied(f"You may not manage active assignments of {role}.")
+        raise audit_permission_denied(
+            actor=actor,
+            attempted=attempted,
+            permission="roles.manage_active_assignments",
+            role=role,
+            message=f"You may not manage active assignments of {role}.",
+        )

@@ -29,7 +29,7 @@ def role_create(
     tier: str = Role.Tier.HIGH,
 ) -> Role:
     """Add a custom role to the catalog (with default settings)."""
-    _require_perm(actor, "roles.add_role")
+    _require_perm(actor, "roles.add_role", attempted="role_create")
     name = clean_text(name, field="name", required=True, max_length=200)
     if kind not in Role.Kind.values or tier not in Role.Tier.values:
         raise ValidationError("Unknown role kind or tier.")
@@ -64,7 +64,7 @@ def role_update(
 ) -> Role | PendingChange:
     """Change a role's descriptive fields (name, description, tier, privileged). Un-marking a
     privileged role waits for a second PIM Administrator (roles.two_person)."""
-    _require_perm(actor, "roles.change_role")
+    _require_perm(actor, "roles.change_role", attempted="role_update")
     allowed = {"name", "description", "tier", "privileged"}
     if set(changes) - allowed:
         raise ValidationError(f"Only {', '.join(sorted(allowed))} can be changed.")
@@ -94,7 +94,7 @@ def role_update(
 
 def role_owner_add(*, actor: User | None, role: Role, user: User) -> None:
     """Make the user an owner: they manage the role's eligibilities and approve and review it."""
-    _require_perm(actor, "roles.change_role")
+    _require_perm(actor, "roles.change_role", attempted="role_owner_add")
     with transaction.atomic():
         Role.objects.select_for_update().get(pk=role.pk)
         if role.owners.filter(pk=user.pk).exists():
@@ -106,7 +106,7 @@ def role_owner_add(*, actor: User | None, role: Role, user: User) -> None:
 
 
 def role_owner_remove(*, actor: User | None, role: Role, user: User) -> None:
-    _require_perm(actor, "roles.change_role")
+    _require_perm(actor, "roles.change_role", attempted="role_owner_remove")
     with transaction.atomic():
         Role.objects.select_for_update().get(pk=role.pk)
         if not role.owners.filter(pk=user.pk).exists():

@@ -40,7 +40,7 @@ def eligible_assign(
 ) -> EligibleAssignment | PendingChange:
     """Make a user or group eligible to activate the role at the scope. An eligibility for
     oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person)."""
-    _require_manage_eligible(actor, role)
+    _require_manage_eligible(actor, role, attempted="eligible_assign")
     now = now or timezone.now()
     if not approved_change and (
         pending := self_grant_intercept(
@@ -82,7 +82,7 @@ def eligible_update(
 ) -> EligibleAssignment | PendingChange:
     """Change the end of an eligibility that has not ended (None: make it permanent). Making
     one's own last longer waits for a second PIM Administrator (roles.two_person)."""
-    _require_manage_eligible(actor, assignment.role)
+    _require_manage_eligible(actor, assignment.role, attempted="eligible_update")
     if not approved_change and (
         pending := self_extension_intercept(
             actor=actor, assignment=assignment, ends_at=ends_at, justification=justification, now=now
@@ -109,7 +109,7 @@ def eligible_extend(
     now: datetime | None = None,
 ) -> EligibleAssignment:
     """Move the end of a time-bound eligibility later."""
-    _require_manage_eligible(actor, assignment.role)
+    _require_manage_eligible(actor, assignment.role, attempted="eligible_extend")
     return _update(
         assignment, actor=actor, ends_at=ends_at, justification=justification, now=now, verb="extended"
     )
@@ -124,7 +124,7 @@ def eligible_renew(
     now: datetime | None = None,
 ) -> EligibleAssignment:
     """Grant an ended eligibility again, from now (a new assignment; the old one stays as history)."""
-    _require_manage_eligible(actor, assignment.role)
+    _require_manage_eligible(actor, assignment.role, attempted="eligible_renew")
     return _renew(assignment, actor=actor, ends_at=ends_at, justification=justification, now=now)
 
 
@@ -137,7 +137,7 @@ def eligible_remove(
     now: datetime | None = None,
 ) -> EligibleAssignment:
     """End an eligibility now, and any activation of it that is still live."""
-    _require_manage_eligible(actor, assignment.role)
+    _require_manage_eligible(actor, assignment.role, attempted="eligible_remove")
     now = now or timezone.now()
     reason = clean_text(reason, field="reason")
     with transaction.atomic():

@@ -14,6 +14,7 @@ from common.text import clean_text
 
 from ..models import PendingChange, Role, RoleSettings
 from ..selectors import pim_administrators
+from ..signals import role_settings_changed
 from ..two_person import approval_details, settings_change_intercept
 from .assignments import _require_perm
 
@@ -46,7 +47,7 @@ def role_settings_update(
 ) -> RoleSettings | PendingChange:
     """Change a role's policy; the audit event carries the before/after diff. Loosening a
     privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
-    _require_perm(actor, "roles.change_rolesettings")
+    _require_perm(actor, "roles.change_rolesettings", attempted="role_settings_update")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown role settings: {', '.join(sorted(unknown))}.")
@@ -77,6 +78,7 @@ def role_settings_update(
         }
         details = {"changes": diff, **approval_details(approved_change)}
         audit_record(action="role_settings.changed", actor=actor, target=role, role=role, details=details)
+        role_settings_changed.send(sender=RoleSettings, role=role)
     return role_settings
 
 
