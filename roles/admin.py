@@ -20,7 +20,7 @@ from common.admin import ServiceBackedAdmin
 from . import selectors, services
 from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from .scopes import scope_validate
-from .two_person_admin import SELF_ASSIGNMENT_NOTICE, PendingChangeAdmin, TwoPersonAdminMixin
+from .two_person.admin import SELF_ASSIGNMENT_NOTICE, PendingChangeAdmin, TwoPersonAdminMixin
 
 admin.site.register(PendingChange, PendingChangeAdmin)
 

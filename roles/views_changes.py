@@ -12,9 +12,9 @@ from common.decorators import step_up_required, verified_required
 from common.step_up import step_up_verified_at
 
 from . import two_person
-from . import two_person_selectors as selectors
 from .forms import ChangeDecisionForm
 from .models import PendingChange
+from .two_person import selectors
 
 REFUSALS = (ValidationError, PermissionDenied)
 safe_methods_and_post = require_http_methods(["GET", "HEAD", "POST"])

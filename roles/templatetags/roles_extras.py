@@ -2,7 +2,7 @@ from django import template
 
 from common.step_up import user_is_verified
 
-from ..two_person_selectors import pending_changes_waiting_for, user_may_see_pending_changes
+from ..two_person.selectors import pending_changes_waiting_for, user_may_see_pending_changes
 
 register = template.Library()
 

@@ -1,13 +1,15 @@
 """Reads about pending changes (the two-person rule). Authorization lives here: people who may
 not see pending changes get 404, as if there were none."""
 
+import uuid
+
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 
-from .models import PendingChange
+from ..models import PendingChange
 
 RECENT = 50
 
@@ -27,7 +29,7 @@ def pending_changes_for_user(*, user: User) -> tuple[QuerySet[PendingChange], Qu
     return waiting, closed
 
 
-def pending_change_get_for_user(*, user: User, pk) -> PendingChange:
+def pending_change_get_for_user(*, user: User, pk: uuid.UUID | str) -> PendingChange:
     """A pending change the user may see, else 404."""
     change = PendingChange.objects.select_related("role", "proposer", "decided_by").filter(pk=pk).first()
     if change is None or not user_may_see_pending_changes(user=user):

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import PendingChange
-from .two_person import two_person_rule_on
+from ..models import PendingChange
+from .rules import two_person_rule_on
 
 PENDING_MESSAGE = "Saved as a pending change: a second PIM Administrator must approve it."
 SELF_ASSIGNMENT_NOTICE = (

@@ -1,0 +1,35 @@
+"""The role settings by how a change to them loosens, and how the approval page and the email
+name them."""
+
+LONGER = ("activation_max_duration", "approval_timeout", "eligible_max_duration", "active_max_duration")
+TURNED_OFF = (
+    "require_mfa",
+    "require_justification",
+    "require_ticket",
+    "require_approval",
+    "active_require_mfa",
+    "active_require_justification",
+)
+ALLOWED = ("eligible_allow_permanent", "active_allow_permanent")
+# Every role setting, by how it loosens (a test keeps this equal to services.SETTINGS_FIELDS, so
+# a new setting cannot be added without saying which way is looser).
+POLICY_FIELDS = (*LONGER, *TURNED_OFF, *ALLOWED, "approvals_required", "notification_recipients")
+# How the approval page and the email name each setting.
+LABELS = {
+    "activation_max_duration": "Activation maximum duration",
+    "require_mfa": "Require MFA on activation",
+    "require_justification": "Require a justification on activation",
+    "require_ticket": "Require a ticket on activation",
+    "require_approval": "Require approval to activate",
+    "approvals_required": "Approvals required",
+    "approval_timeout": "Approval timeout",
+    "eligible_allow_permanent": "Allow permanent eligible assignments",
+    "eligible_max_duration": "Eligible assignments last at most",
+    "active_allow_permanent": "Allow permanent active assignments",
+    "active_max_duration": "Active assignments last at most",
+    "active_require_mfa": "Require MFA for direct active assignments",
+    "active_require_justification": "Require a justification for direct active assignments",
+    "notification_recipients": "Also notify",
+}
+# Only matter while approval is required (turning approval on is a tightening, whatever they are).
+APPROVAL_ONLY = ("approvals_required", "approval_timeout", "approvers")
