@@ -8,18 +8,19 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
 from activations import jobs, services
-from activations.models import ActivationRequest, Approval
+from activations.models import ActivationRequest, Approval, TransitionNotAllowed
 from audit.models import AuditEvent
 from roles.models import ActiveAssignment, DirectoryOperation
 from roles.selectors import user_holds_role
-from roles.services import eligible_remove
+from roles.services import active_remove, eligible_remove
 from tests.factories import DirectoryGroupFactory, UserFactory
 
-from .helpers import HOUR, eligible_for, reloaded, request_activation, role_with
+from .helpers import HOUR, eligible_for, reloaded, request_actions, request_activation, role_with
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -238,3 +239,75 @@ def test_two_timeout_runs_at_once_process_each_request_once(approver):
 
     assert sum(counts) == len(stale), counts
     assert AuditEvent.objects.filter(action="activation.timed_out").count() == len(stale)
+
+
+# --- One lock order: ending an activation from both sides at once (PostgreSQL, 20 rounds) ------
+
+ROUNDS = 20
+
+
+def test_revoke_and_removal_of_the_same_active_assignment_at_once_end_it_once(admin):
+    role = role_with()
+    for _ in range(ROUNDS):
+        revoke_against_active_remove(admin, role)
+
+
+def revoke_against_active_remove(admin, role):
+    requester = UserFactory()
+    request = request_activation(requester, eligible_for(requester, role))
+    assignment = request.active_assignment
+
+    revoke, removal = run_concurrently(
+        lambda: services.activation_revoke(actor=admin, request=request, reason="Incident over"),
+        lambda: active_remove(actor=admin, assignment=assignment, reason="Not needed"),
+    )
+
+    assert len(successes([revoke, removal])) == 1, (revoke, removal)
+    request, assignment = reloaded(request), ActiveAssignment.objects.get(pk=assignment.pk)
+    assert request.status == Status.REVOKED
+    assert assignment.ended_at is not None
+    assert DirectoryOperation.objects.filter(assignment=assignment, operation="revoke").count() == 1
+    ended = request_actions(request)[1:]
+    assert ended == ["activation.revoked"], ended
+    removed = AuditEvent.objects.filter(action="active_assignment.removed", target_id=str(assignment.pk))
+    if isinstance(revoke, Exception):
+        # The removal came first and closed the request: the revoke is told it changed.
+        assert isinstance(revoke, TransitionNotAllowed), revoke
+        assert removed.count() == 1
+        assert assignment.end_reason == ActiveAssignment.EndReason.REVOKED
+    else:
+        assert isinstance(removal, ValidationError), removal
+        assert "already ended" in removal.messages[0]
+        assert removed.count() == 0
+
+
+def test_deactivation_and_removal_of_the_eligibility_at_once_end_the_activation_once(admin):
+    role = role_with()
+    for _ in range(ROUNDS):
+        deactivate_against_eligible_remove(admin, role)
+
+
+def deactivate_against_eligible_remove(admin, role):
+    requester = UserFactory()
+    eligible = eligible_for(requester, role)
+    request = request_activation(requester, eligible)
+
+    deactivation, removal = run_concurrently(
+        lambda: services.activation_deactivate(requester=requester, request=request),
+        lambda: eligible_remove(actor=admin, assignment=eligible, reason="Left the team"),
+    )
+
+    assert not isinstance(removal, Exception), removal
+    request = reloaded(request)
+    assert request.active_assignment.ended_at is not None
+    assert not user_holds_role(user=requester, role=role)
+    revokes = DirectoryOperation.objects.filter(assignment=request.active_assignment, operation="revoke")
+    assert revokes.count() == 1
+    if isinstance(deactivation, Exception):
+        # The removal came first and revoked the activation: the deactivation is told it changed.
+        assert isinstance(deactivation, TransitionNotAllowed), deactivation
+        assert request.status == Status.REVOKED
+        assert request_actions(request)[1:] == ["activation.revoked"]
+    else:
+        assert request.status == Status.DEACTIVATED
+        assert request_actions(request)[1:] == ["activation.deactivated"]
