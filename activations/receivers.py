@@ -3,9 +3,14 @@
 from django.dispatch import receiver
 
 from accounts.hooks import user_deactivated
-from roles.signals import active_assignment_ended
+from roles.signals import active_assignment_ended, active_assignments_ending
 
 from . import services
+
+
+@receiver(active_assignments_ending)
+def lock_requests_of_ending_assignments(sender, assignments, **kwargs):
+    services.activation_requests_lock_for_assignments(assignments=assignments)
 
 
 @receiver(active_assignment_ended)

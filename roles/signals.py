@@ -7,3 +7,9 @@ from django.dispatch import Signal
 # An active assignment was ended before its end (removed, revoked, deactivated); kwargs:
 # assignment, actor, reason, now.
 active_assignment_ended = Signal()
+
+# Live active assignments, locked, are about to be ended (removed, revoked, deactivated);
+# kwargs: assignments. Sent before anything is written, so receivers lock the rows that hang
+# on them — activations locks the requests behind them — before the transaction writes its
+# first audit event (the lock order in roles.services).
+active_assignments_ending = Signal()

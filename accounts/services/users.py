@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..hooks import user_deactivated, user_deactivating
@@ -86,7 +87,7 @@ def user_update(*, actor: User | None, user: User, changes: dict) -> User:
     if unknown:
         raise AccountError(f"Only {', '.join(USER_EDITABLE_FIELDS)} can be changed here.")
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         cleaned = _user_changes_clean(locked, changes)
         before = {field: _audit_value(getattr(locked, field)) for field in cleaned}
         after = {field: _audit_value(value) for field, value in cleaned.items()}
@@ -141,6 +142,7 @@ def _audit_value(value):
     return value.label if isinstance(value, User) else value
 
 
+@retry_on_deadlock
 def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     """Deactivate a person: no more sign-ins, every session ends, active roles are revoked.
 
@@ -149,9 +151,11 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     reason = _clean_reason(reason)
     with transaction.atomic():
         # Lock the person's groups first (the order group_member_remove uses too): two members
-        # of one group leaving at once must not both pass the anti-lockout check.
+        # of one group leaving at once must not both pass the anti-lockout check. People are
+        # locked FOR NO KEY UPDATE: the share locks that audit events and assignments take on
+        # a person (foreign keys) then never wait for it (the lock order in roles.services).
         list(DirectoryGroup.objects.select_for_update().filter(members=user).order_by("pk").values_list("pk"))
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if not locked.is_active:
             raise AccountError(f"{locked} is already deactivated.")
         now = timezone.now()
@@ -170,7 +174,7 @@ def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
     _require_perm(actor, "accounts.change_user")
     reason = _clean_reason(reason)
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if locked.is_active:
             raise AccountError(f"{locked} is already active.")
         locked.is_active = True

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import EligibleAssignment
 from roles.services import eligible_extend, eligible_renew
@@ -20,6 +21,7 @@ from .transitions import (
     _eligibility_applies,
     _ensure_active_user,
     _grant,
+    _lock_basis,
     _notify_decided,
     _prefix,
     _require_fresh_mfa,
@@ -27,6 +29,7 @@ from .transitions import (
 )
 
 
+@retry_on_deadlock
 def activation_approve(
     *,
     approver: User,
@@ -70,6 +73,7 @@ def activation_approve(
     return request
 
 
+@retry_on_deadlock
 def activation_deny(
     *,
     approver: User,
@@ -118,6 +122,7 @@ def activation_decision_check(*, approver: User, request: ActivationRequest, now
 
 def _lock_for_decision(pk, approver: User, mfa_verified_at, now) -> ActivationRequest:
     _require_fresh_mfa(mfa_verified_at, now)
+    _lock_basis(pk)
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role", "requester")

@@ -1,6 +1,7 @@
 """Ending requests and activations: cancel, deactivate, revoke, and what happens when
 roles or accounts end them (an ended assignment, a deactivated requester)."""
 
+import uuid
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
@@ -8,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import ActiveAssignment
 from roles.services import (
@@ -16,10 +18,12 @@ from roles.services import (
 
 from ..models import ActivationRequest
 from .transitions import (
+    ActivationConflict,
     ActivationError,
     Kind,
     Status,
     _audit,
+    _lock_basis,
     _notify,
     _prefix,
     _transition,
@@ -27,12 +31,14 @@ from .transitions import (
 )
 
 
+@retry_on_deadlock
 def activation_cancel(
     *, actor: User, request: ActivationRequest, now: datetime | None = None
 ) -> ActivationRequest:
     """The requester (or a PIM Administrator) withdraws a pending request."""
     now = now or timezone.now()
     with transaction.atomic():
+        _lock_basis(request.pk, with_eligibility=False)
         request = (
             ActivationRequest.objects.select_for_update(of=("self",))
             .select_related("role")
@@ -46,6 +52,7 @@ def activation_cancel(
     return request
 
 
+@retry_on_deadlock
 def activation_deactivate(
     *, requester: User, request: ActivationRequest, now: datetime | None = None
 ) -> ActivationRequest:
@@ -60,6 +67,7 @@ def activation_deactivate(
     return request
 
 
+@retry_on_deadlock
 def activation_revoke(
     *, actor: User | None, request: ActivationRequest, reason: str, now: datetime | None = None
 ) -> ActivationRequest:
@@ -77,23 +85,50 @@ def activation_revoke(
 
 
 def _lock_granted(pk, now: datetime) -> ActivationRequest:
+    """Lock the activation's assignment, then the request (the lock order: roles and
+    eligible_remove end the assignment first and close the request from there)."""
+    assignment_id = (
+        ActivationRequest.objects.filter(pk=pk).values_list("active_assignment_id", flat=True).first()
+    )
+    _lock_assignment(assignment_id)
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role", "active_assignment")
         .get(pk=pk)
     )
+    if request.active_assignment_id != assignment_id:
+        # Granted between the two reads (the assignment is set once, at the grant): this one
+        # lock comes after the request's, a rare cycle the retry takes care of.
+        _lock_assignment(request.active_assignment_id)
     if request.kind != Kind.ACTIVATE:
         # An approved extension or renewal is done; there is no access of its own to end.
         raise ActivationError("Only an activation can be deactivated or revoked.")
     if request.status == Status.GRANTED and request.ends_at is not None and request.ends_at <= now:
-        raise ActivationError("This activation has already ended.")
+        raise ActivationConflict("This activation has already ended.")
     return request
+
+
+def _lock_assignment(pk: uuid.UUID | None) -> None:
+    if pk is not None:
+        list(ActiveAssignment.objects.select_for_update().filter(pk=pk).values_list("pk"))
 
 
 def _end_granted(request, status, end_reason, actor, now) -> None:
     _transition(request, status, now)
-    assignment = ActiveAssignment.objects.select_for_update().get(pk=request.active_assignment_id)
+    assignment = ActiveAssignment.objects.get(pk=request.active_assignment_id)  # locked by _lock_granted
     active_assignment_end(actor=actor, assignment=assignment, reason=end_reason, now=now)
+
+
+def activation_requests_lock_for_assignments(*, assignments: list[ActiveAssignment]) -> None:
+    """Roles is about to end these assignments: lock the requests behind them now, before any
+    audit event of the transaction (the lock order; activation_close_for_ended_assignment
+    then closes them)."""
+    list(
+        ActivationRequest.objects.select_for_update()
+        .filter(active_assignment__in=[assignment.pk for assignment in assignments])
+        .order_by("pk")
+        .values_list("pk")
+    )
 
 
 def activation_close_for_ended_assignment(
@@ -113,7 +148,7 @@ def activation_requests_cancel_for_user(*, user: User, now: datetime | None = No
     """A deactivated user's pending requests are canceled (SPEC 2.4)."""
     now = now or timezone.now()
     pending = (
-        ActivationRequest.objects.select_for_update()
+        ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role")
         .filter(requester=user, status=Status.PENDING_APPROVAL)
     )

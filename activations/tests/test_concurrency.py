@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
+from accounts.services import user_deactivate
 from activations import jobs, services
 from activations.models import ActivationRequest, Approval, TransitionNotAllowed
 from audit.models import AuditEvent
@@ -311,3 +312,56 @@ def deactivate_against_eligible_remove(admin, role):
     else:
         assert request.status == Status.DEACTIVATED
         assert request_actions(request)[1:] == ["activation.deactivated"]
+
+
+def test_deactivation_and_the_requesters_account_deactivation_at_once_end_the_activation_once(admin):
+    role = role_with()
+    for _ in range(ROUNDS):
+        deactivate_against_user_deactivate(admin, role)
+
+
+def deactivate_against_user_deactivate(admin, role):
+    requester = UserFactory()
+    request = request_activation(requester, eligible_for(requester, role))
+
+    deactivation, account = run_concurrently(
+        lambda: services.activation_deactivate(requester=requester, request=request),
+        lambda: user_deactivate(actor=admin, user=requester, reason="Left the company"),
+    )
+
+    assert not isinstance(account, Exception), account
+    request = reloaded(request)
+    assert request.active_assignment.ended_at is not None
+    if isinstance(deactivation, Exception):
+        assert isinstance(deactivation, TransitionNotAllowed), deactivation
+        assert request.status == Status.REVOKED
+    else:
+        assert request.status == Status.DEACTIVATED
+    assert len(request_actions(request)) == 2, request_actions(request)
+
+
+def test_approval_and_the_requesters_account_deactivation_at_once_leave_no_access(admin, approver):
+    role = role_with(approvers=[approver])
+    for _ in range(ROUNDS):
+        approve_against_user_deactivate(admin, approver, role)
+
+
+def approve_against_user_deactivate(admin, approver, role):
+    requester = UserFactory()
+    request = request_activation(requester, eligible_for(requester, role))
+
+    approval, account = run_concurrently(
+        lambda: services.activation_approve(
+            approver=approver, request=request, mfa_verified_at=timezone.now()
+        ),
+        lambda: user_deactivate(actor=admin, user=requester, reason="Left the company"),
+    )
+
+    assert not isinstance(account, Exception), account
+    request = reloaded(request)
+    assert not ActiveAssignment.objects.filter(user=requester, ended_at__isnull=True).exists()
+    if isinstance(approval, Exception):
+        assert isinstance(approval, services.ActivationError), approval
+        assert request.status == Status.CANCELED
+    else:
+        assert request.status == Status.REVOKED
