@@ -23,7 +23,7 @@ from .transitions import (
     Kind,
     Status,
     _audit,
-    _lock_basis,
+    _lock_person,
     _notify,
     _prefix,
     _transition,
@@ -38,7 +38,7 @@ def activation_cancel(
     """The requester (or a PIM Administrator) withdraws a pending request."""
     now = now or timezone.now()
     with transaction.atomic():
-        _lock_basis(request.pk, with_eligibility=False)
+        _lock_person(request.requester_id)  # the lock order: the requester, then the request
         request = (
             ActivationRequest.objects.select_for_update(of=("self",))
             .select_related("role")

@@ -44,7 +44,7 @@ def _lock_person(user_id: Any) -> bool:
     return bool(list(active.values_list("pk")))
 
 
-def _lock_basis(request_pk: uuid.UUID, *, with_eligibility: bool = True) -> None:
+def _lock_basis(request_pk: uuid.UUID) -> None:
     """Lock what a request rests on, before the request itself (the lock order): the
     requester, then the role's settings and the eligibility. A decision needs them all: it
     re-checks them, and approving an extension or renewal changes the eligibility under the
@@ -53,9 +53,8 @@ def _lock_basis(request_pk: uuid.UUID, *, with_eligibility: bool = True) -> None
         "requester_id", "role_id", "eligible_id"
     ).get(pk=request_pk)
     _lock_person(requester_id)
-    if with_eligibility:
-        list(RoleSettings.objects.select_for_update().filter(role_id=role_id).values_list("pk"))
-        list(EligibleAssignment.objects.select_for_update().filter(pk=eligible_id).values_list("pk"))
+    list(RoleSettings.objects.select_for_update().filter(role_id=role_id).values_list("pk"))
+    list(EligibleAssignment.objects.select_for_update().filter(pk=eligible_id).values_list("pk"))
 
 
 def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime) -> bool:
