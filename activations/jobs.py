@@ -31,14 +31,21 @@ def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
     done = 0
     while True:
         with transaction.atomic():
-            ids = list(
-                ActivationRequest.objects.select_for_update(skip_locked=True)
-                .filter(status=Status.GRANTED, ends_at__lte=now)
-                .order_by("ends_at")
+            # The lock order: the active assignments, then the requests behind them (one a
+            # deactivation or a removal is ending right now is skipped: that closes it).
+            assignment_ids = list(
+                ActiveAssignment.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(activation_request__status=Status.GRANTED, activation_request__ends_at__lte=now)
+                .order_by("activation_request__ends_at")
                 .values_list("pk", flat=True)[:batch]
             )
-            if not ids:
+            if not assignment_ids:
                 return done
+            ids = list(
+                ActivationRequest.objects.select_for_update(skip_locked=True)
+                .filter(active_assignment__in=assignment_ids, status=Status.GRANTED)
+                .values_list("pk", flat=True)
+            )
             claimed = ActivationRequest.objects.filter(pk__in=ids, status=Status.GRANTED)
             claimed.update(status=Status.EXPIRED, closed_at=now)
             requests = list(
@@ -68,7 +75,7 @@ def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
                 at=now,
             )
             done += len(requests)
-        if len(ids) < batch:
+        if len(assignment_ids) < batch:
             return done
 
 

@@ -4,9 +4,14 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from accounts.hooks import user_deactivated
-from roles.signals import active_assignment_ended, role_settings_changed
+from roles.signals import active_assignment_ended, active_assignments_ending, role_settings_changed
 
 from . import services
+
+
+@receiver(active_assignments_ending)
+def lock_requests_of_ending_assignments(sender, assignments, **kwargs):
+    services.activation_requests_lock_for_assignments(assignments=assignments)
 
 
 @receiver(active_assignment_ended)

@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import User
+from common.db import retry_on_deadlock
 from roles import services as roles
-from roles.models import ActiveAssignment, EligibleAssignment, PendingChange, Role
+from roles.models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 
 FIX_REASON = "Fix for the alert “{title}”"
 
@@ -40,6 +41,7 @@ def shorten_duration(*, actor: User, item_id: str, now: datetime) -> str:
     return f"Activations of {role.name} now last at most {settings.PIM_ALERT_MAX_ACTIVATION_HOURS} hours."
 
 
+@retry_on_deadlock
 def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
     """Make the principal eligible (permanently if the role allows it, else for the longest
     time it allows) and end the permanent active assignment, in one transaction."""
@@ -53,6 +55,10 @@ def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
     principal = assignment.principal
     field = "user" if assignment.user_id else "group"
     with transaction.atomic():
+        # The lock order (roles.services): the role's settings, then the assignment, before
+        # the eligibility's audit event; the services below find them locked already.
+        list(RoleSettings.objects.select_for_update().filter(role_id=assignment.role_id).values_list("pk"))
+        list(ActiveAssignment.objects.select_for_update().filter(pk=assignment.pk).values_list("pk"))
         already = (
             EligibleAssignment.objects.filter(
                 **{field: principal}, role=assignment.role, scope=assignment.scope, ended_at__isnull=True

@@ -1,8 +1,9 @@
 """One error shape for the whole API: ``{"error": {"code", "message", "fields"}}``.
 
 The services raise Django's exceptions (ValidationError, PermissionDenied, Http404) and the
-activations app its own (ActivationError is a ValidationError; TransitionNotAllowed): they
-are translated here into the HTTP answers an API client expects.
+activations app its own (ActivationError is a ValidationError, ActivationConflict one about
+the live state; TransitionNotAllowed): they are translated here into the HTTP answers an API
+client expects — a refusal because of the state (often a race lost) is a 409.
 """
 
 import logging
@@ -17,6 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.services import MfaError
 from activations.models import TransitionNotAllowed
+from activations.services import ActivationConflict
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,10 @@ def translate(exc):
         if exc.code == "throttled":
             return exceptions.Throttled(detail=exc.messages[0])
         return exceptions.ValidationError({"otp_code": exc.messages})
+    if isinstance(exc, ActivationConflict | TransitionNotAllowed):
+        return Conflict(" ".join(exc.messages) if isinstance(exc, DjangoValidationError) else str(exc))
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(_validation_detail(exc))
-    if isinstance(exc, TransitionNotAllowed):
-        return Conflict(str(exc))
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, Http404 | ObjectDoesNotExist):

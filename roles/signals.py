@@ -11,3 +11,9 @@ active_assignment_ended = Signal()
 # A role's settings changed (role_settings_update, also when a pending change is approved);
 # kwargs: role. Activations brings its pending requests' approvers up to date after commit.
 role_settings_changed = Signal()
+
+# Live active assignments, locked, are about to be ended (removed, revoked, deactivated);
+# kwargs: assignments. Sent before anything is written, so receivers lock the rows that hang
+# on them — activations locks the requests behind them — before the transaction writes its
+# first audit event (the lock order in roles.services).
+active_assignments_ending = Signal()

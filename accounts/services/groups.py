@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..hooks import group_member_leaving
@@ -94,6 +95,7 @@ def group_member_add(*, actor: User | None, group: DirectoryGroup, user: User) -
         )
 
 
+@retry_on_deadlock
 def group_member_remove(*, actor: User | None, group: DirectoryGroup, user: User) -> None:
     """Take a person out of a group: they lose what the group holds, and activations they made
     of the group's eligibilities end now. Refused (LockoutError) if that would leave a

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..hooks import user_deactivated, user_deactivating
@@ -88,7 +89,7 @@ def user_update(*, actor: User | None, user: User, changes: dict[str, Any]) -> U
     if unknown:
         raise AccountError(f"Only {', '.join(USER_EDITABLE_FIELDS)} can be changed here.")
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         cleaned = _user_changes_clean(locked, changes)
         before = {field: _audit_value(getattr(locked, field)) for field in cleaned}
         after = {field: _audit_value(value) for field, value in cleaned.items()}
@@ -143,6 +144,7 @@ def _audit_value(value: object) -> object:
     return value.label if isinstance(value, User) else value
 
 
+@retry_on_deadlock
 def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     """Deactivate a person: no more sign-ins, every session ends, active roles are revoked.
 
@@ -151,9 +153,11 @@ def user_deactivate(*, actor: User | None, user: User, reason: str) -> User:
     reason = _clean_reason(reason)
     with transaction.atomic():
         # Lock the person's groups first (the order group_member_remove uses too): two members
-        # of one group leaving at once must not both pass the anti-lockout check.
+        # of one group leaving at once must not both pass the anti-lockout check. People are
+        # locked FOR NO KEY UPDATE: the share locks that audit events and assignments take on
+        # a person (foreign keys) then never wait for it (the lock order in roles.services).
         list(DirectoryGroup.objects.select_for_update().filter(members=user).order_by("pk").values_list("pk"))
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if not locked.is_active:
             raise AccountError(f"{locked} is already deactivated.")
         now = timezone.now()
@@ -172,7 +176,7 @@ def user_reactivate(*, actor: User | None, user: User, reason: str) -> User:
     _require_perm(actor, "accounts.change_user", attempted="user_reactivate")
     reason = _clean_reason(reason)
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if locked.is_active:
             raise AccountError(f"{locked} is already active.")
         locked.is_active = True

@@ -6,6 +6,23 @@ from here.
 Each locks the request, re-checks the live state (status, eligibility, policy, who is acting),
 moves it along ActivationRequest.TRANSITIONS, writes one audit event and queues the emails,
 all in one transaction.
+
+The lock order is the one in roles.services:
+
+    User (the requester) → RoleSettings → EligibleAssignment → ActiveAssignment
+    → ActivationRequest → the audit chain head
+
+- asking (activation, extension, renewal) locks the requester, then the eligibility; an
+  activation closes lapsed ones by locking their assignments, then their requests;
+- deciding and canceling lock the requester, then (deciding) the role's settings and the
+  eligibility, then the request (transitions._lock_basis);
+- deactivating and revoking lock the activation's assignment, then the request (as roles does
+  when it ends the assignment: eligible_remove, active_remove, a deactivated account);
+- the jobs claim with SKIP LOCKED in the same order (activation_expire_due: assignments first).
+
+A transition that loses a race is refused with the state it finds: TransitionNotAllowed, or
+ActivationConflict ("already active", "already ended"), both 409 in the API. A deadlock or a
+serialization failure that still happens is retried once (common.db.retry_on_deadlock).
 """
 
 from .decisions import (
@@ -21,12 +38,14 @@ from .lifecycle import (
     activation_close_for_ended_assignment,
     activation_deactivate,
     activation_requests_cancel_for_user,
+    activation_requests_lock_for_assignments,
     activation_revoke,
 )
 from .requests import MAX_SCHEDULE_AHEAD, activation_request
-from .transitions import ActivationError, request_approvers
+from .transitions import ActivationConflict, ActivationError, request_approvers
 
 __all__ = [
+    "ActivationConflict",
     "ActivationError",
     "EXTEND_WINDOW",
     "MAX_SCHEDULE_AHEAD",
@@ -41,6 +60,7 @@ __all__ = [
     "activation_deny",
     "activation_request",
     "activation_requests_cancel_for_user",
+    "activation_requests_lock_for_assignments",
     "activation_revoke",
     "extension_request",
     "renewal_request",

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.refusals import audit_refusal
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import EligibleAssignment, Role, RoleSettings
 from roles.services import eligible_extend, eligible_renew, role_approver_candidates
@@ -41,6 +42,7 @@ from .transitions import (
     _ensure_active_user,
     _grant,
     _hours,
+    _lock_basis,
     _notify,
     _notify_decided,
     _prefix,
@@ -49,6 +51,7 @@ from .transitions import (
 )
 
 
+@retry_on_deadlock
 def activation_approve(
     *,
     approver: User,
@@ -77,6 +80,7 @@ def activation_approve(
     return request
 
 
+@retry_on_deadlock
 def activation_deny(
     *,
     approver: User,
@@ -164,6 +168,7 @@ def _lock_for_decision(
     pk: uuid.UUID, approver: User, mfa_verified_at: datetime | None, now: datetime
 ) -> ActivationRequest:
     _require_fresh_mfa(mfa_verified_at, now)
+    _lock_basis(pk)
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role", "requester")

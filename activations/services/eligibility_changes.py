@@ -4,21 +4,25 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import EligibleAssignment, RoleSettings
 
 from ..models import ActivationRequest
 from .transitions import (
+    ActivationConflict,
     ActivationError,
     Kind,
     Status,
     _audit,
     _ensure_active_user,
     _freeze_approvers,
+    _lock_person,
     _notify,
     request_approvers,
 )
@@ -30,6 +34,7 @@ EXTEND_WINDOW = timedelta(days=14)
 RENEW_WINDOW = timedelta(days=30)
 
 
+@retry_on_deadlock
 def extension_request(
     *,
     requester: User,
@@ -43,6 +48,7 @@ def extension_request(
     return _assignment_change_request(Kind.EXTEND, requester, eligible, duration, justification, now)
 
 
+@retry_on_deadlock
 def renewal_request(
     *,
     requester: User,
@@ -68,6 +74,8 @@ def _assignment_change_request(
     justification = clean_text(justification, field="justification", required=True)
     try:
         with transaction.atomic():
+            if not _lock_person(requester.pk):
+                raise PermissionDenied("A deactivated account cannot request roles.")
             eligible = (
                 EligibleAssignment.objects.select_for_update(of=("self",))
                 .select_related("role")
@@ -84,7 +92,7 @@ def _assignment_change_request(
                 kind__in=[Kind.EXTEND, Kind.RENEW],
                 status=Status.PENDING_APPROVAL,
             ).exists():
-                raise ActivationError("You already have a pending request for this eligibility.")
+                raise ActivationConflict("You already have a pending request for this eligibility.")
             role_settings = RoleSettings.objects.select_related("role").get(role_id=eligible.role_id)
             if (
                 duration < settings.PIM_MIN_ASSIGNMENT_DURATION
@@ -116,7 +124,7 @@ def _assignment_change_request(
     except IntegrityError as error:
         if "activations_request_one_open_extension" not in str(error):
             raise
-        raise ActivationError("You already have a pending request for this eligibility.") from None
+        raise ActivationConflict("You already have a pending request for this eligibility.") from None
     return request
 
 

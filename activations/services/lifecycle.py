@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.refusals import audit_permission_denied
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import ActiveAssignment
 from roles.services import (
@@ -19,10 +20,12 @@ from roles.services import (
 
 from ..models import ActivationRequest
 from .transitions import (
+    ActivationConflict,
     ActivationError,
     Kind,
     Status,
     _audit,
+    _lock_person,
     _notify,
     _prefix,
     _transition,
@@ -30,6 +33,7 @@ from .transitions import (
 )
 
 
+@retry_on_deadlock
 def activation_cancel(
     *, actor: User, request: ActivationRequest, now: datetime | None = None
 ) -> ActivationRequest:
@@ -46,6 +50,7 @@ def activation_cancel(
             message="Only the requester or a PIM Administrator can cancel this request.",
         )
     with transaction.atomic():
+        _lock_person(request.requester_id)  # the lock order: the requester, then the request
         request = (
             ActivationRequest.objects.select_for_update(of=("self",))
             .select_related("role")
@@ -57,6 +62,7 @@ def activation_cancel(
     return request
 
 
+@retry_on_deadlock
 def activation_deactivate(
     *, requester: User, request: ActivationRequest, now: datetime | None = None
 ) -> ActivationRequest:
@@ -71,6 +77,7 @@ def activation_deactivate(
     return request
 
 
+@retry_on_deadlock
 def activation_revoke(
     *, actor: User | None, request: ActivationRequest, reason: str, now: datetime | None = None
 ) -> ActivationRequest:
@@ -95,28 +102,53 @@ def activation_revoke(
 
 
 def _lock_granted(pk: uuid.UUID, now: datetime) -> ActivationRequest:
+    """Lock the activation's assignment, then the request (the lock order: roles and
+    eligible_remove end the assignment first and close the request from there)."""
+    assignment_id = (
+        ActivationRequest.objects.filter(pk=pk).values_list("active_assignment_id", flat=True).first()
+    )
+    _lock_assignment(assignment_id)
     request = (
         ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role", "active_assignment")
         .get(pk=pk)
     )
+    if request.active_assignment_id != assignment_id:
+        # Granted between the two reads (the assignment is set once, at the grant): this one
+        # lock comes after the request's, a rare cycle the retry takes care of.
+        _lock_assignment(request.active_assignment_id)
     if request.kind != Kind.ACTIVATE:
         # An approved extension or renewal is done; there is no access of its own to end.
         raise ActivationError("Only an activation can be deactivated or revoked.")
     if request.status == Status.GRANTED and request.ends_at is not None and request.ends_at <= now:
-        raise ActivationError("This activation has already ended.")
+        raise ActivationConflict("This activation has already ended.")
     return request
+
+
+def _lock_assignment(pk: uuid.UUID | None) -> None:
+    if pk is not None:
+        list(ActiveAssignment.objects.select_for_update().filter(pk=pk).values_list("pk"))
 
 
 def _end_granted(
     request: ActivationRequest, status: str, end_reason: str, actor: User | None, now: datetime
 ) -> None:
     _transition(request, status, now)
-    assignment_id = cast(
-        uuid.UUID, request.active_assignment_id
-    )  # activations_request_granted_has_assignment
-    assignment = ActiveAssignment.objects.select_for_update().get(pk=assignment_id)
+    # activations_request_granted_has_assignment; locked by _lock_granted
+    assignment = ActiveAssignment.objects.get(pk=cast(uuid.UUID, request.active_assignment_id))
     active_assignment_end(actor=actor, assignment=assignment, reason=end_reason, now=now)
+
+
+def activation_requests_lock_for_assignments(*, assignments: list[ActiveAssignment]) -> None:
+    """Roles is about to end these assignments: lock the requests behind them now, before any
+    audit event of the transaction (the lock order; activation_close_for_ended_assignment
+    then closes them)."""
+    list(
+        ActivationRequest.objects.select_for_update()
+        .filter(active_assignment__in=[assignment.pk for assignment in assignments])
+        .order_by("pk")
+        .values_list("pk")
+    )
 
 
 def activation_close_for_ended_assignment(
@@ -136,7 +168,7 @@ def activation_requests_cancel_for_user(*, user: User, now: datetime | None = No
     """A deactivated user's pending requests are canceled (SPEC 2.4)."""
     now = now or timezone.now()
     pending = (
-        ActivationRequest.objects.select_for_update()
+        ActivationRequest.objects.select_for_update(of=("self",))
         .select_related("role")
         .filter(requester=user, status=Status.PENDING_APPROVAL)
     )

@@ -5,11 +5,12 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from common.db import retry_on_deadlock
 from common.text import clean_text
 from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
 from roles.scopes import scope_covers, scope_validate
@@ -19,6 +20,7 @@ from roles.services import (
 
 from ..models import ActivationRequest
 from .transitions import (
+    ActivationConflict,
     ActivationError,
     Kind,
     Status,
@@ -28,6 +30,7 @@ from .transitions import (
     _freeze_approvers,
     _grant,
     _hours,
+    _lock_person,
     _notify,
     _notify_granted,
     _require_fresh_mfa,
@@ -39,6 +42,7 @@ from .transitions import (
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 
 
+@retry_on_deadlock
 def activation_request(
     *,
     requester: User,
@@ -60,6 +64,8 @@ def activation_request(
     ticket_system = clean_text(ticket_system, field="ticket_system", max_length=100)
     try:
         with transaction.atomic():
+            if not _lock_person(requester.pk):
+                raise PermissionDenied("A deactivated account cannot request roles.")
             eligible = _lock_eligibility(eligible.pk, requester, now)
             role_settings = RoleSettings.objects.select_related("role").get(role_id=eligible.role_id)
             scope = _requested_scope(eligible, scope)
@@ -105,7 +111,7 @@ def activation_request(
         # The database's one-open-activation constraint caught a concurrent duplicate.
         if "activations_request_one_open_activation" not in str(error):
             raise
-        raise ActivationError("You already have an open activation of this role at this scope.") from None
+        raise ActivationConflict("You already have an open activation of this role at this scope.") from None
     return request
 
 
@@ -180,7 +186,7 @@ def _check_activation_policy(
 def _close_lapsed(requester: User, role_id: uuid.UUID, scope: str, now: datetime) -> None:
     """A granted activation past its end is over whether or not the expiry job has run: close
     it now so it does not block a new one."""
-    lapsed = ActivationRequest.objects.select_for_update().filter(
+    lapsed = ActivationRequest.objects.filter(
         requester=requester,
         role_id=role_id,
         scope=scope,
@@ -188,7 +194,14 @@ def _close_lapsed(requester: User, role_id: uuid.UUID, scope: str, now: datetime
         status=Status.GRANTED,
         ends_at__lte=now,
     )
-    for request in lapsed:
+    # The lock order: the active assignments before their requests.
+    list(
+        ActiveAssignment.objects.select_for_update(of=("self",))
+        .filter(activation_request__in=lapsed)
+        .order_by("pk")
+        .values_list("pk")
+    )
+    for request in lapsed.select_for_update().order_by("pk"):
         _transition(request, Status.EXPIRED, now)
         # What activation_expire_due does for the rows it closes (it will not see this one).
         active_assignments_end(
@@ -212,10 +225,10 @@ def _ensure_no_open_activation(requester: User, role_id: uuid.UUID, scope: str) 
     if open_request is None:
         return
     if open_request.status == Status.GRANTED:
-        raise ActivationError(
+        raise ActivationConflict(
             f"{open_request.role} is already active for you at {scope} "
             f"until {open_request.ends_at:%H:%M} UTC."
         )
-    raise ActivationError(
+    raise ActivationConflict(
         f"You already have a request for {open_request.role} at {scope} waiting for approval."
     )

@@ -1,6 +1,7 @@
 """What every transition shares: the state change, its audit event and emails, granting
 the access, whose eligibility applies, and who may act."""
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,6 +28,34 @@ Kind = ActivationRequest.Kind
 
 class ActivationError(ValidationError):
     """A request refused for a reason the person can act on (shown as is)."""
+
+
+class ActivationConflict(ActivationError):
+    """Refused because of the live state, not the input: there is already an open activation,
+    or the activation has already ended (often a race lost to another transaction). The API
+    answers 409, like TransitionNotAllowed."""
+
+
+def _lock_person(user_id: Any) -> bool:
+    """Lock a person's row, the top of the lock order, and say whether the account is active:
+    a request for them waits for a deactivation of the account in progress, then sees it.
+    FOR NO KEY UPDATE, as accounts locks people: the share locks that audit events and
+    assignments take on a person (foreign keys) never wait for it."""
+    active = User.objects.select_for_update(no_key=True).filter(pk=user_id, is_active=True)
+    return bool(list(active.values_list("pk")))
+
+
+def _lock_basis(request_pk: uuid.UUID) -> None:
+    """Lock what a request rests on, before the request itself (the lock order): the
+    requester, then the role's settings and the eligibility. A decision needs them all: it
+    re-checks them, and approving an extension or renewal changes the eligibility under the
+    role's settings."""
+    requester_id, role_id, eligible_id = ActivationRequest.objects.values_list(
+        "requester_id", "role_id", "eligible_id"
+    ).get(pk=request_pk)
+    _lock_person(requester_id)
+    list(RoleSettings.objects.select_for_update().filter(role_id=role_id).values_list("pk"))
+    list(EligibleAssignment.objects.select_for_update().filter(pk=eligible_id).values_list("pk"))
 
 
 def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime) -> bool:

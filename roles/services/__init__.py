@@ -5,6 +5,32 @@
 Every public function is one audited state change: it checks who is acting, locks the rows it
 changes, re-checks the live state and the role's policy, changes it and writes its audit
 event, all in one transaction. Views, the admin, the API, tasks and commands call these.
+
+The lock order. Every service that touches a person's assignments, an eligibility, its active
+assignments and the requests behind them (here, in activations.services, and in the
+accounts, reviews and alerts services that call them) takes its row locks in this order:
+
+    User (the person) → Role → RoleSettings → PendingChange → EligibleAssignment
+    → ActiveAssignment → ActivationRequest → the audit chain head
+
+so two transitions that meet wait for each other instead of deadlocking. A service may skip
+a step, never go back up one:
+
+- the audit chain head (one row, every audit event) comes last: a service writes its audit
+  events after its last row lock;
+- ending an active assignment locks the requests behind it first, through the
+  active_assignments_ending signal (roles never sees activations): see lock_dependents,
+  which active_assignments_end also calls, and eligible_remove, which locks the eligibility,
+  then its live activations, then their requests;
+- several rows of one model are locked in primary-key order; select_for_update(of=("self",))
+  when the query joins (a join would lock the role or the person too);
+- people are locked FOR NO KEY UPDATE (accounts.services): audit events and assignments hold
+  a foreign-key share lock on their person, which FOR UPDATE would wait for;
+- the apps above (reviews, alerts) lock their own rows first, then call these.
+
+A transition that loses a race refuses with the state it finds ("This assignment has already
+ended."); a deadlock or serialization failure that still happens is retried once
+(common.db.retry_on_deadlock, on every public service).
 """
 
 from .active import (

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record_many
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..directory_services import directory_operation_enqueue, directory_operations_enqueue_many
@@ -21,7 +22,7 @@ from ..models import (
     Role,
     RoleSettings,
 )
-from ..signals import active_assignment_ended
+from ..signals import active_assignment_ended, active_assignments_ending
 from ..two_person import approval_details, self_extension_intercept, self_grant_intercept
 from .assignments import (
     Principal,
@@ -36,6 +37,7 @@ from .assignments import (
 )
 
 
+@retry_on_deadlock
 def active_assign(
     *,
     actor: User | None,
@@ -85,6 +87,7 @@ def active_assign(
     )
 
 
+@retry_on_deadlock
 def active_update(
     *,
     actor: User | None,
@@ -114,6 +117,7 @@ def active_update(
     )
 
 
+@retry_on_deadlock
 def active_extend(
     *,
     actor: User | None,
@@ -128,6 +132,7 @@ def active_extend(
     )
 
 
+@retry_on_deadlock
 def active_renew(
     *,
     actor: User | None,
@@ -140,6 +145,7 @@ def active_renew(
     return _renew(assignment, actor=actor, ends_at=ends_at, justification=justification, now=now)
 
 
+@retry_on_deadlock
 def active_remove(
     *,
     actor: User | None,
@@ -177,10 +183,11 @@ def active_assignments_revoke_for_user(
         for role in Role.objects.filter(lockout_protected=True):
             _ensure_lockout_safe(role, removing_user=user, now=now)
         open_assignments = list(
-            ActiveAssignment.objects.select_for_update()
+            ActiveAssignment.objects.select_for_update(of=("self",))
             .filter(user=user, ended_at__isnull=True)
             .exclude(ends_at__lte=now)
             .select_related("role")
+            .order_by("pk")
         )
         active_assignments_end(
             actor=actor,
@@ -209,7 +216,9 @@ def assignments_end_for_group_leaver(
             .filter(user=user, ended_at__isnull=True)
             .filter(eligible__in=EligibleAssignment.objects.filter(group=group).values("pk"))
             .exclude(ends_at__lte=now)
+            .order_by("pk")
         )
+        lock_dependents(derived)  # every lock before the first audit event (the lock order)
         for assignment in derived:
             _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
             # One by one: the next lockout check no longer counts the ones ended before it.
@@ -299,6 +308,8 @@ def active_assignments_end(
     if not assignments:
         return
     expired = reason == ActiveAssignment.EndReason.EXPIRED
+    if not expired:
+        lock_dependents(assignments)
     if expired:
         ActiveAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
             end_reason=reason
@@ -339,3 +350,12 @@ def active_assignments_end(
             ],
             at=now,
         )
+
+
+def lock_dependents(assignments: Sequence[ActiveAssignment]) -> None:
+    """Lock what hangs on these locked, live assignments (the requests behind activations)
+    before anything is written: the lock order, every lock before the first audit event.
+    Idempotent, so a service locks them as early as it likes and active_assignments_end
+    makes sure."""
+    if assignments:
+        active_assignments_ending.send(sender=ActiveAssignment, assignments=list(assignments))

@@ -8,11 +8,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record_many
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..models import ActiveAssignment, EligibleAssignment, PendingChange, Role
 from ..two_person import approval_details, self_extension_intercept, self_grant_intercept
-from .active import active_assignments_end
+from .active import active_assignments_end, lock_dependents
 from .assignments import (
     Principal,
     _assign,
@@ -26,6 +27,7 @@ from .assignments import (
 )
 
 
+@retry_on_deadlock
 def eligible_assign(
     *,
     actor: User | None,
@@ -71,6 +73,7 @@ def eligible_assign(
     )
 
 
+@retry_on_deadlock
 def eligible_update(
     *,
     actor: User | None,
@@ -100,6 +103,7 @@ def eligible_update(
     )
 
 
+@retry_on_deadlock
 def eligible_extend(
     *,
     actor: User | None,
@@ -115,6 +119,7 @@ def eligible_extend(
     )
 
 
+@retry_on_deadlock
 def eligible_renew(
     *,
     actor: User | None,
@@ -128,6 +133,7 @@ def eligible_renew(
     return _renew(assignment, actor=actor, ends_at=ends_at, justification=justification, now=now)
 
 
+@retry_on_deadlock
 def eligible_remove(
     *,
     actor: User | None,
@@ -143,6 +149,16 @@ def eligible_remove(
     with transaction.atomic():
         assignment = _lock_open(EligibleAssignment, assignment.pk, now)
         _ensure_lockout_safe(assignment.role, removing=assignment, now=now)
+        # Every activation of it that has not ended, including one scheduled to start later
+        # (current(now) would leave that one to start from a removed eligibility): locked with
+        # the requests behind them before anything is written (the lock order).
+        live = list(
+            ActiveAssignment.objects.select_for_update()
+            .filter(eligible=assignment, ended_at__isnull=True)
+            .exclude(ends_at__lte=now)
+            .order_by("pk")
+        )
+        lock_dependents(live)
         _eligible_end(assignment, actor=actor, reason=end_reason, now=now)
         audit_record_many(
             entries=[
@@ -155,16 +171,9 @@ def eligible_remove(
             ],
             at=now,
         )
-        # Every activation of it that has not ended, including one scheduled to start later
-        # (current(now) would leave that one to start from a removed eligibility).
-        live = (
-            ActiveAssignment.objects.select_for_update()
-            .filter(eligible=assignment, ended_at__isnull=True)
-            .exclude(ends_at__lte=now)
-        )
         active_assignments_end(
             actor=actor,
-            assignments=list(live),
+            assignments=live,
             reason=ActiveAssignment.EndReason.REMOVED,
             now=now,
             audit_action="active_assignment.ended",

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
+from common.db import retry_on_deadlock
 from common.text import clean_text
 
 from ..models import PendingChange, Role, RoleSettings
@@ -36,6 +37,7 @@ SETTINGS_FIELDS = (
 )
 
 
+@retry_on_deadlock
 def role_settings_update(
     *,
     actor: User | None,

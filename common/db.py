@@ -1,0 +1,54 @@
+"""Running a service's transaction again when the database broke a lock cycle.
+
+The services take their row locks in one order (see roles.services and activations.services),
+so concurrent transitions wait for each other instead of deadlocking. What is left — a cycle
+through rows no service orders (a foreign key's share lock, the audit chain head taken by a
+receiver), or a serialization failure — PostgreSQL breaks by aborting one transaction. That
+transaction's work is all rolled back (with its on-commit callbacks), so it can simply run
+again: once, on a fresh transaction, where it sees what the other one committed.
+"""
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from django.db import OperationalError, transaction
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL's SQLSTATEs for "run the transaction again": deadlock_detected, serialization_failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether the database aborted the transaction to break a deadlock or a serialization
+    conflict (Django's OperationalError wraps psycopg's error, which carries the SQLSTATE)."""
+    cause = error.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return isinstance(error, OperationalError) and code in RETRYABLE_SQLSTATES
+
+
+def retry_on_deadlock(service: Callable[P, R]) -> Callable[P, R]:
+    """Run the service once more if its transaction was aborted by a deadlock or a
+    serialization failure. Only the outermost transaction can be re-run: called inside a
+    caller's transaction (a service calling another, a receiver, a test's transaction) it runs
+    once and the error goes up to whoever owns the transaction."""
+
+    @functools.wraps(service)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if transaction.get_connection().in_atomic_block:
+            return service(*args, **kwargs)
+        try:
+            return service(*args, **kwargs)
+        except OperationalError as error:
+            if not is_retryable(error):
+                raise
+            name = getattr(service, "__qualname__", repr(service))
+            logger.warning("%s: %s; running it again", name, str(error).splitlines()[0])
+        return service(*args, **kwargs)
+
+    return run
