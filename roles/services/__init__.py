@@ -34,7 +34,7 @@ ended."); a deadlock or serialization failure that still happens is retried once
 (common.db.retry_on_deadlock, on the public services that take these locks). One such cycle
 is known: a deactivated account's pending requests are canceled after its assignments' audit
 events (accounts' user_deactivated), so the timeout job claiming one of them at that moment
-can meet it; the account's deactivation, or the job's batch, runs again.
+can meet it: the deactivation is retried, or the job's batch waits for its next run.
 """
 
 from .active import (
