@@ -10,8 +10,9 @@ The lock order. Every service that touches a person's assignments, an eligibilit
 assignments and the requests behind them (here, in activations.services, and in the
 accounts, reviews and alerts services that call them) takes its row locks in this order:
 
-    User (the person) → Role → RoleSettings → PendingChange → EligibleAssignment
-    → ActiveAssignment → ActivationRequest → the audit chain head
+    DirectoryGroup (a person's groups) → User (the person) → Role → RoleSettings
+    → PendingChange → EligibleAssignment → ActiveAssignment → ActivationRequest
+    → the audit chain head
 
 so two transitions that meet wait for each other instead of deadlocking. A service may skip
 a step, never go back up one:
@@ -30,7 +31,10 @@ a step, never go back up one:
 
 A transition that loses a race refuses with the state it finds ("This assignment has already
 ended."); a deadlock or serialization failure that still happens is retried once
-(common.db.retry_on_deadlock, on every public service).
+(common.db.retry_on_deadlock, on the public services that take these locks). One such cycle
+is known: a deactivated account's pending requests are canceled after its assignments' audit
+events (accounts' user_deactivated), so the timeout job claiming one of them at that moment
+can meet it: the deactivation is retried, or the job's batch waits for its next run.
 """
 
 from .active import (
