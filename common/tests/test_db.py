@@ -83,10 +83,16 @@ def test_two_transactions_locking_in_opposite_orders_both_finish(caplog):
     first, second = UserFactory(), UserFactory()
     barrier = threading.Barrier(2)
     attempts = []
+    # The run that PostgreSQL aborted goes again once the other has committed, as it would in
+    # the portal; without this, on a loaded machine the re-run can grab its first row before
+    # the survivor does and start a second cycle.
+    survivor_done = threading.Event()
 
     @retry_on_deadlock
     def lock_both(one, other):
         attempts.append(one.pk)
+        if len(attempts) > 2:
+            survivor_done.wait(timeout=10)
         with transaction.atomic():
             list(User.objects.select_for_update().filter(pk=one.pk).values_list("pk"))
             if len(attempts) <= 2:
@@ -99,6 +105,7 @@ def test_two_transactions_locking_in_opposite_orders_both_finish(caplog):
     def run(one, other):
         try:
             results.append(lock_both(one, other))
+            survivor_done.set()
         except Exception as error:  # the outcome is what the test inspects
             results.append(error)
         finally:
