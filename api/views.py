@@ -3,7 +3,6 @@ is fetched through a selector that answers 404 for what the caller may not see."
 
 from datetime import datetime
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, StreamingHttpResponse
@@ -32,7 +31,7 @@ from audit import event_exports
 from audit.models import AuditEvent
 from audit.refusals import audit_permission_denied
 from audit.selectors import audit_reader_check
-from common.step_up import step_up_verified_at
+from common.step_up import step_up_verified_at, verification_is_fresh
 from common.text import clean_text
 from reviews import selectors as review_selectors
 from reviews import services as review_services
@@ -554,7 +553,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if not alert.can_become(Alert.Status.DISMISSED):
             raise Conflict(f"This alert is {alert.status}; it cannot be dismissed.")
         verified_at = mfa_verified_at(request, data.get("otp_code", ""))
-        if verified_at is None or timezone.now() - verified_at > settings.PIM_STEP_UP_WINDOW:
+        if not verification_is_fresh(verified_at):
             raise ValidationError({"otp_code": [FRESH_CODE_MESSAGE]})
         try:
             alert_services.alert_dismiss(actor=request.user, alert=alert, reason=data.get("reason", ""))

@@ -45,10 +45,16 @@ def step_up_verified_at(request: HttpRequest) -> datetime | None:
     return verified_at if timezone.is_aware(verified_at) else None
 
 
+def verification_is_fresh(verified_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a code was verified within PIM_STEP_UP_WINDOW of now: the one freshness rule
+    that the view guards and every service taking ``mfa_verified_at`` apply."""
+    now = now or timezone.now()
+    return verified_at is not None and now - verified_at <= settings.PIM_STEP_UP_WINDOW
+
+
 def step_up_is_fresh(request: HttpRequest) -> bool:
     """Whether the session verified a code within PIM_STEP_UP_WINDOW of now."""
-    verified_at = step_up_verified_at(request)
-    return verified_at is not None and timezone.now() - verified_at <= settings.PIM_STEP_UP_WINDOW
+    return verification_is_fresh(step_up_verified_at(request))
 
 
 def mfa_is_enrolled(*, user: AbstractBaseUser | AnonymousUser) -> bool:

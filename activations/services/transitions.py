@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
+from common.step_up import verification_is_fresh
 from notifications.services import email_queue
 from roles.models import EligibleAssignment, RoleSettings
 from roles.services import (
@@ -186,7 +187,7 @@ def _ensure_active_user(user: User, doing: str) -> None:
 
 
 def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
-    if mfa_verified_at is None or now - mfa_verified_at > settings.PIM_STEP_UP_WINDOW:
+    if not verification_is_fresh(mfa_verified_at, now):
         raise ActivationError({"otp_token": "Enter a fresh code from your authenticator app to continue."})
 
 

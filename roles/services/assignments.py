@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import DirectoryGroup, User
 from audit.refusals import audit_permission_denied
 from audit.services import AuditEntry, audit_record
+from common.step_up import verification_is_fresh
 from common.text import clean_text
 
 from ..directory_services import directory_operation_enqueue
@@ -365,7 +366,7 @@ def _ensure_outlasted(
 
 
 def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
-    if mfa_verified_at is None or now - mfa_verified_at > django_settings.PIM_STEP_UP_WINDOW:
+    if not verification_is_fresh(mfa_verified_at, now):
         raise PermissionDenied("This change needs a fresh MFA verification.")
 
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from ..models import PendingChange
 from .rules import two_person_rule_on
+from .selectors import pending_changes_open
 
 PENDING_MESSAGE = "Saved as a pending change: a second PIM Administrator must approve it."
 SELF_ASSIGNMENT_NOTICE = (
@@ -50,11 +50,7 @@ class TwoPersonAdminMixin(_ModelAdmin):
             context["two_person_notice"] = self.two_person_notice(request, obj)
             role = self.two_person_role(obj)
             if role is not None:
-                context["pending_changes"] = list(
-                    PendingChange.objects.filter(
-                        role=role, status=PendingChange.Status.PENDING, decide_by__gt=timezone.now()
-                    ).select_related("proposer")
-                )
+                context["pending_changes"] = list(pending_changes_open(role=role).select_related("proposer"))
         return super().render_change_form(
             request, context, add=add, change=change, form_url=form_url, obj=obj
         )

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +15,7 @@ from django.utils import timezone
 from accounts.models import DirectoryGroup, User
 from audit.refusals import audit_refusal
 from audit.services import AuditEntry, audit_record, audit_record_many
+from common.step_up import verification_is_fresh
 from common.text import clean_text
 from notifications.services import email_queue
 
@@ -322,5 +322,5 @@ def _notify_decided(change: PendingChange, now: datetime) -> None:
 
 
 def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
-    if mfa_verified_at is None or now - mfa_verified_at > settings.PIM_STEP_UP_WINDOW:
+    if not verification_is_fresh(mfa_verified_at, now):
         raise PermissionDenied("Deciding a pending change needs a fresh MFA verification.")

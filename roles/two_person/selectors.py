@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import User
 
-from ..models import PendingChange
+from ..models import PendingChange, Role
 
 RECENT = 50
 
@@ -37,9 +37,15 @@ def pending_change_get_for_user(*, user: User, pk: uuid.UUID | str) -> PendingCh
     return change
 
 
+def pending_changes_open(*, role: Role | None = None) -> QuerySet[PendingChange]:
+    """Changes still waiting for a decision (pending and not past their deadline), of one role
+    or of all."""
+    waiting = PendingChange.objects.filter(status=PendingChange.Status.PENDING, decide_by__gt=timezone.now())
+    return waiting if role is None else waiting.filter(role=role)
+
+
 def pending_changes_waiting_for(*, user: User) -> int:
     """How many changes wait for someone other than the user (the navigation badge)."""
     if not user_may_see_pending_changes(user=user):
         return 0
-    waiting = PendingChange.objects.filter(status=PendingChange.Status.PENDING, decide_by__gt=timezone.now())
-    return waiting.exclude(proposer=user).count()
+    return pending_changes_open().exclude(proposer=user).count()
