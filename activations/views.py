@@ -22,6 +22,7 @@ from common.decorators import verified_required
 from common.redirects import safe_next
 from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
 from roles import selectors as role_selectors
+from roles.directory_selectors import assignment_directory_status
 from roles.models import ActiveAssignment
 
 from . import evidence, selectors, services
@@ -199,6 +200,7 @@ def _render_request(request, activation, *, decision_form=None, revoke_form=None
         "approvals": selectors.request_approvals(request=activation),
         "approvers": selectors.request_approver_users(request=activation),
         "recent": selectors.request_recent_activations(request=activation),
+        "directory": assignment_directory_status(assignment=activation.active_assignment),
         "decision_form": decision_form,
         "revoke_form": revoke_form,
     }

@@ -18,7 +18,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from accounts.models import DirectoryGroup, User
 from audit.models import AuditEvent
 from reviews.models import ReviewInstance
-from roles.models import ActiveAssignment, EligibleAssignment, Role
+from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 BREAK_GLASS_ACTION = "auth.break_glass_sign_in"
@@ -354,6 +354,44 @@ def stale_accounts(*, now: datetime) -> list[Finding]:
     return _one(items, f"These accounts hold privileged roles but have not signed in for {days} days.")
 
 
+def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
+    """Grants and revokes the directory (Entra) accepted but did not show as in force (or gone)
+    within PIM_DIRECTORY_EFFECT_ALERT_MINUTES: still waiting, or given up on in the last
+    UNCONFIRMED_DAYS days. A grant whose assignment has ended since no longer matters; a revoke
+    not confirmed may have left access in the directory, so it stays until dismissed."""
+    Op = DirectoryOperation
+    overdue = now - timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES)
+    operations = (
+        Op.objects.filter(
+            Q(effect=Op.Effect.WAITING, completed_at__lte=overdue)
+            | Q(effect=Op.Effect.UNCONFIRMED, completed_at__gte=now - timedelta(days=UNCONFIRMED_DAYS))
+        )
+        .select_related("assignment__role", "assignment__user", "assignment__group")
+        .order_by("completed_at", "pk")
+    )
+    items = [
+        item("directory_operation", op, _operation_label(op))
+        for op in operations
+        if op.operation == Op.Operation.REVOKE or op.assignment.is_current(now)
+    ]
+    return _one(
+        items,
+        "The directory accepted these changes but has not shown them in force within "
+        f"{settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES} minutes: access there may differ from the portal's.",
+    )
+
+
+UNCONFIRMED_DAYS = 30
+
+
+def _operation_label(op) -> str:
+    state = "still waiting" if op.effect == DirectoryOperation.Effect.WAITING else "never confirmed"
+    return (
+        f"{op.get_operation_display()} of {_assignment_label(op.assignment)}: accepted "
+        f"{op.completed_at:%Y-%m-%d %H:%M} UTC, {state}"
+    )
+
+
 def break_glass_sign_ins(*, now: datetime) -> list[Finding]:
     """Every sign-in of a break-glass (superuser) account is an alert of its own (SPEC 2.8)."""
     since = now - timedelta(days=settings.PIM_ALERT_BREAK_GLASS_DAYS)
@@ -475,6 +513,15 @@ KINDS: dict[str, AlertKind] = {
         "Accounts in a privileged role that have not signed in for PIM_ALERT_STALE_SIGN_IN_DAYS days.",
         "Remove their privileged roles, or deactivate the accounts.",
         stale_accounts,
+    ),
+    "directory_changes_not_effective": AlertKind(
+        "Changes not in force in the directory",
+        H,
+        "Grants or revokes that Entra accepted but did not show in force within "
+        "PIM_DIRECTORY_EFFECT_ALERT_MINUTES minutes (proof of effect).",
+        "Check the assignment in Entra (PIM, role assignments) and the Entra sync's drift findings; "
+        "remove or re-assign there if it differs, then dismiss.",
+        directory_changes_not_effective,
     ),
     "break_glass_sign_in": AlertKind(
         "The break-glass account was used",

@@ -19,9 +19,9 @@ PAUSE_AFTER_FAILURE = 30.0  # seconds
 _paused_until = 0.0  # time.monotonic() before which this process does not try the broker
 
 
-def task_publish(task: Any, *args: object) -> bool:  # a Celery task (celery is untyped)
-    """Queue task(*args) once; False if the broker did not take it (the outbox row stays
-    pending and the drain job carries it out)."""
+def task_publish(task: Any, *args: object, countdown: float | None = None) -> bool:  # celery is untyped
+    """Queue task(*args) once (to run `countdown` seconds from now, if given); False if the
+    broker did not take it (the outbox row stays pending and the drain job carries it out)."""
     global _paused_until
     # An eager task (tests, CELERY_TASK_ALWAYS_EAGER) runs here and never touches the broker.
     eager = task.app.conf.task_always_eager
@@ -29,7 +29,7 @@ def task_publish(task: Any, *args: object) -> bool:  # a Celery task (celery is 
         logger.info("Broker paused after a failure: %s%r is left to the drain job", task.name, args)
         return False
     try:
-        task.apply_async(args=args, retry=False)
+        task.apply_async(args=args, retry=False, countdown=countdown)
     except Exception:  # broker down, hung or refusing: the drain job has it
         if not eager:
             _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE

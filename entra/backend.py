@@ -22,6 +22,7 @@ from roles.models import ActiveAssignment, Role
 from .client import GraphClient, GraphError, get_graph
 
 REQUESTS_PATH = "roleManagement/directory/roleAssignmentScheduleRequests"
+INSTANCES_PATH = "roleManagement/directory/roleAssignmentScheduleInstances"
 ALREADY_DONE = {"adminAssign": "RoleAssignmentExists", "adminRemove": "RoleAssignmentDoesNotExist"}
 POLICY_FAILED = "RoleAssignmentRequestPolicyValidationFailed"
 _RULE_NAME = re.compile(r"\b([A-Z][A-Za-z]*Rule)\b")
@@ -29,7 +30,10 @@ JUSTIFICATION_LIMIT = 500
 
 
 class GraphBackend(DirectoryBackend):
-    """Grants and revokes the portal's active assignments of Entra directory roles in Entra."""
+    """Grants and revokes the portal's active assignments of Entra directory roles in Entra,
+    and confirms them through the schedule instances (Entra applies requests asynchronously)."""
+
+    confirms_effect = True
 
     def grant(self, assignment: ActiveAssignment) -> dict:
         target = directory_target(assignment)
@@ -59,6 +63,26 @@ class GraphBackend(DirectoryBackend):
         return schedule_request(
             get_graph(), action="adminRemove", target=target, justification=_justification(reason, assignment)
         )
+
+    def in_force(self, assignment: ActiveAssignment) -> bool | None:
+        target = directory_target(assignment)
+        if target is None:
+            return None
+        principal_id, role_definition_id, directory_scope_id = target
+        clauses = (
+            ("principalId", principal_id),
+            ("roleDefinitionId", role_definition_id),
+            ("directoryScopeId", directory_scope_id),
+        )
+        odata_filter = " and ".join(f"{name} eq {odata_literal(value)}" for name, value in clauses)
+        # One read, no in-process retries: the worker looks again later anyway.
+        answer = get_graph().get(INSTANCES_PATH, params={"$filter": odata_filter, "$select": "id"}, retries=0)
+        return bool(answer.get("value"))
+
+
+def odata_literal(value: str) -> str:
+    """A string literal for $filter: single-quoted, quotes doubled (OData ABNF)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def directory_target(assignment: ActiveAssignment) -> tuple[str, str, str] | None:

@@ -80,6 +80,12 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         "directory-outbox-drain", "roles.tasks.directory_outbox_drain", 60.0, "directory operations done"
     ),
+    PeriodicJob(
+        "directory-effects-check",
+        "roles.tasks.directory_effects_check_due",
+        60.0,
+        "directory changes confirmed in force",
+    ),
     PeriodicJob("email-outbox-drain", "notifications.tasks.email_outbox_drain", 120.0, "emails sent"),
     PeriodicJob(
         "audit-checkpoint",

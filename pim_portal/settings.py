@@ -323,6 +323,12 @@ ENTRA_SYNC_INTERVAL_MINUTES = env_int("ENTRA_SYNC_INTERVAL_MINUTES", 60)
 ENTRA_REMOVE_DRIFT = env_bool("ENTRA_REMOVE_DRIFT", False)
 # Object ids never removed as drift (break-glass accounts, the app's own service principal).
 ENTRA_DRIFT_EXCLUDE = env_list("ENTRA_DRIFT_EXCLUDE")
+# Proof of effect (README "Entra set-up"): after Entra accepts a grant or a revoke, the worker
+# reads the schedule instances until the change is in force (or gone). An alert fires when it
+# is not within PIM_DIRECTORY_EFFECT_ALERT_MINUTES; the worker stops checking after
+# PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES and records the change as not confirmed.
+PIM_DIRECTORY_EFFECT_ALERT_MINUTES = env_int("PIM_DIRECTORY_EFFECT_ALERT_MINUTES", 5)
+PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES = env_int("PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES", 60)
 CELERY_BEAT_SCHEDULE = beat_schedule(globals())  # pim_portal/periodic.py; reads the settings above
 
 # Signed audit checkpoints (SPEC 2.6): the Ed25519 private key (base64 of its 32 bytes, or

@@ -28,13 +28,24 @@ class PermanentDirectoryError(DirectoryError):
 
 class DirectoryBackend:
     """Interface. Both calls must be idempotent: granting what exists or revoking what is gone
-    counts as success. They return a small dict recorded on the operation (ids, status)."""
+    counts as success. They return a small dict recorded on the operation (ids, status).
+
+    A directory that applies changes asynchronously (Entra) also answers `in_force`: is the
+    assignment in force there now? The worker asks it after a grant or revoke was accepted,
+    until the change shows (proof of effect), if it says so in `confirms_effect`."""
+
+    confirms_effect = False
 
     def grant(self, assignment) -> dict:
         raise NotImplementedError
 
     def revoke(self, assignment) -> dict:
         raise NotImplementedError
+
+    def in_force(self, assignment) -> bool | None:
+        """True if the directory has the assignment in force now, False if not; None when this
+        directory cannot tell (nothing to confirm). May raise DirectoryError."""
+        return None
 
 
 class NullBackend(DirectoryBackend):

@@ -4,6 +4,7 @@ transaction that changed the assignment)."""
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -12,14 +13,21 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from common.broker import task_publish
 
-from .directory import PermanentDirectoryError, TransientDirectoryError, get_backend
+from .directory import DirectoryError, PermanentDirectoryError, TransientDirectoryError, get_backend
 from .models import ActiveAssignment, DirectoryOperation
+from .signals import directory_effect_overdue
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 20
+# Proof of effect: the first look at the directory after it accepted a change, then twice as
+# long between looks, at most a minute, until settings.PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES.
+FIRST_CHECK = timedelta(seconds=5)
+MAX_CHECK_INTERVAL = timedelta(minutes=1)
+CHECK_LEASE = timedelta(minutes=2)
+Effect = DirectoryOperation.Effect
 
 
 def directory_operation_enqueue(*, assignment: ActiveAssignment, operation: str, now: datetime) -> None:
@@ -87,7 +95,13 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
     except PermanentDirectoryError as error:
         _finish(op, DirectoryOperation.Status.FAILED, {"error": str(error)[:500]}, AuditEvent.Outcome.FAILURE)
         return False
-    _finish(op, DirectoryOperation.Status.DONE, result, AuditEvent.Outcome.SUCCESS)
+    _finish(
+        op,
+        DirectoryOperation.Status.DONE,
+        result,
+        AuditEvent.Outcome.SUCCESS,
+        confirm=backend.confirms_effect,
+    )
     return True
 
 
@@ -112,12 +126,19 @@ def _retry_later(op: DirectoryOperation, error: TransientDirectoryError, now: da
     )
 
 
-def _finish(op: DirectoryOperation, status: str, result: dict, outcome: str) -> None:
+def _finish(
+    op: DirectoryOperation, status: str, result: dict, outcome: str, *, confirm: bool = False
+) -> None:
+    """Record the outcome; a change the directory accepted and can confirm waits for proof."""
     now = timezone.now()
+    confirm = confirm and status == DirectoryOperation.Status.DONE and "skipped" not in result
+    effect = {"effect": Effect.WAITING, "next_check_at": now + FIRST_CHECK} if confirm else {}
     with transaction.atomic():
         DirectoryOperation.objects.filter(pk=op.pk).update(
-            status=status, completed_at=now, result=result, last_error=result.get("error", "")
+            status=status, completed_at=now, result=result, last_error=result.get("error", ""), **effect
         )
+        if confirm:
+            transaction.on_commit(lambda: _enqueue_check(op.pk, FIRST_CHECK))
         assignment = op.assignment
         audit_record(
             action=f"directory.{op.operation}_{'confirmed' if status == 'done' else 'failed'}",
@@ -138,4 +159,101 @@ def directory_outbox_drain(*, now: datetime | None = None, limit: int = 500) -> 
     ).order_by("next_attempt_at")
     return sum(
         directory_operation_run(operation_id=pk, now=now) for pk in due.values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- Proof of effect ----------------------------------------------------------------------------
+
+
+def _enqueue_check(operation_id: int, delay: timedelta) -> None:
+    from .tasks import directory_effect_check
+
+    # If not queued (or lost with a worker), directory_effects_check_due has it.
+    task_publish(directory_effect_check, operation_id, countdown=delay.total_seconds())
+
+
+def directory_effect_check(*, operation_id: int, now: datetime | None = None) -> bool:
+    """Ask the directory whether an accepted grant is in force (or a revoke gone), once the
+    operation's next check is due (compare-and-swap on its lease). Records "effective at T"
+    when it is; otherwise the next check, or, past the give-up time, "not confirmed".
+    True if this call confirmed it."""
+    now = now or timezone.now()
+    claimed = DirectoryOperation.objects.filter(
+        pk=operation_id, effect=Effect.WAITING, next_check_at__lte=now
+    ).update(next_check_at=now + CHECK_LEASE, effect_checks=F("effect_checks") + 1)
+    if claimed != 1:
+        return False
+    op = DirectoryOperation.objects.select_related(
+        "assignment__role", "assignment__user", "assignment__group"
+    ).get(pk=operation_id)
+    grant = op.operation == DirectoryOperation.Operation.GRANT
+    if grant and not op.assignment.is_current(now):
+        _effect_record(
+            op, Effect.UNCONFIRMED, now, note="The assignment ended before the directory showed it."
+        )
+        return False
+    try:
+        in_force = get_backend().in_force(op.assignment)
+    except DirectoryError as error:  # unreachable, throttled or refusing: no answer this time
+        logger.info("Proof of effect of %s: %s", op, error)
+        in_force = None
+    accepted_at = op.completed_at or now  # set by _finish with the effect
+    overdue = now >= accepted_at + timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES)
+    if in_force is not None and in_force == grant:
+        _effect_record(op, Effect.EFFECTIVE, now, overdue=overdue)
+        return True
+    if now >= accepted_at + timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES):
+        _effect_record(op, Effect.UNCONFIRMED, now, note="The directory never showed the change.")
+        return False
+    delay = min(FIRST_CHECK * 2**op.effect_checks, MAX_CHECK_INTERVAL)
+    with transaction.atomic():
+        DirectoryOperation.objects.filter(pk=op.pk, effect=Effect.WAITING).update(next_check_at=now + delay)
+        if overdue:
+            directory_effect_overdue.send(sender=DirectoryOperation, operation=op, now=now)
+    _enqueue_check(op.pk, delay)
+    return False
+
+
+def _effect_record(
+    op: DirectoryOperation, effect: str, now: datetime, *, note: str = "", overdue: bool = True
+) -> None:
+    """Record the outcome of the proof (audited); overdue: the alert on it may change."""
+    effective = effect == Effect.EFFECTIVE
+    accepted_at = op.completed_at or now
+    with transaction.atomic():
+        DirectoryOperation.objects.filter(pk=op.pk).update(
+            effect=effect, effective_at=now if effective else None, next_check_at=None
+        )
+        details = {
+            "operation_id": op.pk,
+            "checks": op.effect_checks,
+            "accepted_at": accepted_at.isoformat(),
+            "seconds_after_acceptance": round((now - accepted_at).total_seconds()),
+        }
+        if effective:
+            details["effective_at"] = now.isoformat()
+        if note:
+            details["note"] = note
+        assignment = op.assignment
+        audit_record(
+            action=f"directory.{op.operation}_{'effective' if effective else 'unconfirmed'}",
+            target=assignment,
+            role=assignment.role,
+            scope=assignment.scope,
+            details=details,
+            outcome=AuditEvent.Outcome.SUCCESS if effective else AuditEvent.Outcome.FAILURE,
+            at=now,
+        )
+        if overdue:
+            directory_effect_overdue.send(sender=DirectoryOperation, operation=op, now=now)
+
+
+def directory_effects_check_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Check every waiting operation that is due (catch-up when a queued check was lost)."""
+    now = now or timezone.now()
+    due = DirectoryOperation.objects.filter(effect=Effect.WAITING, next_check_at__lte=now).order_by(
+        "next_check_at"
+    )
+    return sum(
+        directory_effect_check(operation_id=pk, now=now) for pk in due.values_list("pk", flat=True)[:limit]
     )

@@ -285,6 +285,11 @@ class DirectoryOperation(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    class Effect(models.TextChoices):
+        WAITING = "waiting", "Waiting for the directory"
+        EFFECTIVE = "effective", "Effective in the directory"
+        UNCONFIRMED = "unconfirmed", "Not confirmed by the directory"
+
     assignment = models.ForeignKey(
         ActiveAssignment, on_delete=models.PROTECT, related_name="directory_operations"
     )
@@ -297,11 +302,28 @@ class DirectoryOperation(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # Proof of effect: after the directory accepted the change, the worker checks that it is in
+    # force (a grant) or gone (a revoke); "" when the back end cannot tell (no directory, or a
+    # role that lives only in the portal).
+    effect = models.CharField(max_length=12, choices=Effect.choices, blank=True, default="")
+    effective_at = models.DateTimeField(null=True, blank=True)
+    effect_checks = models.PositiveSmallIntegerField(default=0)
+    # Next check of a WAITING operation; a claim pushes it forward (lease), as next_attempt_at.
+    next_check_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(
                 fields=["next_attempt_at"], condition=Q(status="pending"), name="roles_directory_due_idx"
+            ),
+            models.Index(
+                fields=["next_check_at"], condition=Q(effect="waiting"), name="roles_directory_waiting_idx"
+            ),
+            # The alert on changes not (yet) in force reads only these few.
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(effect__in=["waiting", "unconfirmed"]),
+                name="roles_directory_unproven_idx",
             ),
         ]
 

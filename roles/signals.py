@@ -17,3 +17,8 @@ role_settings_changed = Signal()
 # on them — activations locks the requests behind them — before the transaction writes its
 # first audit event (the lock order in roles.services).
 active_assignments_ending = Signal()
+
+# A directory change (grant or revoke) that the directory accepted is overdue: still not in
+# force PIM_DIRECTORY_EFFECT_ALERT_MINUTES after it was accepted, or given up on, or confirmed
+# after being overdue; kwargs: operation, now. Alerts re-evaluates its alert on it after commit.
+directory_effect_overdue = Signal()

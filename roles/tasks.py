@@ -25,3 +25,13 @@ def pending_change_expire_due() -> int:
     from . import two_person
 
     return two_person.pending_change_expire_due()
+
+
+@shared_task(ignore_result=True)
+def directory_effect_check(operation_id: int) -> None:
+    directory_services.directory_effect_check(operation_id=operation_id)
+
+
+@shared_task(ignore_result=True)
+def directory_effects_check_due() -> int:
+    return directory_services.directory_effects_check_due()

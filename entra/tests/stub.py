@@ -62,6 +62,11 @@ class GraphStub:
         self.policies: dict[str, list[dict]] = {}  # role definition id -> rules
         self.page_size = 100
         self.policy_failure = ""  # a rule name: adminAssign answers PolicyValidationFailed
+        # Entra applies schedule requests asynchronously: an accepted adminAssign / adminRemove
+        # shows in roleAssignmentScheduleInstances from the N-th read after it (0: at once;
+        # None: never).
+        self.apply_after_reads: int | None = 0
+        self._applying: list[list] = []  # [reads left, change]
         self.certificate = None  # a cryptography x509 certificate registered for the app
         self.received: list[Received] = []
         self.token_requests = 0
@@ -231,7 +236,11 @@ class GraphStub:
         elif route == directory + "roleEligibilityScheduleInstances":
             items = self.eligibilities
         elif route == directory + "roleAssignmentScheduleInstances":
-            items = self.assignments
+            self._apply_due_changes()
+            try:
+                items = _filtered(self.assignments, query.get("$filter", ""))
+            except ValueError as error:
+                return 400, {}, _error("BadRequest", f"Invalid filter clause: {error}")
         elif route == "policies/roleManagementPolicyAssignments":
             wanted = "scopeId eq '/' and scopeType eq 'DirectoryRole'"
             if query.get("$filter") != wanted:
@@ -298,10 +307,14 @@ class GraphStub:
                 if existing:
                     return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
                 expiration = body.get("scheduleInfo", {}).get("expiration", {})
-                instance = self.add_assignment(
-                    *key,
-                    startDateTime=body["scheduleInfo"]["startDateTime"],
-                    endDateTime=expiration.get("endDateTime"),
+                schedule_id = f"schedule-{next(self._ids)}"
+                self._apply(
+                    lambda: self.add_assignment(
+                        *key,
+                        startDateTime=body["scheduleInfo"]["startDateTime"],
+                        endDateTime=expiration.get("endDateTime"),
+                        roleAssignmentScheduleId=schedule_id,
+                    )
                 )
                 return (
                     201,
@@ -310,7 +323,7 @@ class GraphStub:
                         "id": request_id,
                         "status": "Provisioned",
                         "action": "adminAssign",
-                        "targetScheduleId": instance["id"],
+                        "targetScheduleId": schedule_id,
                     },
                 )
             if body["action"] == "adminRemove":
@@ -320,7 +333,8 @@ class GraphStub:
                         {},
                         _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
                     )
-                self.assignments.remove(existing[0])
+                gone = existing[0]
+                self._apply(lambda: gone in self.assignments and self.assignments.remove(gone))
                 return (
                     201,
                     {},
@@ -332,6 +346,34 @@ class GraphStub:
                     },
                 )
         return 400, {}, _error("BadRequest", f"Unsupported action {body['action']}.")
+
+    def _apply(self, change) -> None:
+        """Carry out an accepted change now, later (after some reads) or never."""
+        if self.apply_after_reads == 0:
+            change()
+        elif self.apply_after_reads is not None:
+            self._applying.append([self.apply_after_reads, change])
+
+    def _apply_due_changes(self) -> None:
+        with self._lock:
+            for pending in list(self._applying):
+                pending[0] -= 1
+                if pending[0] <= 0:
+                    self._applying.remove(pending)
+                    pending[1]()
+
+
+def _filtered(items: list[dict], odata_filter: str) -> list[dict]:
+    """Graph's `eq` clauses joined by `and` (string literals single-quoted, quotes doubled)."""
+    if not odata_filter:
+        return items
+    wanted = {}
+    for clause in odata_filter.split(" and "):
+        name, _, literal = clause.partition(" eq ")
+        if not (literal.startswith("'") and literal.endswith("'") and len(literal) >= 2) or not name:
+            raise ValueError(clause)
+        wanted[name.strip()] = literal[1:-1].replace("''", "'")
+    return [item for item in items if all(item.get(name) == value for name, value in wanted.items())]
 
 
 class _Server(ThreadingHTTPServer):
