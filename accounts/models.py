@@ -1,8 +1,36 @@
 """People and groups: the principals that hold roles."""
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.crypto import salted_hmac
+
+
+class SignInSource(models.TextChoices):
+    PORTAL = "portal", "the portal"
+    DIRECTORY = "directory", "Entra ID"
+    DIRECTORY_NON_INTERACTIVE = "directory_non_interactive", "Entra ID, non-interactive"
+
+
+def latest_sign_in(
+    portal: datetime | None, directory: datetime | None, non_interactive: datetime | None
+) -> tuple[datetime | None, str]:
+    """The latest sign-in anywhere (the portal's, or one Entra saw) and its source: what access
+    reviews and the stale-account alert call the last sign-in. The portal's wins a tie."""
+    seen = [
+        (moment, source)
+        for moment, source in (
+            (portal, SignInSource.PORTAL),
+            (directory, SignInSource.DIRECTORY),
+            (non_interactive, SignInSource.DIRECTORY_NON_INTERACTIVE),
+        )
+        if moment is not None
+    ]
+    if not seen:
+        return None, ""
+    moment, source = max(seen, key=lambda pair: pair[0])  # max keeps the first of equals
+    return moment, str(source)
 
 
 class User(AbstractUser):
@@ -17,6 +45,10 @@ class User(AbstractUser):
     # Bumped to end every session of the user at once (deactivation, reset).
     session_epoch = models.PositiveIntegerField(default=0, editable=False)
     last_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Sign-ins the directory saw (Microsoft Graph signInActivity, imported by the Entra sync):
+    # interactive, and non-interactive (tokens refreshed by apps on the person's behalf).
+    directory_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    directory_non_interactive_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -38,6 +70,21 @@ class User(AbstractUser):
             f"{self.password}:{self.session_epoch}",
             algorithm="sha256",
         ).hexdigest()
+
+    @property
+    def last_seen(self) -> tuple[datetime | None, str]:
+        """The latest sign-in anywhere and its source (latest_sign_in)."""
+        return latest_sign_in(
+            self.last_sign_in_at, self.directory_sign_in_at, self.directory_non_interactive_sign_in_at
+        )
+
+    @property
+    def last_seen_label(self) -> str:
+        """ "2026-03-01 (Entra ID)", or "never"."""
+        moment, source = self.last_seen
+        if moment is None:
+            return "never"
+        return f"{moment:%Y-%m-%d} ({SignInSource(source).label})"
 
     @property
     def label(self) -> str:

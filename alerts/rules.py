@@ -22,6 +22,8 @@ from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignmen
 
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 BREAK_GLASS_ACTION = "auth.break_glass_sign_in"
+# Every sign-in the portal knows of: its own, and those Entra saw (ENTRA_SIGN_IN_ACTIVITY).
+SIGN_IN_FIELDS = ("last_sign_in_at", "directory_sign_in_at", "directory_non_interactive_sign_in_at")
 
 
 class Severity(models.TextChoices):
@@ -323,7 +325,9 @@ def roles_not_reviewed(*, now: datetime) -> list[Finding]:
 
 def stale_accounts(*, now: datetime) -> list[Finding]:
     """People in a privileged role (eligible or direct active, themselves or through a group)
-    who have not signed in for N days (or never), not counting accounts younger than that."""
+    who have not signed in for N days (or never), not counting accounts younger than that.
+    A sign-in is the portal's or, with ENTRA_SIGN_IN_ACTIVITY, one Entra saw; each item says
+    which source its last sign-in came from."""
     days = settings.PIM_ALERT_STALE_SIGN_IN_DAYS
     cutoff = now - timedelta(days=days)
     held = Q(role__privileged=True) & _still_open(now)
@@ -334,7 +338,9 @@ def stale_accounts(*, now: datetime) -> list[Finding]:
     )
     users = (
         User.objects.filter(is_active=True, date_joined__lte=cutoff)
-        .filter(Q(last_sign_in_at__isnull=True) | Q(last_sign_in_at__lt=cutoff))
+        .filter(
+            *(Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": cutoff}) for field in SIGN_IN_FIELDS)
+        )
         .filter(
             Q(pk__in=eligible.values("user_id"))
             | Q(pk__in=active.values("user_id"))
@@ -346,8 +352,7 @@ def stale_accounts(*, now: datetime) -> list[Finding]:
         item(
             "user",
             user,
-            f"{user.label} — last sign-in "
-            + (f"{user.last_sign_in_at:%Y-%m-%d}" if user.last_sign_in_at else "never"),
+            f"{user.label} — last sign-in {user.last_seen_label}",
         )
         for user in users
     ]

@@ -350,6 +350,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "scope",
             "last_activation_at",
             "last_sign_in_at",
+            "last_sign_in_source",
             "recommendation",
             "recommendation_reason",
             "decision",

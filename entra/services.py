@@ -18,7 +18,7 @@ from audit.refusals import audit_permission_denied
 from audit.services import audit_record
 from roles.directory import DirectoryError
 
-from . import eligibilities, people, sync
+from . import eligibilities, people, sign_ins, sync
 from .client import GraphAuthError, GraphClient, GraphUnavailable, get_graph
 from .drift import check_drift
 from .models import SyncRun
@@ -72,6 +72,7 @@ def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
         ("roles", lambda: sync.import_roles(graph, tally)),
         ("users", lambda: managers.update(people.import_users(graph, tally))),
         ("managers", lambda: people.import_managers(managers, tally)),
+        ("sign_in_activity", lambda: _sign_ins(graph, tally)),
         ("groups", lambda: people.import_groups(graph, tally)),
         ("role_settings", lambda: sync.import_role_settings(graph, tally)),
         ("eligibilities", lambda: eligibilities.import_eligibilities(graph, tally, now)),
@@ -88,6 +89,11 @@ def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
         except ValidationError as error:  # Graph sent something unreadable for the whole step
             tally.error(kind, "", sync.refusal_message(error))
     return SyncRun.Status.PARTIAL if tally.error_total else SyncRun.Status.SUCCEEDED
+
+
+def _sign_ins(graph: GraphClient, tally: sync.Tally) -> None:
+    if settings.ENTRA_SIGN_IN_ACTIVITY:
+        sign_ins.import_sign_in_activity(graph, tally)
 
 
 def _run_finish(run: SyncRun, tally: sync.Tally, status: str) -> None:

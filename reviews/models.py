@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from accounts.models import SignInSource
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 
 if TYPE_CHECKING:
@@ -171,6 +172,10 @@ class ReviewItem(models.Model):
     )
     last_activation_at = models.DateTimeField(null=True, blank=True)
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    # Where that sign-in was seen: the portal, or Entra (interactive or not); see accounts.User.
+    last_sign_in_source = models.CharField(
+        max_length=32, choices=SignInSource.choices, blank=True, default=""
+    )
     recommendation = models.CharField(max_length=8, choices=Decision.choices, blank=True)
     recommendation_reason = models.CharField(max_length=300, blank=True)
     decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)

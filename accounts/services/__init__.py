@@ -20,6 +20,7 @@ from .mfa import (
     mfa_verify_code,
 )
 from .shared import AccountError
+from .sign_ins import users_directory_sign_ins_record
 from .users import (
     USER_EDITABLE_FIELDS,
     user_create,
@@ -31,6 +32,7 @@ from .users import (
 )
 
 __all__ = [
+    "users_directory_sign_ins_record",
     "AccountError",
     "CODE_FORMAT_MESSAGE",
     "MAX_CODE_INPUT",

@@ -66,6 +66,7 @@ class GraphStub:
         # shows in roleAssignmentScheduleInstances from the N-th read after it (0: at once;
         # None: never).
         self.apply_after_reads: int | None = 0
+        self.deny_sign_in_activity = False  # 403 without AuditLog.Read.All (or Entra ID P1)
         self._applying: list[list] = []  # [reads left, change]
         self.certificate = None  # a cryptography x509 certificate registered for the app
         self.received: list[Received] = []
@@ -215,6 +216,11 @@ class GraphStub:
     def _read(self, route: str, query: dict, headers: dict) -> tuple[int, dict, dict]:
         directory = "roleManagement/directory/"
         if route == "users":
+            if "signInActivity" in query.get("$select", ""):
+                if self.deny_sign_in_activity:
+                    return 403, {}, _error("Authorization_RequestDenied", "Insufficient privileges.")
+                if int(query.get("$top", 100)) > 500:
+                    return 400, {}, _error("Request_UnsupportedQuery", "$top over 500 with signInActivity.")
             items = [self._user(user, query) for user in self.users]
         elif route == "groups":
             if query.get("$filter") != "isAssignableToRole eq true":

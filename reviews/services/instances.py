@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.models import DirectoryGroup, User
+from accounts.models import DirectoryGroup, User, latest_sign_in
 from audit.services import audit_record
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
@@ -93,6 +93,8 @@ def _snapshot_items(
         "scope",
         "user__manager_id",
         "user__last_sign_in_at",
+        "user__directory_sign_in_at",
+        "user__directory_non_interactive_sign_in_at",
         "user__username",
         "user__display_name",
         "group__name",
@@ -126,11 +128,16 @@ def _snapshot_items(
         role_id,
         scope,
         manager_id,
-        last_sign_in,
+        portal_sign_in,
+        directory_sign_in,
+        non_interactive_sign_in,
         username,
         display,
         group_name,
     ) in rows:
+        last_sign_in, last_sign_in_source = latest_sign_in(
+            portal_sign_in, directory_sign_in, non_interactive_sign_in
+        )
         item = ReviewItem(
             instance=instance,
             assignment_type=kind,
@@ -144,6 +151,7 @@ def _snapshot_items(
             role_id=role_id,
             scope=scope,
             last_sign_in_at=last_sign_in,
+            last_sign_in_source=last_sign_in_source,
             last_activation_at=last_activation.get((user_id, role_id)),
         )
         if definition.recommendations and user_id:
@@ -209,10 +217,11 @@ def _recommend(kind: str, item: ReviewItem, inactivity_days: int, now: datetime)
         last, what = item.last_activation_at, "activated the role"
     else:
         last, what = item.last_sign_in_at, "signed in"
+    seen = f" ({item.get_last_sign_in_source_display()})" if last and item.last_sign_in_source else ""
     if last is None or now - last > window:
-        when = f"last on {last:%Y-%m-%d}" if last else "never in the window"
+        when = f"last on {last:%Y-%m-%d}{seen}" if last else "never in the window"
         return Decision.DENY, f"Has not {what} in the last {inactivity_days} days ({when})."
-    return Decision.APPROVE, f"{what.capitalize()} on {last:%Y-%m-%d}."
+    return Decision.APPROVE, f"{what.capitalize()} on {last:%Y-%m-%d}{seen}."
 
 
 def _reviewers_for(
