@@ -377,7 +377,8 @@ def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
     items = [
         item("directory_operation", op, _operation_label(op))
         for op in operations
-        if op.operation == Op.Operation.REVOKE or op.assignment.is_current(now)
+        if op.operation == Op.Operation.REVOKE
+        or (op.assignment is not None and op.assignment.is_current(now))
     ]
     return _one(
         items,

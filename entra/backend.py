@@ -1,5 +1,8 @@
 """The directory back end for Microsoft Entra ID (PIM_DIRECTORY_BACKEND=entra.backend.GraphBackend).
 
+Eligibilities of Entra roles made or changed in the portal are written back the same way,
+through roleEligibilityScheduleRequests (GraphBackend.eligibility).
+
 The outbox (roles.directory_services) calls grant and revoke after commit and retries what
 fails transiently. Each becomes one role assignment schedule request: adminAssign with the
 activation's end as expiration, or adminRemove. An app-only token cannot selfActivate for a
@@ -17,13 +20,29 @@ from typing import Any
 from django.utils import timezone
 
 from roles.directory import DirectoryBackend, PermanentDirectoryError
-from roles.models import ActiveAssignment, Role
+from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 
 from .client import GraphClient, GraphError, get_graph
 
 REQUESTS_PATH = "roleManagement/directory/roleAssignmentScheduleRequests"
 INSTANCES_PATH = "roleManagement/directory/roleAssignmentScheduleInstances"
-ALREADY_DONE = {"adminAssign": "RoleAssignmentExists", "adminRemove": "RoleAssignmentDoesNotExist"}
+ELIGIBILITY_REQUESTS_PATH = "roleManagement/directory/roleEligibilityScheduleRequests"
+ELIGIBILITY_ACTIONS: dict[str, str] = {
+    DirectoryOperation.Operation.ELIGIBLE_ASSIGN: "adminAssign",
+    DirectoryOperation.Operation.ELIGIBLE_UPDATE: "adminUpdate",
+    DirectoryOperation.Operation.ELIGIBLE_EXTEND: "adminExtend",
+    DirectoryOperation.Operation.ELIGIBLE_RENEW: "adminRenew",
+    DirectoryOperation.Operation.ELIGIBLE_REMOVE: "adminRemove",
+}
+# Entra answers these when the change is already there (or, for a change, nothing is there).
+NOTHING_THERE = "RoleAssignmentDoesNotExist"
+ALREADY_DONE = {
+    "adminAssign": "RoleAssignmentExists",
+    "adminRemove": NOTHING_THERE,
+    "adminUpdate": NOTHING_THERE,
+    "adminExtend": NOTHING_THERE,
+    "adminRenew": NOTHING_THERE,
+}
 POLICY_FAILED = "RoleAssignmentRequestPolicyValidationFailed"
 _RULE_NAME = re.compile(r"\b([A-Z][A-Za-z]*Rule)\b")
 JUSTIFICATION_LIMIT = 500
@@ -39,20 +58,12 @@ class GraphBackend(DirectoryBackend):
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
-        now = timezone.now()
-        if assignment.ends_at is None:
-            expiration = {"type": "noExpiration"}
-        else:
-            expiration = {"type": "afterDateTime", "endDateTime": graph_time(assignment.ends_at)}
         return schedule_request(
             get_graph(),
             action="adminAssign",
             target=target,
             justification=_justification("Granted", assignment),
-            schedule_info={
-                "startDateTime": graph_time(max(assignment.starts_at, now)),
-                "expiration": expiration,
-            },
+            schedule_info=_schedule(assignment),
         )
 
     def revoke(self, assignment: ActiveAssignment) -> dict:
@@ -63,6 +74,42 @@ class GraphBackend(DirectoryBackend):
         return schedule_request(
             get_graph(), action="adminRemove", target=target, justification=_justification(reason, assignment)
         )
+
+    def eligibility(self, eligible: EligibleAssignment, operation: str) -> dict:
+        """An eligibility change written back through roleEligibilityScheduleRequests. Changing
+        or renewing one that Entra does not have (made before write-back, or removed there)
+        assigns it instead, so Entra ends up with what the portal has."""
+        target = directory_target(eligible)
+        if target is None:
+            return {"skipped": "not an Entra directory role"}
+        graph = get_graph()
+        action = ELIGIBILITY_ACTIONS[operation]
+        if action == "adminRemove":
+            reason = eligible.get_end_reason_display() or "Removed"
+            return schedule_request(
+                graph,
+                action=action,
+                target=target,
+                justification=_justification(reason, eligible),
+                path=ELIGIBILITY_REQUESTS_PATH,
+            )
+        verb = {"adminAssign": "Made eligible", "adminRenew": "Renewed"}.get(action, "Changed")
+        justification = _justification(verb, eligible)
+
+        def send(entra_action: str) -> dict:
+            return schedule_request(
+                graph,
+                action=entra_action,
+                target=target,
+                justification=justification,
+                schedule_info=_schedule(eligible),
+                path=ELIGIBILITY_REQUESTS_PATH,
+            )
+
+        result = send(action)
+        if action != "adminAssign" and result.get("status") == "already removed":
+            result = send("adminAssign")  # nothing there to change: assign it
+        return result
 
     def in_force(self, assignment: ActiveAssignment) -> bool | None:
         target = directory_target(assignment)
@@ -85,7 +132,16 @@ def odata_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def directory_target(assignment: ActiveAssignment) -> tuple[str, str, str] | None:
+def _schedule(assignment: ActiveAssignment | EligibleAssignment) -> dict:
+    """scheduleInfo: from the start (or now, if it has passed) to the end, or no expiration."""
+    if assignment.ends_at is None:
+        expiration = {"type": "noExpiration"}
+    else:
+        expiration = {"type": "afterDateTime", "endDateTime": graph_time(assignment.ends_at)}
+    return {"startDateTime": graph_time(max(assignment.starts_at, timezone.now())), "expiration": expiration}
+
+
+def directory_target(assignment: ActiveAssignment | EligibleAssignment) -> tuple[str, str, str] | None:
     """(principal object id, role template id, directory scope), or None for roles that live
     only in the portal (its own, Azure and custom ones)."""
     role = assignment.role
@@ -108,8 +164,10 @@ def schedule_request(
     target: tuple[str, str, str],
     justification: str,
     schedule_info: dict | None = None,
+    path: str = REQUESTS_PATH,
 ) -> dict:
-    """POST one roleAssignmentScheduleRequest; what to record on the operation."""
+    """POST one roleAssignmentScheduleRequest (or, by path, roleEligibilityScheduleRequest);
+    what to record on the operation."""
     principal_id, role_definition_id, directory_scope_id = target
     body: dict[str, Any] = {
         "action": action,
@@ -121,7 +179,7 @@ def schedule_request(
     if schedule_info is not None:
         body["scheduleInfo"] = schedule_info
     try:
-        answer = graph.post(REQUESTS_PATH, body)
+        answer = graph.post(path, body)
     except GraphError as error:
         if error.code == ALREADY_DONE[action]:
             state = "already assigned" if action == "adminAssign" else "already removed"
@@ -146,9 +204,12 @@ def graph_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _justification(verb: str, assignment: ActiveAssignment) -> str:
+def _justification(verb: str, assignment: ActiveAssignment | EligibleAssignment) -> str:
     text = " ".join((assignment.justification or "").split())
-    source = (
-        "an activation" if assignment.origin == ActiveAssignment.Origin.ACTIVATION else "a direct assignment"
-    )
+    if isinstance(assignment, EligibleAssignment):
+        source = "an eligible assignment"
+    elif assignment.origin == ActiveAssignment.Origin.ACTIVATION:
+        source = "an activation"
+    else:
+        source = "a direct assignment"
     return f"{verb} in PIM Portal ({source}): {text}" if text else f"{verb} in PIM Portal ({source})"

@@ -9,7 +9,8 @@ from django.db import transaction
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
-from roles.models import EligibleAssignment, Role
+from roles.directory_services import directory_changes_applying
+from roles.models import DirectoryOperation, EligibleAssignment, Role
 from roles.scopes import scope_validate
 from roles.services import eligible_assign, eligible_remove, eligible_update
 
@@ -33,7 +34,12 @@ def import_eligibilities(graph: GraphClient, tally: Tally, now) -> None:
         (link.principal_id, link.role_template_id, link.directory_scope): link
         for link in ImportedEligibility.objects.select_related("eligible__role")
     }
-    seen = set()
+    seen: set[tuple] = set()
+    with directory_changes_applying():  # what comes from Entra is not written back to it
+        _import_each(graph, tally, now, maps, links, seen)
+
+
+def _import_each(graph: GraphClient, tally: Tally, now, maps: dict, links: dict, seen: set) -> None:
     for item in graph.all(ELIGIBILITIES):
         key = (
             str(item.get("principalId") or ""),
@@ -61,6 +67,8 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
     ends_at = parse_time(item.get("endDateTime"))
     if (ends_at is not None and ends_at <= now) or not getattr(principal, "is_active", True):
         return "skipped"  # over already, or a deactivated account (which holds no roles)
+    if link is not None and not _is_open(link.eligible, now) and _removal_pending(link.eligible):
+        return "skipped"  # removed in the portal; the removal is on its way to Entra
     eligible = link.eligible if link is not None and _is_open(link.eligible, now) else None
     adopted = False
     if eligible is None:
@@ -147,6 +155,14 @@ def _open_portal_eligibility(principal, role: Role, scope: str, now) -> Eligible
         .order_by("starts_at")
         .first()
     )
+
+
+def _removal_pending(eligible: EligibleAssignment) -> bool:
+    return DirectoryOperation.objects.filter(
+        eligible=eligible,
+        operation=DirectoryOperation.Operation.ELIGIBLE_REMOVE,
+        status=DirectoryOperation.Status.PENDING,
+    ).exists()
 
 
 def _is_open(eligible: EligibleAssignment, now) -> bool:

@@ -42,6 +42,11 @@ class DirectoryBackend:
     def revoke(self, assignment) -> dict:
         raise NotImplementedError
 
+    def eligibility(self, eligible, operation: str) -> dict:
+        """Write an eligibility change back (operation: DirectoryOperation.Operation's
+        eligible_*). Idempotent like grant and revoke. By default: nothing to write to."""
+        return {"skipped": "this directory keeps no eligibilities"}
+
     def in_force(self, assignment) -> bool | None:
         """True if the directory has the assignment in force now, False if not; None when this
         directory cannot tell (nothing to confirm). May raise DirectoryError."""
@@ -55,6 +60,9 @@ class NullBackend(DirectoryBackend):
         return {}
 
     def revoke(self, assignment) -> dict:
+        return {}
+
+    def eligibility(self, eligible, operation: str) -> dict:
         return {}
 
 

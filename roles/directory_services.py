@@ -2,6 +2,9 @@
 transaction that changed the assignment)."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,7 +17,7 @@ from audit.services import audit_record
 from common.broker import task_publish
 
 from .directory import DirectoryError, PermanentDirectoryError, TransientDirectoryError, get_backend
-from .models import ActiveAssignment, DirectoryOperation
+from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 from .signals import directory_effect_overdue
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ FIRST_CHECK = timedelta(seconds=5)
 MAX_CHECK_INTERVAL = timedelta(minutes=1)
 CHECK_LEASE = timedelta(minutes=2)
 Effect = DirectoryOperation.Effect
+_applying_directory_changes: ContextVar[bool] = ContextVar("applying_directory_changes", default=False)
 
 
 def directory_operation_enqueue(*, assignment: ActiveAssignment, operation: str, now: datetime) -> None:
@@ -38,6 +42,40 @@ def directory_operation_enqueue(*, assignment: ActiveAssignment, operation: str,
     transaction.on_commit(lambda: _enqueue_run(op.pk))
 
 
+def eligible_write_back(*, eligible: EligibleAssignment, operation: str, now: datetime) -> None:
+    """Write an eligibility change of a directory role back to the directory (the outbox, as
+    for grants); nothing for the portal's own roles, or inside directory_changes_applying()
+    (the change came from the directory: writing it back would echo it)."""
+    if eligible.role.kind == Role.Kind.ENTRA and not _applying_directory_changes.get():
+        op = DirectoryOperation.objects.create(
+            eligible=eligible, operation=operation, created_at=now, next_attempt_at=now
+        )
+        transaction.on_commit(lambda: _enqueue_run(op.pk))
+
+
+def eligibles_write_back_many(*, eligibles, operation: str, now: datetime) -> None:
+    if _applying_directory_changes.get():
+        return
+    ops = DirectoryOperation.objects.bulk_create(
+        [
+            DirectoryOperation(eligible=e, operation=operation, created_at=now, next_attempt_at=now)
+            for e in eligibles
+            if e.role.kind == Role.Kind.ENTRA
+        ]
+    )
+    _enqueue_after_commit([op.pk for op in ops if op.pk])
+
+
+@contextmanager
+def directory_changes_applying() -> Iterator[None]:
+    """Changes made inside come from the directory (the Entra import): not written back."""
+    token = _applying_directory_changes.set(True)
+    try:
+        yield
+    finally:
+        _applying_directory_changes.reset(token)
+
+
 def directory_operations_enqueue_many(*, assignments, operation: str, now: datetime) -> None:
     ops = DirectoryOperation.objects.bulk_create(
         [
@@ -45,7 +83,10 @@ def directory_operations_enqueue_many(*, assignments, operation: str, now: datet
             for a in assignments
         ]
     )
-    ids = [op.pk for op in ops if op.pk]
+    _enqueue_after_commit([op.pk for op in ops if op.pk])
+
+
+def _enqueue_after_commit(ids: list[int]) -> None:
     if ids:
 
         def enqueue() -> None:
@@ -71,14 +112,21 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
     if claimed != 1:
         return False
     op = DirectoryOperation.objects.select_related(
-        "assignment__role", "assignment__user", "assignment__group"
+        "assignment__role",
+        "assignment__user",
+        "assignment__group",
+        "eligible__role",
+        "eligible__user",
+        "eligible__group",
     ).get(pk=operation_id)
-    if op.operation == DirectoryOperation.Operation.GRANT and not op.assignment.is_current(now):
+    Operation = DirectoryOperation.Operation
+    if op.operation == Operation.GRANT and op.assignment and not op.assignment.is_current(now):
         if op.assignment.starts_at <= now:  # ended before it could be provisioned: nothing to do
             _finish(op, DirectoryOperation.Status.DONE, {"skipped": "ended before provisioning"}, "success")
             return True
-    if op.operation == DirectoryOperation.Operation.REVOKE and _earlier_grant_pending(op):
-        # Remove only after the grant has run (or been skipped), or the grant could land last.
+    if _earlier_operation_pending(op):
+        # Remove only after the grant has run (or been skipped), or the grant could land last;
+        # an eligibility's changes go in the order they were made.
         # Waiting is not an attempt: give back the one the claim counted, so a long wait does
         # not inflate the back-off or use up MAX_ATTEMPTS before the revoke has even been tried.
         DirectoryOperation.objects.filter(pk=op.pk).update(
@@ -86,9 +134,13 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
         )
         return False
     backend = get_backend()
-    call = backend.grant if op.operation == DirectoryOperation.Operation.GRANT else backend.revoke
     try:
-        result = call(op.assignment) or {}
+        if op.eligible is not None:
+            result = backend.eligibility(op.eligible, op.operation) or {}
+        elif op.operation == Operation.GRANT:
+            result = backend.grant(op.assignment) or {}
+        else:
+            result = backend.revoke(op.assignment) or {}
     except TransientDirectoryError as error:
         _retry_later(op, error, now)
         return False
@@ -100,18 +152,20 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
         DirectoryOperation.Status.DONE,
         result,
         AuditEvent.Outcome.SUCCESS,
-        confirm=backend.confirms_effect,
+        confirm=backend.confirms_effect and op.assignment is not None,
     )
     return True
 
 
-def _earlier_grant_pending(op: DirectoryOperation) -> bool:
-    return DirectoryOperation.objects.filter(
-        assignment_id=op.assignment_id,
-        operation=DirectoryOperation.Operation.GRANT,
-        status=DirectoryOperation.Status.PENDING,
-        pk__lt=op.pk,
-    ).exists()
+def _earlier_operation_pending(op: DirectoryOperation) -> bool:
+    earlier = DirectoryOperation.objects.filter(status=DirectoryOperation.Status.PENDING, pk__lt=op.pk)
+    if op.eligible_id is not None:
+        return earlier.filter(eligible_id=op.eligible_id).exists()
+    if op.operation == DirectoryOperation.Operation.REVOKE:
+        return earlier.filter(
+            assignment_id=op.assignment_id, operation=DirectoryOperation.Operation.GRANT
+        ).exists()
+    return False
 
 
 def _retry_later(op: DirectoryOperation, error: TransientDirectoryError, now: datetime) -> None:
@@ -139,12 +193,12 @@ def _finish(
         )
         if confirm:
             transaction.on_commit(lambda: _enqueue_check(op.pk, FIRST_CHECK))
-        assignment = op.assignment
+        target = op.target
         audit_record(
             action=f"directory.{op.operation}_{'confirmed' if status == 'done' else 'failed'}",
-            target=assignment,
-            role=assignment.role,
-            scope=assignment.scope,
+            target=target,
+            role=target.role,
+            scope=target.scope,
             details={"operation_id": op.pk, "attempts": op.attempts, "result": result},
             outcome=outcome,
             at=now,
@@ -186,14 +240,17 @@ def directory_effect_check(*, operation_id: int, now: datetime | None = None) ->
     op = DirectoryOperation.objects.select_related(
         "assignment__role", "assignment__user", "assignment__group"
     ).get(pk=operation_id)
+    assignment = op.assignment
+    if assignment is None:  # eligibilities are not confirmed (never marked waiting)
+        return False
     grant = op.operation == DirectoryOperation.Operation.GRANT
-    if grant and not op.assignment.is_current(now):
+    if grant and not assignment.is_current(now):
         _effect_record(
             op, Effect.UNCONFIRMED, now, note="The assignment ended before the directory showed it."
         )
         return False
     try:
-        in_force = get_backend().in_force(op.assignment)
+        in_force = get_backend().in_force(assignment)
     except DirectoryError as error:  # unreachable, throttled or refusing: no answer this time
         logger.info("Proof of effect of %s: %s", op, error)
         in_force = None
@@ -234,12 +291,12 @@ def _effect_record(
             details["effective_at"] = now.isoformat()
         if note:
             details["note"] = note
-        assignment = op.assignment
+        target = op.target
         audit_record(
             action=f"directory.{op.operation}_{'effective' if effective else 'unconfirmed'}",
-            target=assignment,
-            role=assignment.role,
-            scope=assignment.scope,
+            target=target,
+            role=target.role,
+            scope=target.scope,
             details=details,
             outcome=AuditEvent.Outcome.SUCCESS if effective else AuditEvent.Outcome.FAILURE,
             at=now,

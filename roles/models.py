@@ -279,6 +279,12 @@ class DirectoryOperation(models.Model):
     class Operation(models.TextChoices):
         GRANT = "grant"
         REVOKE = "revoke"
+        # Eligibilities written back to the directory (Entra roles only).
+        ELIGIBLE_ASSIGN = "eligible_assign", "eligibility assign"
+        ELIGIBLE_UPDATE = "eligible_update", "eligibility update"
+        ELIGIBLE_EXTEND = "eligible_extend", "eligibility extend"
+        ELIGIBLE_RENEW = "eligible_renew", "eligibility renew"
+        ELIGIBLE_REMOVE = "eligible_remove", "eligibility remove"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -290,10 +296,18 @@ class DirectoryOperation(models.Model):
         EFFECTIVE = "effective", "Effective in the directory"
         UNCONFIRMED = "unconfirmed", "Not confirmed by the directory"
 
+    # An active assignment's grant or revoke, or an eligibility's write-back: exactly one.
     assignment = models.ForeignKey(
-        ActiveAssignment, on_delete=models.PROTECT, related_name="directory_operations"
+        ActiveAssignment, null=True, blank=True, on_delete=models.PROTECT, related_name="directory_operations"
     )
-    operation = models.CharField(max_length=8, choices=Operation.choices)
+    eligible = models.ForeignKey(
+        EligibleAssignment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="directory_operations",
+    )
+    operation = models.CharField(max_length=16, choices=Operation.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
@@ -312,6 +326,15 @@ class DirectoryOperation(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    assignment__isnull=False, eligible__isnull=True, operation__in=["grant", "revoke"]
+                )
+                | Q(assignment__isnull=True, eligible__isnull=False, operation__startswith="eligible_"),
+                name="roles_directoryoperation_one_target",
+            ),
+        ]
         indexes = [
             models.Index(
                 fields=["next_attempt_at"], condition=Q(status="pending"), name="roles_directory_due_idx"
@@ -328,11 +351,22 @@ class DirectoryOperation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.operation} {self.assignment_id} ({self.status})"
+        return f"{self.operation} {self.target_id} ({self.status})"
+
+    @property
+    def target(self) -> "ActiveAssignment | EligibleAssignment":
+        target = self.assignment or self.eligible
+        if target is None:  # roles_directoryoperation_one_target forbids it
+            raise ValueError(f"Directory operation {self.pk} has no target.")
+        return target
+
+    @property
+    def target_id(self) -> uuid.UUID | None:
+        return self.assignment_id or self.eligible_id
 
     @property
     def label(self) -> str:
-        return f"directory {self.operation} of {self.assignment_id}"
+        return f"directory {self.operation} of {self.target_id}"
 
 
 class PendingChange(models.Model):

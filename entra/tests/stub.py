@@ -143,6 +143,8 @@ class GraphStub:
             return fault.status, fault.headers, _error(fault.code, "Injected by the test.")
         if method == "POST" and route == "roleManagement/directory/roleAssignmentScheduleRequests":
             return self._schedule_request(body or {})
+        if method == "POST" and route == "roleManagement/directory/roleEligibilityScheduleRequests":
+            return self._eligibility_request(body or {})
         if method == "GET":
             return self._read(route, query, headers)
         return 405, {}, _error("BadRequest", "Method not allowed.")
@@ -352,6 +354,86 @@ class GraphStub:
                     },
                 )
         return 400, {}, _error("BadRequest", f"Unsupported action {body['action']}.")
+
+    def _eligibility_request(self, body: dict) -> tuple[int, dict, dict]:
+        """adminAssign, adminUpdate, adminExtend, adminRenew and adminRemove on eligibilities,
+        answered as Entra does (RoleAssignmentExists / RoleAssignmentDoesNotExist)."""
+        key = (body.get("principalId"), body.get("roleDefinitionId"), body.get("directoryScopeId"))
+        action = body.get("action")
+        if None in key or not action:
+            return (
+                400,
+                {},
+                _error("BadRequest", "principalId, roleDefinitionId and directoryScopeId are required."),
+            )
+        with self._lock:
+            existing = [
+                e
+                for e in self.eligibilities
+                if (e["principalId"], e["roleDefinitionId"], e["directoryScopeId"]) == key
+            ]
+            request_id = f"eligibility-request-{next(self._ids)}"
+            schedule = body.get("scheduleInfo") or {}
+            end = (schedule.get("expiration") or {}).get("endDateTime")
+            if action == "adminRemove":
+                if not existing:
+                    return (
+                        400,
+                        {},
+                        _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
+                    )
+                self.eligibilities.remove(existing[0])
+                return (
+                    201,
+                    {},
+                    {"id": request_id, "status": "Revoked", "action": action, "targetScheduleId": None},
+                )
+            if action == "adminAssign":
+                if existing:
+                    return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
+                suffix = next(self._ids)
+                self.eligibilities.append(
+                    {
+                        "id": f"eligibility-{suffix}",
+                        "principalId": key[0],
+                        "roleDefinitionId": key[1],
+                        "directoryScopeId": key[2],
+                        "appScopeId": None,
+                        "startDateTime": schedule.get("startDateTime"),
+                        "endDateTime": end,
+                        "memberType": "Direct",
+                        "roleEligibilityScheduleId": f"schedule-{suffix}",
+                    }
+                )
+                return (
+                    201,
+                    {},
+                    {
+                        "id": request_id,
+                        "status": "Provisioned",
+                        "action": action,
+                        "targetScheduleId": f"schedule-{suffix}",
+                    },
+                )
+            if action in ("adminUpdate", "adminExtend", "adminRenew"):
+                if not existing:
+                    return (
+                        400,
+                        {},
+                        _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
+                    )
+                existing[0]["endDateTime"] = end
+                return (
+                    201,
+                    {},
+                    {
+                        "id": request_id,
+                        "status": "Provisioned",
+                        "action": action,
+                        "targetScheduleId": existing[0]["roleEligibilityScheduleId"],
+                    },
+                )
+        return 400, {}, _error("BadRequest", f"Unsupported action {action}.")
 
     def _apply(self, change) -> None:
         """Carry out an accepted change now, later (after some reads) or never."""

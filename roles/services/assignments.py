@@ -18,7 +18,7 @@ from audit.services import AuditEntry, audit_record
 from common.step_up import verification_is_fresh
 from common.text import clean_text
 
-from ..directory_services import directory_operation_enqueue
+from ..directory_services import directory_operation_enqueue, eligible_write_back
 from ..models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
 from ..scopes import scope_validate
 from ..selectors import role_holders, user_can_manage_active, user_can_manage_eligible
@@ -49,9 +49,11 @@ def _assign(
     extra: dict[str, Any] | None = None,
     policy: Callable[[RoleSettings], str] | None = None,
     details: dict[str, Any] | None = None,
+    write_back_as: str = "",
 ) -> _AssignmentT:
     """Create an assignment after locking the role's settings and checking them (policy() may
-    check more and returns the cleaned justification)."""
+    check more and returns the cleaned justification). An eligibility of a directory role is
+    written back to the directory (as write_back_as, by default an assign)."""
     extra = extra or {}
     kind = "eligible" if model is EligibleAssignment else "active"
     scope = scope_validate(scope, kind=role.kind)
@@ -97,6 +99,12 @@ def _assign(
         if isinstance(assignment, ActiveAssignment):
             directory_operation_enqueue(
                 assignment=assignment, operation=DirectoryOperation.Operation.GRANT, now=now
+            )
+        else:
+            eligible_write_back(
+                eligible=assignment,
+                operation=write_back_as or DirectoryOperation.Operation.ELIGIBLE_ASSIGN,
+                now=now,
             )
         audit_record(
             action=f"{kind}_assignment.created",
@@ -153,6 +161,10 @@ def _update(
         before = {"ends_at": assignment.ends_at}
         assignment.ends_at = ends_at
         assignment.save(update_fields=["ends_at"])
+        if isinstance(assignment, EligibleAssignment):
+            Operation = DirectoryOperation.Operation
+            operation = Operation.ELIGIBLE_EXTEND if verb == "extended" else Operation.ELIGIBLE_UPDATE
+            eligible_write_back(eligible=assignment, operation=operation, now=now)
         audit_record(
             action=f"{kind}_assignment.{verb}",
             actor=actor,
@@ -197,6 +209,7 @@ def _renew(
             now=now,
             extra=extra,
             policy=policy,
+            write_back_as=DirectoryOperation.Operation.ELIGIBLE_RENEW,
         )
         kind = "eligible" if model is EligibleAssignment else "active"
         audit_record(

@@ -11,7 +11,8 @@ from audit.services import audit_record_many
 from common.db import retry_on_deadlock
 from common.text import clean_text
 
-from ..models import ActiveAssignment, EligibleAssignment, PendingChange, Role
+from ..directory_services import eligible_write_back, eligibles_write_back_many
+from ..models import ActiveAssignment, DirectoryOperation, EligibleAssignment, PendingChange, Role
 from ..two_person import approval_details, self_extension_intercept, self_grant_intercept
 from .active import active_assignments_end, lock_dependents
 from .assignments import (
@@ -160,6 +161,9 @@ def eligible_remove(
         )
         lock_dependents(live)
         _eligible_end(assignment, actor=actor, reason=end_reason, now=now)
+        eligible_write_back(
+            eligible=assignment, operation=DirectoryOperation.Operation.ELIGIBLE_REMOVE, now=now
+        )
         audit_record_many(
             entries=[
                 _entry(
@@ -187,6 +191,10 @@ def eligible_assignments_expire(*, assignments: Sequence[EligibleAssignment], no
     reason on rows not marked yet, one audit event each."""
     EligibleAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
         end_reason=EligibleAssignment.EndReason.EXPIRED
+    )
+    # Entra ends them at the same time by itself; the remove makes sure (idempotent).
+    eligibles_write_back_many(
+        eligibles=assignments, operation=DirectoryOperation.Operation.ELIGIBLE_REMOVE, now=now
     )
     audit_record_many(
         entries=[
