@@ -114,8 +114,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
     "pim_portal.middleware.RequestIdMiddleware",
+    "pim_portal.middleware.RequestLogMiddleware",  # one log line and the metrics per request
+    "pim_portal.middleware.ProbeMiddleware",  # /healthz, /readyz, /metrics: before host and HTTPS checks
+    "django.middleware.security.SecurityMiddleware",
     "pim_portal.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -442,15 +444,54 @@ OTP_TOTP_ISSUER = PIM_MFA_ISSUER
 OTP_TOTP_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
 OTP_STATIC_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
 
+# Operations (README "Production"): /readyz's limits and who may read /metrics.
+# /readyz fails when beat's heartbeat (the "beat-heartbeat" job, every 60 s) is older than this;
+# 0 turns the check off (a deployment that runs run_periodic from cron less often than that).
+PIM_READY_BEAT_MAX_AGE_SECONDS = env_int("PIM_READY_BEAT_MAX_AGE_SECONDS", 180)
+# ... and when an outbox's oldest pending row has waited longer than this.
+PIM_READY_OUTBOX_MAX_AGE_SECONDS = env_int("PIM_READY_OUTBOX_MAX_AGE_SECONDS", 900)
+# /metrics answers a request with "Authorization: Bearer <PIM_METRICS_TOKEN>", or one from these
+# addresses or networks (REMOTE_ADDR); with neither set, nobody.
+PIM_METRICS_TOKEN = env_str("PIM_METRICS_TOKEN", "") or ""
+PIM_METRICS_ALLOWED_NETWORKS = env_networks("PIM_METRICS_ALLOWED_ADDRESSES")
+
+# Logs go to standard error: JSON lines (one object per line: time, level, logger, message,
+# request_id, and for each request method, path, status, duration_ms, user_id) unless DEBUG or
+# PIM_LOG_FORMAT=plain. Never a query string, password, code or token (tests/test_logs.py).
+PIM_LOG_FORMAT = os.environ.get("PIM_LOG_FORMAT", "plain" if DEBUG else "json")
+if PIM_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"PIM_LOG_FORMAT must be json or plain, not {PIM_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "pim_portal.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "pim_portal.middleware.RequestIdLogFilter"},
+        "no_query_string": {"()": "pim_portal.middleware.QueryStringRedactFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, UTC
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": PIM_LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "loggers": {
+        # The development server's request lines, without their query strings.
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["no_query_string"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("PIM_LOG_LEVEL", "INFO")},
 }
