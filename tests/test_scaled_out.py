@@ -226,7 +226,7 @@ def people(count: int):
     static = StaticDevice.objects.bulk_create(
         [StaticDevice(user=user, name="Recovery codes") for user in users]
     )
-    codes = {user.pk: [secrets.token_hex(5) for _ in range(3)] for user in users}
+    codes = {user.pk: [recovery_code() for _ in range(3)] for user in users}
     StaticToken.objects.bulk_create(
         [StaticToken(device=device, token=code) for device in static for code in codes[device.user_id]]
     )
