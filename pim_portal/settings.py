@@ -346,6 +346,15 @@ if not PIM_AUDIT_CHAIN_KEY and DEBUG:
 # Where the checkpoint job also appends each signed checkpoint (JSON Lines), out of the
 # database's reach: audit_verify compares the database with it, so a wipe or a rollback shows.
 PIM_AUDIT_CHECKPOINT_FILE = os.environ.get("PIM_AUDIT_CHECKPOINT_FILE", "")
+# ... and sends it to this syslog destination: "/dev/log" (the local syslog or journal) or
+# "host:port" (UDP), tagged pim-audit-checkpoint, facility authpriv.
+PIM_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("PIM_AUDIT_CHECKPOINT_SYSLOG", "")
+if PIM_AUDIT_CHECKPOINT_SYSLOG and not (
+    PIM_AUDIT_CHECKPOINT_SYSLOG.startswith("/") or re.fullmatch(r".+:\d+", PIM_AUDIT_CHECKPOINT_SYSLOG)
+):
+    raise ImproperlyConfigured(
+        f"PIM_AUDIT_CHECKPOINT_SYSLOG must be a socket path or host:port, not {PIM_AUDIT_CHECKPOINT_SYSLOG!r}"
+    )
 
 # Security alerts (SPEC 2.6, README "Alerts"): thresholds with Entra's defaults
 # (research/entra-pim.md §7). Alerts are evaluated hourly ("alerts-evaluate").
