@@ -123,6 +123,7 @@ def new_page(chromium, live_server, settings):
 
 # --- No secret in any log of a journey -------------------------------------------------------
 
+TEST_TOOL_LOGGERS = {"factory", "faker", "mail", "asyncio"}
 STANDALONE_SIX_DIGITS = re.compile(r"(?<![\w.:,-])(\d{6})(?!\w)")
 API_TOKEN = re.compile(r"pim_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 LINK_TOKEN = re.compile(r"[?&]t=([^&\s\"'>]+)")
@@ -149,6 +150,8 @@ def no_secret_in_the_logs(request, monkeypatch):
     from pim_portal.middleware import RequestIdLogFilter
 
     secrets_seen = JourneySecrets()
+    # The journey's mailbox, held from the start: the fixture is torn down before this one ends.
+    mailbox = request.getfixturevalue("smtp_server") if "smtp_server" in request.fixturenames else None
     token = TOTP.token
 
     def recording_token(self):
@@ -161,7 +164,10 @@ def no_secret_in_the_logs(request, monkeypatch):
 
     class Keep(logging.Handler):
         def emit(self, record):
-            lines.append(self.format(record))
+            # The test's own tools log what they are given (factory-boy the password it sets,
+            # aiosmtpd the emails it receives): not the portal's logs.
+            if record.name.split(".")[0] not in TEST_TOOL_LOGGERS:
+                lines.append(self.format(record))
 
     handler = Keep(logging.DEBUG)
     configurator = logging.config.DictConfigurator({})
@@ -178,14 +184,14 @@ def no_secret_in_the_logs(request, monkeypatch):
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
-    if "smtp_server" in request.fixturenames:
-        for message in request.getfixturevalue("smtp_server").messages:
+    if mailbox is not None:
+        for message in mailbox.messages:
             text, _html = message_parts(message)
             secrets_seen.extra.update(LINK_TOKEN.findall(text))
     logs = "\n".join(lines)
     assert lines, "nothing was logged: the capture is broken"
     leaked = [f"TOTP code {code}" for code in set(STANDALONE_SIX_DIGITS.findall(logs)) & secrets_seen.codes]
     leaked += [f"API token {match[:8]}…" for match in API_TOKEN.findall(logs)]
-    leaked += ["the password"] * (PASSWORD in logs)
+    leaked += [f"the password: {line[:300]}" for line in lines if PASSWORD in line]
     leaked += [f"secret {value[:4]}…" for value in secrets_seen.extra if value in logs]
     assert leaked == [], "secrets in the logs of the journey"
