@@ -59,6 +59,33 @@ else:
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("PIM_LOG_LEVEL", "info").lower()
+# gunicorn's own lines as JSON too when the portal's are (PIM_LOG_FORMAT, json unless DEBUG).
+_json_logs = os.environ.get("PIM_LOG_FORMAT", "plain" if _bool("DJANGO_DEBUG") else "json") == "json"
+if _json_logs:
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "format": "%(levelname)s %(name)s %(message)s",
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                "timestamp": "time",
+            }
+        },
+        "handlers": {
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": loglevel.upper(), "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": loglevel.upper(), "handlers": [], "propagate": False},
+        },
+    }
 
 
 def on_starting(server):

@@ -166,7 +166,9 @@ class RequestIdLogFilter(logging.Filter):
     """Put the current request id on every log record."""
 
     def filter(self, record):
-        record.request_id = context.current().request_id or "-"
+        # Django logs a 4xx/5xx answer after the middleware is done: the request carries its id.
+        request = getattr(record, "request", None)
+        record.request_id = context.current().request_id or getattr(request, "request_id", None) or "-"
         return True
 
 

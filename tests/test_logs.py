@@ -97,3 +97,18 @@ def test_json_in_production_plain_in_development_and_a_bad_value_is_refused(tmp_
     assert "PIM_LOG_FORMAT must be json or plain" in settings_value(
         formatter, DJANGO_DEBUG="0", PIM_LOG_FORMAT="xml", PIM_DATA_DIR=data
     )
+
+
+def test_django_s_own_request_warnings_carry_the_request_id_and_never_the_query_string(client, json_log):
+    handler = logging.getLogger("pim_portal.requests").handlers[-1]
+    django_request = logging.getLogger("django.request")
+    django_request.addHandler(handler)
+    try:
+        response = client.get("/metrics?t=secret-link-token")
+    finally:
+        django_request.removeHandler(handler)
+
+    warning = next(line for line in json_log() if line["logger"] == "django.request")
+    assert warning["message"] == "Unauthorized: /metrics"
+    assert warning["request_id"] == response["X-Request-ID"]
+    assert "secret-link-token" not in json.dumps(json_log())
