@@ -59,13 +59,16 @@ lock: $(STAMP)
 	$(PIP_COMPILE) --allow-unsafe --extra dev --constraint $(RUNTIME_LOCK) --output-file $(DEV_LOCK) pyproject.toml
 
 # make run is a local development server over plain http, so DEBUG is on (it turns off
-# the SSL redirect and secure cookies). Production never runs `make run`.
+# the SSL redirect and secure cookies). Production never runs `make run`. honcho runs the
+# Procfile's web (Django's development server), worker and beat with prefixed output, and stops
+# all of them when one dies or on Ctrl-C; web prints the URL and the demo sign-ins once it listens.
 run: export DJANGO_DEBUG := 1
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input
 	@mkdir -p $(DATA_DIR)
 	@$(PY) manage.py demo > $(DEMO_OUT) 2>&1 || { cat $(DEMO_OUT); echo "manage.py demo failed" >&2; exit 1; }
-	$(PY) -m pim_portal.runner --host 127.0.0.1 --port 8000 --show $(DEMO_OUT)
+	PATH="$(abspath $(VENV))/bin:$$PATH" PYTHONUNBUFFERED=1 PIM_DEMO_SIGN_INS="$(abspath $(DEMO_OUT))" \
+	    $(VENV)/bin/honcho start --no-colour --port 8000
 
 codes: export DJANGO_DEBUG := 1
 codes: $(STAMP)

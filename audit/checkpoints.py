@@ -8,10 +8,12 @@ PIM_AUDIT_CHECKPOINT_FILE set, each one is also appended to that file once commi
 the database's reach, for audit_verify to compare with.
 """
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
@@ -88,6 +90,7 @@ def audit_checkpoint_write(
         head.checkpoints = number
         chain_head_save(head, key=chain_key)
         transaction.on_commit(partial(checkpoint_file_append, checkpoint))
+        transaction.on_commit(partial(checkpoint_syslog_send, checkpoint))
     return checkpoint
 
 
@@ -121,6 +124,50 @@ def checkpoint_file_append(checkpoint: AuditCheckpoint) -> None:
         logger.error(
             "Audit checkpoint %s not appended to PIM_AUDIT_CHECKPOINT_FILE: %s", checkpoint.pk, error
         )
+
+
+SYSLOG_TAG = "pim-audit-checkpoint"
+SYSLOG_PRIORITY = 10 * 8 + 6  # facility authpriv, severity info (RFC 3164)
+
+
+def checkpoint_syslog_send(checkpoint: AuditCheckpoint) -> None:
+    """Send the committed checkpoint to PIM_AUDIT_CHECKPOINT_SYSLOG (if set), as the same JSON
+    line as the file, tagged pim-audit-checkpoint, facility authpriv: a syslog server (or the
+    local journal, which forwards it) keeps it out of the database's reach. A failure is logged,
+    not raised, as for the file."""
+    address = settings.PIM_AUDIT_CHECKPOINT_SYSLOG
+    if not address:
+        return
+    line = json.dumps(signing.checkpoint_as_json(checkpoint_dict(checkpoint)), separators=(",", ":"))
+    message = f"<{SYSLOG_PRIORITY}>{SYSLOG_TAG}: {line}".encode("ascii")
+    target = syslog_address(address)
+    try:
+        if isinstance(target, str):  # a local socket: datagrams, else a stream (as the logging module)
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                    sock.connect(target)
+                    sock.send(message)
+            except OSError as error:
+                if error.errno != errno.EPROTOTYPE:
+                    raise
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(target)
+                    sock.sendall(message + b"\0")
+        else:
+            with socket.socket(
+                socket.AF_INET6 if ":" in target[0] else socket.AF_INET, socket.SOCK_DGRAM
+            ) as sock:
+                sock.sendto(message, target)
+    except OSError as error:
+        logger.error("Audit checkpoint %s not sent to PIM_AUDIT_CHECKPOINT_SYSLOG: %s", checkpoint.pk, error)
+
+
+def syslog_address(value: str) -> str | tuple[str, int]:
+    """ "/dev/log" (a local socket) or "host:port" (UDP)."""
+    if value.startswith("/"):
+        return value
+    host, _, port = value.rpartition(":")
+    return (host.strip("[]"), int(port))
 
 
 def iter_checkpoints(

@@ -1,11 +1,13 @@
-"""Request id and security header middleware."""
+"""Request ids, the request log and metrics, the operators' probes, and security headers."""
 
 import ipaddress
 import logging
 import re
+import time
 import uuid
 
 from django.conf import settings
+from django.http import HttpResponseNotAllowed
 
 from audit import context
 
@@ -70,6 +72,83 @@ def _from_trusted_proxy(address: str, proxies: list[str]) -> bool:
     return any(ip in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
+request_logger = logging.getLogger("pim_portal.requests")
+
+
+class RequestLogMiddleware:
+    """One log line and the request metrics per request: method, path (never the query string:
+    an approval link's token travels there), status, duration, user id. The request id comes
+    from the log filter. Successful probes are logged at DEBUG only (they come every few seconds).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = time.monotonic()
+        status = 500
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            return response
+        finally:
+            seconds = time.monotonic() - start
+            match = getattr(request, "resolver_match", None)
+            probe = request.path in _PROBE_PATHS
+            view = _PROBE_PATHS.get(request.path) or (match.view_name if match else "unmatched")
+            from pim_portal.metrics import request_observe  # after the apps (logging loads us first)
+
+            request_observe(method=_method(request), view=view, status=status, seconds=seconds)
+            user = getattr(request, "user", None)
+            user_id = user.pk if user is not None and user.is_authenticated else None
+            duration_ms = round(seconds * 1000, 1)
+            level = logging.DEBUG if probe and status < 400 else logging.INFO
+            request_logger.log(
+                level,
+                "%s %s %s %sms user=%s",
+                _method(request),
+                request.path,
+                status,
+                duration_ms,
+                user_id if user_id is not None else "-",
+                extra={
+                    "method": _method(request),
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "user_id": user_id,
+                },
+            )
+
+
+_PROBE_PATHS = {"/healthz": "probe:healthz", "/readyz": "probe:readyz", "/metrics": "probe:metrics"}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _method(request) -> str:
+    return request.method if request.method in _METHODS else "OTHER"  # bounded metric labels
+
+
+class ProbeMiddleware:
+    """Serve /healthz, /readyz and /metrics before the host check, the HTTPS redirect and the
+    session: probes reach an instance by its address, over plain HTTP, with no cookie."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from pim_portal.views import PROBES
+
+        probe = PROBES.get(request.path)
+        if probe is None:
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            response = HttpResponseNotAllowed(["GET", "HEAD"])
+        else:
+            response = probe(request)
+        return response
+
+
 class ContentSecurityPolicyMiddleware:
     """Django 5.2 has no CSP of its own: send the policy from settings on every response."""
 
@@ -87,5 +166,23 @@ class RequestIdLogFilter(logging.Filter):
     """Put the current request id on every log record."""
 
     def filter(self, record):
-        record.request_id = context.current().request_id or "-"
+        # Django logs a 4xx/5xx answer after the middleware is done: the request carries its id.
+        request = getattr(record, "request", None)
+        record.request_id = context.current().request_id or getattr(request, "request_id", None) or "-"
+        return True
+
+
+_QUERY = re.compile(r"\?[^ \"]*")
+
+
+class QueryStringRedactFilter(logging.Filter):
+    """Drop query strings from the development server's request lines (django.server): an
+    approval link carries its token there."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = _QUERY.sub("?[redacted]", record.msg)
         return True

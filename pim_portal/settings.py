@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 
 from pim_portal.periodic import beat_schedule
 
@@ -114,8 +115,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
     "pim_portal.middleware.RequestIdMiddleware",
+    "pim_portal.middleware.RequestLogMiddleware",  # one log line and the metrics per request
+    "pim_portal.middleware.ProbeMiddleware",  # /healthz, /readyz, /metrics: before host and HTTPS checks
+    "django.middleware.security.SecurityMiddleware",
     "pim_portal.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -297,6 +300,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers and beat log through LOGGING below (JSON lines in production), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -353,6 +358,15 @@ if not PIM_AUDIT_CHAIN_KEY and DEBUG:
 # Where the checkpoint job also appends each signed checkpoint (JSON Lines), out of the
 # database's reach: audit_verify compares the database with it, so a wipe or a rollback shows.
 PIM_AUDIT_CHECKPOINT_FILE = os.environ.get("PIM_AUDIT_CHECKPOINT_FILE", "")
+# ... and sends it to this syslog destination: "/dev/log" (the local syslog or journal) or
+# "host:port" (UDP), tagged pim-audit-checkpoint, facility authpriv.
+PIM_AUDIT_CHECKPOINT_SYSLOG = os.environ.get("PIM_AUDIT_CHECKPOINT_SYSLOG", "")
+if PIM_AUDIT_CHECKPOINT_SYSLOG and not (
+    PIM_AUDIT_CHECKPOINT_SYSLOG.startswith("/") or re.fullmatch(r".+:\d+", PIM_AUDIT_CHECKPOINT_SYSLOG)
+):
+    raise ImproperlyConfigured(
+        f"PIM_AUDIT_CHECKPOINT_SYSLOG must be a socket path or host:port, not {PIM_AUDIT_CHECKPOINT_SYSLOG!r}"
+    )
 
 # Security alerts (SPEC 2.6, README "Alerts"): thresholds with Entra's defaults
 # (research/entra-pim.md §7). Alerts are evaluated hourly ("alerts-evaluate").
@@ -451,15 +465,57 @@ OTP_TOTP_ISSUER = PIM_MFA_ISSUER
 OTP_TOTP_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
 OTP_STATIC_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
 
+# Operations (README "Production"): /readyz's limits and who may read /metrics.
+# /readyz fails when beat's heartbeat (the "beat-heartbeat" job, every 60 s) is older than this;
+# 0 turns the check off (a deployment that runs run_periodic from cron less often than that).
+PIM_READY_BEAT_MAX_AGE_SECONDS = env_int("PIM_READY_BEAT_MAX_AGE_SECONDS", 180)
+# ... and when an outbox's oldest pending row has waited longer than this.
+PIM_READY_OUTBOX_MAX_AGE_SECONDS = env_int("PIM_READY_OUTBOX_MAX_AGE_SECONDS", 900)
+# /metrics answers a request with "Authorization: Bearer <PIM_METRICS_TOKEN>", or one from these
+# addresses or networks (REMOTE_ADDR); with neither set, nobody.
+PIM_METRICS_TOKEN = env_str("PIM_METRICS_TOKEN", "") or ""
+PIM_METRICS_ALLOWED_NETWORKS = env_networks("PIM_METRICS_ALLOWED_ADDRESSES")
+
+# Logs go to standard error: JSON lines (one object per line: time, level, logger, message,
+# request_id, and for each request method, path, status, duration_ms, user_id) unless DEBUG or
+# PIM_LOG_FORMAT=plain. Never a query string, password, code or token (tests/test_logs.py).
+PIM_LOG_FORMAT = os.environ.get("PIM_LOG_FORMAT", "plain" if DEBUG else "json")
+if PIM_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"PIM_LOG_FORMAT must be json or plain, not {PIM_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "pim_portal.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "pim_portal.middleware.RequestIdLogFilter"},
+        "no_query_string": {"()": "pim_portal.middleware.QueryStringRedactFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, UTC
+            # Django's request loggers attach the request, whose text is its full URL (with an
+            # approval link's token): never written, the line has the path already.
+            "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "request", "taskName"],
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": PIM_LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "loggers": {
+        # The development server's request lines, without their query strings.
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["no_query_string"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("PIM_LOG_LEVEL", "INFO")},
 }

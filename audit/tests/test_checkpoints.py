@@ -467,3 +467,39 @@ def test_the_public_key_may_be_pem_text_or_a_file_for_the_database_check_too(cha
 
     assert _verify("--public-key", pem).rstrip().endswith("1 signature good")
     assert _verify("--public-key", str(key_file)).rstrip().endswith("1 signature good")
+
+
+def test_each_committed_checkpoint_is_sent_to_syslog(
+    chain_of, signing_key, settings, django_capture_on_commit_callbacks
+):
+    """A UDP syslog receiver on loopback gets the same JSON line as the file, tagged."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        settings.PIM_AUDIT_CHECKPOINT_SYSLOG = f"127.0.0.1:{receiver.getsockname()[1]}"
+        chain_of(1)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            checkpoint = _checkpoint()
+        datagram = receiver.recv(65536).decode()
+
+    # <priority>: authpriv (10) * 8 + info (6) = 86.
+    assert datagram.startswith("<86>pim-audit-checkpoint: ")
+    line = datagram.split(": ", 1)[1].rstrip("\x00")
+    assert json.loads(line) == signing.checkpoint_as_json(checkpoint_dict(checkpoint))
+
+
+def test_an_unreachable_syslog_socket_is_logged_and_the_checkpoint_kept(
+    chain_of, signing_key, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
+    settings.PIM_AUDIT_CHECKPOINT_SYSLOG = str(tmp_path / "no-such-socket")
+    chain_of(1)
+
+    with caplog.at_level(logging.ERROR, logger="audit.checkpoints"):
+        with django_capture_on_commit_callbacks(execute=True):
+            checkpoint = _checkpoint()
+
+    assert AuditCheckpoint.objects.get() == checkpoint
+    assert f"Audit checkpoint {checkpoint.pk} not sent to PIM_AUDIT_CHECKPOINT_SYSLOG" in caplog.text

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.conf import settings as django_settings
+from django_otp.oath import TOTP
+
+from tests.factories import PASSWORD
 
 # Playwright's sync API runs an event loop in the test thread; Django would then refuse the
 # test's own (synchronous) database calls. The test thread is not serving requests.
@@ -115,3 +119,79 @@ def new_page(chromium, live_server, settings):
     yield make
     for context in contexts:
         context.close()
+
+
+# --- No secret in any log of a journey -------------------------------------------------------
+
+TEST_TOOL_LOGGERS = {"factory", "faker", "mail", "asyncio"}
+STANDALONE_SIX_DIGITS = re.compile(r"(?<![\w.:,-])(\d{6})(?!\w)")
+API_TOKEN = re.compile(r"pim_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+LINK_TOKEN = re.compile(r"[?&]t=([^&\s\"'>]+)")
+
+
+@dataclass
+class JourneySecrets:
+    """What a journey's logs must never hold: the TOTP codes computed during it (by the test's
+    authenticator and by the server's check), the password, API token secrets shown on pages,
+    and the approval links' tokens of the emails sent."""
+
+    codes: set = field(default_factory=set)
+    extra: set = field(default_factory=set)
+    lines: list = field(default_factory=list)  # the JSON log lines so far
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_the_logs(request, monkeypatch):
+    """Every log record of the journey, through the production JSON formatter at DEBUG, then
+    searched for secrets once the journey is over."""
+    import logging
+    import logging.config
+
+    from pim_portal.middleware import RequestIdLogFilter
+
+    secrets_seen = JourneySecrets()
+    # The journey's mailbox, held from the start: the fixture is torn down before this one ends.
+    mailbox = request.getfixturevalue("smtp_server") if "smtp_server" in request.fixturenames else None
+    token = TOTP.token
+
+    def recording_token(self):
+        code = token(self)
+        secrets_seen.codes.add(f"{code:06d}")
+        return code
+
+    monkeypatch.setattr(TOTP, "token", recording_token)
+    lines = secrets_seen.lines
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            # The test's own tools log what they are given (factory-boy the password it sets,
+            # aiosmtpd the emails it receives): not the portal's logs.
+            if record.name.split(".")[0] not in TEST_TOOL_LOGGERS:
+                lines.append(self.format(record))
+
+    handler = Keep(logging.DEBUG)
+    configurator = logging.config.DictConfigurator({})
+    handler.setFormatter(
+        configurator.configure_formatter(dict(django_settings.LOGGING["formatters"]["json"]))
+    )
+    handler.addFilter(RequestIdLogFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield secrets_seen
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    if mailbox is not None:
+        for message in mailbox.messages:
+            text, _html = message_parts(message)
+            secrets_seen.extra.update(LINK_TOKEN.findall(text))
+    logs = "\n".join(lines)
+    assert lines, "nothing was logged: the capture is broken"
+    leaked = [f"TOTP code {code}" for code in set(STANDALONE_SIX_DIGITS.findall(logs)) & secrets_seen.codes]
+    leaked += [f"API token {match[:8]}…" for match in API_TOKEN.findall(logs)]
+    leaked += [f"the password: {line[:300]}" for line in lines if PASSWORD in line]
+    leaked += [f"secret {value[:4]}…" for value in secrets_seen.extra if value in logs]
+    assert leaked == [], "secrets in the logs of the journey"
