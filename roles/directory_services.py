@@ -31,10 +31,16 @@ def directory_operation_enqueue(*, assignment: ActiveAssignment, operation: str,
 
 
 def directory_operations_enqueue_many(*, assignments, operation: str, now: datetime) -> None:
+    directory_operations_enqueue_ids(assignment_ids=[a.pk for a in assignments], operation=operation, now=now)
+
+
+def directory_operations_enqueue_ids(*, assignment_ids: list, operation: str, now: datetime) -> None:
+    """Record the intents for many assignments (by id) in the caller's transaction; after
+    commit one broker message carries them all (_enqueue_run_many)."""
     ops = DirectoryOperation.objects.bulk_create(
         [
-            DirectoryOperation(assignment=a, operation=operation, created_at=now, next_attempt_at=now)
-            for a in assignments
+            DirectoryOperation(assignment_id=pk, operation=operation, created_at=now, next_attempt_at=now)
+            for pk in assignment_ids
         ]
     )
     ids = [op.pk for op in ops if op.pk]
