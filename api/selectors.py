@@ -17,6 +17,7 @@ from activations.models import ActivationRequest
 from activations.selectors import request_visible_to
 from alerts.models import Alert
 from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
+from common.db import fetchone_prepared
 from roles.models import Role
 from roles.selectors import AmbiguousRole, Holding, from_db_column, holding_from_row, holding_sql
 
@@ -165,9 +166,7 @@ def check_for_token(*, prefix: str, user: str, role: str, scope: str, at: dateti
         f"CROSS JOIN ({holding_select}) h WHERE t.prefix = %s"
     )
     params: list[Any] = [when, *live_params, *live_params, *holding_params, prefix]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = fetchone_prepared(sql, params)
     if row is None:
         return None
     token_id, key_hash, last_used_at, usable = row[:4]

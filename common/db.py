@@ -10,10 +10,12 @@ again: once, on a fresh transaction, where it sees what the other one committed.
 
 import functools
 import logging
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
-from django.db import OperationalError, transaction
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -52,3 +54,26 @@ def retry_on_deadlock(service: Callable[P, R]) -> Callable[P, R]:
         return service(*args, **kwargs)
 
     return run
+
+
+def fetchone_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """Run a hot, hand-written statement and return its first row. On PostgreSQL (unless
+    PIM_DB_PREPARED_STATEMENTS is off) it is a server-side prepared statement on the
+    request's own connection and transaction: planned once per connection, not at every call
+    (Django's own cursors bind parameters client-side, so PostgreSQL plans each statement
+    anew). Logged like any query, so the query-count tests still see it."""
+    if connection.vendor != "postgresql" or not getattr(settings, "PIM_DB_PREPARED_STATEMENTS", True):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            first: tuple[Any, ...] | None = cursor.fetchone()
+            return first
+    import psycopg
+
+    connection.ensure_connection()
+    start = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        row = cursor.fetchone()
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+    return row

@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
+from common.db import fetchone_prepared
 
 from .models import ActiveAssignment, EligibleAssignment, Role
 from .scopes import ROOT, scope_ancestors
@@ -56,10 +57,7 @@ def role_holding(
     if isinstance(user, User) and not user.is_active:
         return Holding(active=False)
     sql, params = holding_sql(user=user, role=role, scope=scope, at=at)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return holding_from_row(row)
+    return holding_from_row(fetchone_prepared(sql, params))
 
 
 # The earlier of ends_at and ended_at, or NULL (permanent) when both are NULL.
