@@ -35,7 +35,7 @@ help:
 	@echo "make typecheck     mypy (configuration in pyproject.toml)"
 	@echo "make lint-imports  import-linter: the apps' import contracts"
 	@echo "make check         manage.py check, missing migrations, check --deploy under production settings"
-	@echo "make bench         benchmarks (bench/README.md)"
+	@echo "make bench         benchmarks on PostgreSQL (bench/README.md); SCALES=0.02,0.2 for several"
 	@echo "make codes         the demo users' current TOTP codes"
 	@echo "make install       only create the virtualenv and install the development lock ($(DEV_LOCK))"
 	@echo "make lock          recompile $(RUNTIME_LOCK) and $(DEV_LOCK) from pyproject.toml"
@@ -108,9 +108,10 @@ check: $(STAMP)
 	    PIM_AUDIT_CHAIN_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')" \
 	    $(PY) manage.py check --deploy --fail-level WARNING
 
+# `make bench SCALES=0.02,0.2,1.0` runs several scales in one go, with each figure's growth.
+SCALES ?= 0.02
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then $(PY) bench/run.py; \
-	else echo "No benchmarks yet: they land with the performance issue (bench/README.md)."; fi
+	$(PY) bench/run.py --scales $(SCALES) $(BENCH_ARGS)
 
 # Only the default data folder: a PIM_DATA_DIR set elsewhere is never removed by make.
 clean:

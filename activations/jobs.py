@@ -3,17 +3,21 @@ database, claims rows (FOR UPDATE SKIP LOCKED, then a conditional update on the 
 concurrent or repeated runs never process a row twice, and catches up after downtime. None
 is needed for access to end on time: reads compare ends_at with the clock."""
 
+import uuid
 from datetime import datetime, timedelta
-from typing import cast
+from typing import NamedTuple
 
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import AuditEntry, audit_record_many
+from accounts.models import User
+from audit.services import AuditEntry, audit_record_many, audit_record_prepared
 from notifications.services import email_queue
-from roles.models import ActiveAssignment, EligibleAssignment
-from roles.services import active_assignments_end
+from roles.models import ActiveAssignment, EligibleAssignment, Role
+from roles.selectors import from_db_column
+from roles.services import active_assignments_expired_record
 
 from .models import ActivationRequest
 from .services import request_approvers
@@ -25,8 +29,12 @@ ASSIGNMENT_NOTICES = (14, 1)  # days before the end (SPEC 2.2); 0 = it has ended
 
 
 def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Close granted activations whose end has passed: status Expired, a directory revoke,
-    one audit event each."""
+    """Close granted activations whose end has passed: status Expired, the assignment's end
+    reason, a directory revoke, one audit event each. Set-based, one transaction per batch:
+    the due assignments are locked (SKIP LOCKED), their requests claimed and closed by one
+    UPDATE ... RETURNING (SKIP LOCKED too), the assignments marked by one UPDATE, the revokes
+    and the audit events inserted in bulk (the chain computed in one pass under the head's
+    lock), and the revokes reach the broker as one message after commit."""
     now = now or timezone.now()
     done = 0
     while True:
@@ -41,42 +49,87 @@ def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) ->
             )
             if not assignment_ids:
                 return done
-            ids = list(
-                ActivationRequest.objects.select_for_update(skip_locked=True)
-                .filter(active_assignment__in=assignment_ids, status=Status.GRANTED)
-                .values_list("pk", flat=True)
-            )
-            claimed = ActivationRequest.objects.filter(pk__in=ids, status=Status.GRANTED)
-            claimed.update(status=Status.EXPIRED, closed_at=now)
-            requests = list(
-                ActivationRequest.objects.filter(
-                    pk__in=ids, status=Status.EXPIRED, closed_at=now
-                ).select_related("role", "requester", "active_assignment")
-            )
-            # The requests' events record the ends (audit_action None).
-            active_assignments_end(
-                actor=None,
-                # granted ones: activations_request_granted_has_assignment
-                assignments=[cast(ActiveAssignment, request.active_assignment) for request in requests],
-                reason=ActiveAssignment.EndReason.EXPIRED,
-                now=now,
-            )
-            audit_record_many(
-                entries=[
-                    AuditEntry(
-                        action="activation.expired",
-                        target=request,
-                        role=request.role,
-                        scope=request.scope,
-                        details={"requester": request.requester.label, "ends_at": request.ends_at},
-                    )
-                    for request in requests
-                ],
-                at=now,
-            )
-            done += len(requests)
+            closed = _requests_expire(assignment_ids, now)
+            active_assignments_expired_record(assignment_ids=[row.assignment_id for row in closed], now=now)
+            audit_record_prepared(events=_expired_events(closed), at=now)
+            done += len(closed)
         if len(assignment_ids) < batch:
             return done
+
+
+class _Closed(NamedTuple):
+    id: uuid.UUID
+    kind: str
+    scope: str
+    ends_at: datetime
+    assignment_id: uuid.UUID
+    role_id: uuid.UUID
+    requester_id: int
+
+
+def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Closed]:
+    """Claim the granted requests of the locked assignments (SKIP LOCKED) and close them as
+    Expired in one UPDATE ... RETURNING; the rows closed, by end then id."""
+    field = ActivationRequest._meta
+    pk_field = ActiveAssignment._meta.pk
+    assert pk_field is not None  # noqa: S101 - for the type checker
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    marks = ", ".join(["%s"] * len(assignment_ids))
+    sql = (
+        "WITH claimed AS (SELECT id FROM activations_activationrequest "  # noqa: S608 - placeholders only
+        f"WHERE active_assignment_id IN ({marks}) AND status = %s{skip_locked}) "
+        "UPDATE activations_activationrequest SET status = %s, closed_at = %s "
+        "WHERE id IN (SELECT id FROM claimed) AND status = %s "
+        "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, requester_id"
+    )
+    params = [
+        *(pk_field.get_db_prep_value(pk, connection) for pk in assignment_ids),
+        Status.GRANTED.value,
+        Status.EXPIRED.value,
+        connection.ops.adapt_datetimefield_value(now),
+        Status.GRANTED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = ("id", "kind", "scope", "ends_at", "active_assignment", "role", "requester")
+    # a foreign key's value converts as the key it points at
+    converters = [getattr(field.get_field(name), "target_field", field.get_field(name)) for name in names]
+    closed = [
+        _Closed(*(from_db_column(converter, value) for converter, value in zip(converters, row, strict=True)))
+        for row in rows
+    ]
+    closed.sort(key=lambda row: (row.ends_at, str(row.id)))
+    return closed
+
+
+def _expired_events(closed: list[_Closed]) -> list[dict]:
+    """The activation.expired event of each closed request, as audit_record_many would write
+    it for AuditEntry(target=request, role=request.role, scope=request.scope, details=...)."""
+    roles = dict(Role.objects.filter(pk__in={row.role_id for row in closed}).values_list("pk", "name"))
+    people = {
+        user.pk: user.label
+        for user in User.objects.filter(pk__in={row.requester_id for row in closed}).only(
+            "pk", "username", "display_name", "first_name", "last_name"
+        )
+    }
+    kinds = {value: str(label).lower() for value, label in ActivationRequest.Kind.choices}
+    encode = DjangoJSONEncoder().default
+    target_type = f"{ActivationRequest._meta.app_label}.{ActivationRequest._meta.model_name}"
+    return [
+        {
+            "action": "activation.expired",
+            "target_type": target_type,
+            "target_id": str(row.id),
+            # ActivationRequest.label
+            "target_label": f"{kinds[row.kind]} request {roles[row.role_id]} by {people[row.requester_id]}",
+            "role_id": row.role_id,
+            "role_label": roles[row.role_id],
+            "scope": row.scope,
+            "details": {"requester": people[row.requester_id], "ends_at": encode(row.ends_at)},
+        }
+        for row in closed
+    ]
 
 
 def activation_timeout_due(*, now: datetime | None = None, batch: int = BATCH) -> int:

@@ -1,11 +1,12 @@
 """The REST API, /api/v1/. Thin: parse, call one selector or service, render. Every object
 is fetched through a selector that answers 404 for what the caller may not see."""
 
-from datetime import datetime
+import hmac
+from datetime import UTC, datetime
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django_filters.rest_framework import DjangoFilterBackend
@@ -37,11 +38,13 @@ from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.services import ReviewError
 from roles import selectors as role_selectors
+from roles.scopes import MAX_SCOPE_LENGTH, scope_normalised
 
 from . import selectors
-from .authentication import VerifiedSessionAuthentication
+from .authentication import ApiTokenAuthentication, VerifiedSessionAuthentication
 from .errors import Conflict
 from .filters import ApiAuditEventFilterSet
+from .models import ApiToken
 from .permissions import CanCheckRoles, CanReadAudit, CanViewAlerts
 from .schema import FilteredDownloadSchema
 from .serializers import (
@@ -65,6 +68,7 @@ from .serializers import (
     ReviewItemSerializer,
     RoleSerializer,
 )
+from .services import api_token_digest, api_token_parse, api_token_touch
 from .throttling import FailOpenScopedRateThrottle, TotpAttemptThrottle
 
 FRESH_CODE_MESSAGE = "Enter a fresh code from your authenticator app to continue."
@@ -586,6 +590,62 @@ class CheckView(APIView):
         holding = role_selectors.role_holding(user=query["user"], role=query["role"], scope=query["scope"])
         answer = {"active": holding.active, "until": holding.until, "assignment": holding.assignment_id}
         return Response(CheckSerializer(answer).data)
+
+    def dispatch(self, request, *args, **kwargs):
+        """A well-formed GET with a bearer token that may ask is answered in one statement
+        (api.selectors.check_for_token): no DRF request, serializer or ORM query. Anything
+        else (a session, a malformed question, a token refused, an ambiguous role) takes
+        DRF's path above, which answers it exactly as before."""
+        if request.method == "GET":
+            answer = _lean_check(request)
+            if answer is not None:
+                return answer
+        return super().dispatch(request, *args, **kwargs)
+
+
+def _lean_check(request) -> JsonResponse | None:
+    keyword, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if keyword.lower() != ApiTokenAuthentication.keyword.lower():
+        return None
+    parsed = api_token_parse(raw.strip())
+    question = _lean_question(request.GET)
+    if parsed is None or question is None:
+        return None
+    prefix, token = parsed
+    now = timezone.now()
+    found = selectors.check_for_token(prefix=prefix, at=now, **question)
+    if (
+        found is None
+        or not found.usable
+        or found.holding is None
+        or not hmac.compare_digest(found.key_hash, api_token_digest(token))
+    ):
+        return None
+    api_token_touch(token=ApiToken(pk=found.token_id, last_used_at=found.last_used_at), now=now)
+    holding = found.holding
+    until = holding.until.astimezone(UTC).isoformat().replace("+00:00", "Z") if holding.until else None
+    assignment = str(holding.assignment_id) if holding.assignment_id else None
+    return JsonResponse({"active": holding.active, "until": until, "assignment": assignment})
+
+
+def _lean_question(params) -> dict[str, str] | None:
+    """user, role and scope as CheckQuerySerializer would accept them, or None for anything
+    it might refuse (which then gets its 400 from the serializer itself)."""
+    limits = {"user": 150, "role": 64, "scope": MAX_SCOPE_LENGTH}
+    question = {}
+    for name, limit in limits.items():
+        value = params.get(name, "/" if name == "scope" else None)
+        if not isinstance(value, str):
+            return None
+        value = value.strip()
+        if not value or len(value) > limit or "\x00" in value or not value.isprintable():
+            return None
+        question[name] = value
+    try:
+        scope_normalised(question["scope"])
+    except DjangoValidationError:
+        return None
+    return question
 
 
 # --- Helpers ---------------------------------------------------------------------------------

@@ -57,14 +57,47 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     key = chain_keys.current()  # no key, no event: everything after the switch is keyed
     at = at or timezone.now()
     request = context.current()
+    return _append([_fields(entry, at, request) for entry in entries], key=key)
+
+
+def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> list[AuditEvent]:
+    """Append events whose content the caller has already written out, for set-based jobs
+    that read their rows as tuples (no model instances to describe): per event the keys
+    action, target_type, target_id, target_label, role_id, role_label, scope and details (JSON
+    values only: what chain.normalize_details would give), optionally outcome. The actor is
+    the system; the time, the request's context, the numbering, hashing and keying are those
+    of audit_record_many, in one pass under one lock of the chain head."""
+    if not events:
+        return []
+    key = chain_keys.current()
+    request = context.current()
+    common = {
+        "occurred_at": at,
+        "actor_id": None,
+        "actor_label": SYSTEM_ACTOR_LABEL,
+        "outcome": str(AuditEvent.Outcome.SUCCESS),
+        "request_id": request.request_id,
+        "ip": request.ip,
+        "user_agent": request.user_agent,
+    }
+    prepared = []
+    for event in events:
+        fields = {**common, **event}
+        fields["target_label"] = fields["target_label"][:_LABEL_LIMIT]
+        fields["role_label"] = fields["role_label"][:_LABEL_LIMIT]
+        prepared.append(fields)
+    return _append(prepared, key=key)
+
+
+def _append(all_fields: list[dict[str, Any]], *, key: chain_keys.ChainKey) -> list[AuditEvent]:
+    """Chain the events in one pass under the locked head, insert them, seal the head."""
     with transaction.atomic():
         head = lock_chain_head()
         events = []
-        for entry in entries:
-            fields = _fields(entry, at, request)
+        for fields in all_fields:
             chain_link(head, fields, key=key)
             events.append(AuditEvent(**fields))
-        AuditEvent.objects.bulk_create(events)
+        AuditEvent.objects.bulk_create(events, batch_size=2000)
         chain_head_save(head, key=key)
     return events
 

@@ -8,8 +8,14 @@ the offline verifier reading an export file runs exactly the code that ``manage.
 audit_verify`` runs here.
 """
 
+import itertools
+import json
+import multiprocessing
+import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+
+from django.db import connection, connections
 
 from . import chain, chain_keys
 from .checkpoints import iter_checkpoints
@@ -25,6 +31,7 @@ from .walk import (  # noqa: F401 - re-exported: callers and tests import them f
     VerifyResult,
     check_anchor,
     check_event,
+    start_at,
 )
 
 # Rows per keyset query: memory stays flat however long the log is (2,000,000 events and more).
@@ -34,17 +41,168 @@ HEAD_ROW_FIELDS = (*chain.HEAD_FIELDS, "mac", "mac_key_id")
 _CONFIGURED = object()
 
 
-def iter_events(*, batch_size: int = BATCH_SIZE, after: int = 0) -> Iterator[dict]:
-    """Every event as a dict, in seq order, fetched in keyset batches on the seq index."""
+def iter_events(
+    *, batch_size: int = BATCH_SIZE, after: int = 0, through: int | None = None
+) -> Iterator[dict]:
+    """Every event (with ``after < seq <= through``) as a dict, in seq order, fetched in keyset
+    batches on the seq index. On PostgreSQL the raw columns are read with one prepared
+    statement (no query built per batch, no ORM conversion per row)."""
+    if connection.vendor == "postgresql":
+        yield from _iter_raw(batch_size=batch_size, after=after, through=through)
+        return
+    events = AuditEvent.objects.all() if through is None else AuditEvent.objects.filter(seq__lte=through)
     while True:
-        rows = list(
-            AuditEvent.objects.filter(seq__gt=after).order_by("seq").values_list(*EVENT_FIELDS)[:batch_size]
-        )
+        rows = list(events.filter(seq__gt=after).order_by("seq").values_list(*EVENT_FIELDS)[:batch_size])
         for row in rows:
             yield dict(zip(EVENT_FIELDS, row, strict=True))
         if len(rows) < batch_size:
             return
         after = rows[-1][1]
+
+
+_DETAILS_INDEX = EVENT_FIELDS.index("details")
+_SEQ_INDEX = EVENT_FIELDS.index("seq")
+
+
+def _iter_raw(*, batch_size: int, after: int, through: int | None) -> Iterator[dict]:
+    # Django reads jsonb as text (JSONField decodes it): decoded here, as the field would.
+    table = AuditEvent._meta.db_table
+    sql = (
+        f"SELECT {', '.join(EVENT_FIELDS)} FROM {table} "  # noqa: S608 - fixed names, bound values
+        "WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+    )
+    upper = through if through is not None else 2**62
+    loads = json.loads
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [after, upper, batch_size])
+            rows = cursor.fetchall()
+        for row in rows:
+            event = dict(zip(EVENT_FIELDS, row, strict=True))
+            details = row[_DETAILS_INDEX]
+            if isinstance(details, str):
+                event["details"] = loads(details)
+            yield event
+        if len(rows) < batch_size:
+            return
+        after = rows[-1][_SEQ_INDEX]
+
+
+# --- The walk, split over several processes -----------------------------------------------
+
+# Below this many events one process is quicker than starting others.
+PARALLEL_MIN_EVENTS = 100_000
+
+
+@dataclass
+class _Segment:
+    """What one process found walking the events with lo < seq <= hi (hi None: to the end)."""
+
+    lo: int
+    hi: int | None
+    problem: bool = False
+    count: int = 0
+    first_seq: int | None = None
+    first_prev_hash: str = ""
+    last: Link = GENESIS
+    seen: dict[int, Link | None] = field(default_factory=dict)
+    checked: int = 0
+    first_keyed: int | None = None
+    last_unkeyed: int | None = None
+
+
+def _walk_segment(
+    lo: int, hi: int | None, watch: list[int], keys: Mapping | None, keyed_from: int | None, batch_size: int
+) -> _Segment:
+    """Run in a worker process: walk one segment from the link its first event names (the
+    parent stitches the segments together)."""
+    segment = _Segment(lo, hi)
+    events = iter_events(batch_size=batch_size, after=lo, through=hi)
+    first = next(events, None)
+    if first is None:
+        return segment
+    segment.first_seq, segment.first_prev_hash = first["seq"], first["prev_hash"]
+    macs = MacCheck(keys=keys, keyed_from=keyed_from)
+    mine = [seq for seq in watch if seq > lo and (hi is None or seq <= hi)]
+    walker = ChainWalker(watch=mine, start=start_at(first) if lo else GENESIS, macs=macs)
+
+    def noted(events: Iterator[dict]) -> Iterator[dict]:
+        for event in events:
+            if event.get("mac") or event.get("mac_key_id"):
+                if segment.first_keyed is None:
+                    segment.first_keyed = event["seq"]
+            else:
+                segment.last_unkeyed = event["seq"]
+            yield event
+
+    walker.walk(noted(itertools.chain([first], events)))
+    segment.problem = walker.problem is not None
+    segment.count, segment.last, segment.seen, segment.checked = (
+        walker.count,
+        walker.last,
+        walker.seen,
+        macs.checked,
+    )
+    return segment
+
+
+def _walk_parallel(
+    *,
+    head: Mapping | None,
+    watch: list[int],
+    ring: Mapping | None,
+    macs: MacCheck,
+    workers: int,
+    batch_size: int,
+) -> ChainWalker | None:
+    """The walk split into one segment of seqs per worker process, stitched back together:
+    each segment must start right after the one before and hang from its last hash, and no
+    unkeyed event may follow a keyed one anywhere. None when anything is off, or when this
+    process cannot start others (inside a transaction): the caller then walks the log in one
+    process, which names the first problem exactly."""
+    last_seq = head["last_seq"] if head else 0
+    if workers < 2 or last_seq < PARALLEL_MIN_EVENTS or connection.in_atomic_block:
+        return None
+    bounds = [last_seq * index // workers for index in range(workers)]
+    his: list[int | None] = [*bounds[1:], None]  # the last one reads past the head: see _past_head
+    connections.close_all()  # a forked child must not share the parent's database connection
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_child_start) as pool:
+        segments = pool.starmap(
+            _walk_segment,
+            [(lo, hi, watch, ring, macs.keyed_from, batch_size) for lo, hi in zip(bounds, his, strict=True)],
+        )
+    previous: Link = GENESIS
+    for segment in segments:
+        if segment.problem or segment.first_seq != segment.lo + 1 or segment.first_prev_hash != previous.hash:
+            return None
+        if segment.hi is not None and segment.last.seq != segment.hi:
+            return None
+        previous = segment.last
+    keyed = [segment.first_keyed for segment in segments if segment.first_keyed is not None]
+    unkeyed = [segment.last_unkeyed for segment in segments if segment.last_unkeyed is not None]
+    if keyed and unkeyed and max(unkeyed) > min(keyed):
+        return None
+    walker = ChainWalker(watch=watch, macs=macs)
+    walker.count = sum(segment.count for segment in segments)
+    walker.last = previous
+    for segment in segments:
+        walker.seen.update({seq: link for seq, link in segment.seen.items() if link is not None})
+    macs.checked = sum(segment.checked for segment in segments)
+    macs.keyed_seen = bool(keyed)
+    return walker
+
+
+def _child_start() -> None:
+    # The connections inherited through fork were closed before it: each child opens its own.
+    connections.close_all()
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def audit_chain_verify(
@@ -53,6 +211,7 @@ def audit_chain_verify(
     keys: Mapping | None = None,
     chain_key_ring=_CONFIGURED,
     reference: Sequence[Mapping] = (),
+    workers: int | None = None,
 ) -> VerifyResult:
     """Walk the whole log, compare its end with the chain head row, then hold it against every
     signed checkpoint (with their signatures checked when keys, by key id, are given), against
@@ -68,6 +227,10 @@ def audit_chain_verify(
     event past the head as it stands at the end was not written by audit_record. Checkpoints
     are read before the walk too: each must be reached with the hash it signed, which is what
     catches a tail deleted together with a matching edit of the head row.
+
+    ``workers`` processes (one per core unless told; 1 for one) walk a long log in segments
+    (_walk_parallel); anything found wrong is walked again in one process, so the problem
+    reported is the same either way.
     """
     ring = chain_keys.keyring() if chain_key_ring is _CONFIGURED else chain_key_ring
     head = _head()
@@ -76,8 +239,12 @@ def audit_chain_verify(
     macs = MacCheck(keys=ring, keyed_from=_keyed_from(head, checkpoints, reference))
     watch = [head["last_seq"]] if head else []
     watch += [checkpoint["seq"] for checkpoint in (*checkpoints, *reference)]
-    walker = ChainWalker(watch=watch, macs=macs)
-    if walker.walk(iter_events(batch_size=batch_size)) is not None:
+    workers = _workers() if workers is None else workers
+    parallel = _walk_parallel(
+        head=head, watch=watch, ring=ring, macs=macs, workers=workers, batch_size=batch_size
+    )
+    walker = parallel or ChainWalker(watch=watch, macs=macs)
+    if parallel is None and walker.walk(iter_events(batch_size=batch_size)) is not None:
         return _result(walker, macs)
     if head is None:
         walker.problem = _missing_head(walker)

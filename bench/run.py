@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -384,8 +383,8 @@ class Generator:
                 duration = timedelta(hours=self.rng.randint(1, 8))
                 if (eligible, user, role) in due_lookup:
                     ends = self.ago(timedelta(minutes=1), timedelta(hours=2))
-                else:
-                    ends = self.now + timedelta(minutes=self.rng.randint(10, 480))
+                else:  # started already (held now), ending 10 minutes to its duration from now
+                    ends = self.now + timedelta(minutes=self.rng.randint(10, duration.seconds // 60 - 1))
                 granted = ends - duration
                 pk = new_uuid(self.rng)
                 yield (pk, "/", granted, ends, "bench", granted, None, "activation", "",
@@ -577,31 +576,42 @@ def summary(values: list[float]) -> dict:
     }
 
 
-HOLDING_SQL = """
-SELECT id, ends_at, ended_at FROM roles_activeassignment
-WHERE (user_id = %(user)s OR group_id IN (
-        SELECT directorygroup_id FROM accounts_directorygroup_members WHERE user_id = %(user)s))
-  AND role_id = %(role)s AND scope = ANY(%(scopes)s)
-  AND starts_at <= %(at)s AND (ends_at IS NULL OR ends_at > %(at)s)
-  AND (ended_at IS NULL OR ended_at > %(at)s)
-"""
-
-CHECK_SQL = """
-SELECT a.id, least(a.ends_at, a.ended_at) AS until FROM roles_activeassignment a
-WHERE a.role_id = %(role)s AND a.scope = ANY(%(scopes)s)
-  AND (a.user_id = (SELECT id FROM accounts_user WHERE username = %(username)s AND is_active)
-       OR a.group_id IN (SELECT m.directorygroup_id FROM accounts_directorygroup_members m
-                         JOIN accounts_user u ON u.id = m.user_id
-                         WHERE u.username = %(username)s AND u.is_active))
+# The floors: hand-written, indexed statements doing the same work, written here and not
+# taken from the portal (the portal's own SQL replayed would only measure the portal again).
+# The person's own assignments and their groups' are two index lookups.
+FLOOR_HOLDING_SQL = """
+SELECT a.id FROM roles_activeassignment a
+WHERE a.user_id = %(user)s AND a.role_id = %(role)s AND a.scope = ANY(%(scopes)s)
   AND a.starts_at <= %(at)s AND (a.ends_at IS NULL OR a.ends_at > %(at)s)
   AND (a.ended_at IS NULL OR a.ended_at > %(at)s)
-ORDER BY until DESC NULLS FIRST, a.id LIMIT 1
+UNION ALL
+SELECT a.id FROM accounts_directorygroup_members m
+JOIN roles_activeassignment a ON a.group_id = m.directorygroup_id
+WHERE m.user_id = %(user)s AND a.role_id = %(role)s AND a.scope = ANY(%(scopes)s)
+  AND a.starts_at <= %(at)s AND (a.ends_at IS NULL OR a.ends_at > %(at)s)
+  AND (a.ended_at IS NULL OR a.ended_at > %(at)s)
+LIMIT 1
+"""
+
+FLOOR_CHECK_SQL = """
+WITH person AS (SELECT id FROM accounts_user WHERE username = %(username)s AND is_active)
+SELECT a.id FROM roles_activeassignment a
+WHERE a.user_id = (SELECT id FROM person) AND a.role_id = %(role)s AND a.scope = ANY(%(scopes)s)
+  AND a.starts_at <= %(at)s AND (a.ends_at IS NULL OR a.ends_at > %(at)s)
+  AND (a.ended_at IS NULL OR a.ended_at > %(at)s)
+UNION ALL
+SELECT a.id FROM accounts_directorygroup_members m
+JOIN roles_activeassignment a ON a.group_id = m.directorygroup_id
+WHERE m.user_id = (SELECT id FROM person) AND a.role_id = %(role)s AND a.scope = ANY(%(scopes)s)
+  AND a.starts_at <= %(at)s AND (a.ends_at IS NULL OR a.ends_at > %(at)s)
+  AND (a.ended_at IS NULL OR a.ended_at > %(at)s)
+LIMIT 1
 """
 
 
-def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
-    """role_holding in-process, the API check over the test Client and over loopback HTTP, and
-    the single SELECT each is built on."""
+def bench_check(gen: Generator, fixtures: dict, db, samples: int, http_seconds: float) -> dict:
+    """role_holding in-process, the API check over the test Client and through gunicorn, each
+    beside an independent hand-written floor; the sample is half pairs held right now."""
     from django.test import Client
 
     from accounts.models import User
@@ -615,33 +625,28 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
     users = User.objects.in_bulk({user for user, _ in pairs})
     roles = Role.objects.in_bulk({role for _, role in pairs})
     objects = [(users[user], roles[role]) for user, role in pairs]
-    hit_set = set(hits)
-    results = {"pairs": samples, "share_holding": round(sum(1 for p in pairs if p in hit_set) / samples, 3)}
+    held = sum(role_holding(user=user, role=role).active for user, role in objects)
+    results = {"pairs": samples, "share_held": round(held / samples, 3)}
 
-    held = [role_holding(user=user, role=role).active for user, role in objects[:200]]
-    results["sanity_active_in_first_200"] = sum(held)
     results["in_process"] = summary(latencies(lambda pair: role_holding(user=pair[0], role=pair[1]), objects))
     results["role_check_selector"] = summary(
         latencies(lambda pair: role_holding(user=pair[0].username, role=str(pair[1].pk)), objects)
     )
 
     def floor_holding(pair):
-        db.execute(
-            HOLDING_SQL, {"user": pair[0], "role": pair[1], "scopes": ["/"], "at": datetime.now(UTC)}
-        ).fetchall()
+        params = {"user": pair[0].pk, "role": pair[1].pk, "scopes": ["/"], "at": datetime.now(UTC)}
+        db.execute(FLOOR_HOLDING_SQL, params, prepare=True).fetchall()
 
     def floor_check(pair):
         params = {"username": pair[0].username, "role": pair[1].pk, "scopes": ["/"], "at": datetime.now(UTC)}
-        db.execute(CHECK_SQL, params).fetchall()
+        db.execute(FLOOR_CHECK_SQL, params, prepare=True).fetchall()
 
-    results["floor_in_process"] = summary(latencies(floor_holding, pairs))
-    results["same_sql_role_holding"] = same_sql(
-        db, lambda pair: role_holding(user=pair[0], role=pair[1]), objects
-    )
-    results["same_sql_role_check"] = same_sql(
-        db, lambda pair: role_holding(user=pair[0].username, role=str(pair[1].pk)), objects
-    )
+    results["floor_in_process"] = summary(latencies(floor_holding, objects))
     results["floor_check"] = summary(latencies(floor_check, objects))
+    db.rollback()
+    floor_seconds = sum(timed(floor_check, pair)[1] for pair in objects)
+    results["floor_check_per_s"] = round(len(objects) / floor_seconds) if floor_seconds else None
+    db.rollback()
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {fixtures['token']}")
 
@@ -651,76 +656,122 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int) -> dict:
             raise RuntimeError(f"check answered {response.status_code}: {response.content[:200]!r}")
 
     results["http_test_client"] = summary(latencies(via_client, objects))
-    results["http_loopback"] = bench_loopback(fixtures["token"], objects)
+    results["gunicorn"] = bench_gunicorn(fixtures["token"], objects, http_seconds)
     return results
 
 
-def same_sql(db, function, items) -> dict:
-    """The SQL the portal sent for each item (captured in an untimed pass), replayed through
-    psycopg: the database's share of the figure, as opposed to the hand-written floor."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+def bench_gunicorn(token: str, objects: list, seconds: float) -> dict:
+    """GET /api/v1/check/ through gunicorn (2 sync workers, the production database settings):
+    wrk's throughput and latency with 8 connections (a Python client when wrk is missing),
+    one keep-alive client's latency, and the same for the trivial DRF view (bench/urls.py)."""
+    import http.client
+    import shutil
+    import socket
+    import tempfile
+    from urllib.parse import urlencode
 
-    statements = []
-    for item in items:
-        with CaptureQueriesContext(connection) as captured:
-            function(item)
-        statements.append([query["sql"] for query in captured.captured_queries])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(  # noqa: S603 - gunicorn from this virtualenv
+        [sys.executable, "-m", "gunicorn", "pim_portal.wsgi:application", "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"},
+        cwd=ROOT,
+    )  # fmt: skip
+    paths = ["/api/v1/check/?" + urlencode({"user": u.username, "role": r.pk}) for u, r in objects]
+    headers = {"Authorization": f"Bearer {token}", "Host": "127.0.0.1"}
+    try:
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def replay(batch):
-        with db.cursor() as cursor:
-            for statement in batch:
-                cursor.execute(statement)
-                cursor.fetchall()
+        def call(path):
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path} answered {response.status}: {body[:200]!r}")
 
-    result = summary(latencies(replay, statements))
-    result["queries_per_call"] = max(len(batch) for batch in statements)
-    result["statement_example"] = " ".join(statements[0][0].split())[:800] if statements[0] else ""
-    db.rollback()
+        results = {
+            "workers": 2,
+            "one_client_check": summary(latencies(call, paths[: min(len(paths), 1000)])),
+            "one_client_trivial": summary(latencies(call, ["/bench/trivial/"] * min(len(paths), 1000))),
+        }
+        connection.close()
+        wrk = shutil.which("wrk")
+        with tempfile.TemporaryDirectory() as folder:
+            for name, urls in (("check", paths), ("trivial", ["/bench/trivial/"])):
+                if wrk:
+                    results[f"wrk_{name}"] = run_wrk(wrk, port, token, urls, seconds, Path(folder))
+                else:
+                    results[f"python_load_{name}"] = python_load(port, headers, urls, seconds)
+        results["load_tool"] = "wrk" if wrk else "python threads (wrk not installed)"
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run_wrk(wrk: str, port: int, token: str, paths: list, seconds: float, folder: Path) -> dict:
+    script = folder / "paths.lua"
+    quoted = ",\n".join(json.dumps(path) for path in paths)
+    script.write_text(
+        f"local paths = {{\n{quoted}\n}}\nlocal i = 0\n"
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        "request = function()\n  i = i % #paths + 1\n  return wrk.format('GET', paths[i])\nend\n"
+    )
+    output = subprocess.run(  # noqa: S603 - wrk, found on PATH
+        [wrk, "-t2", "-c8", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict = {"connections": 8, "seconds": max(1, round(seconds))}
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["requests_per_s"] = round(float(parts[1]))
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result[f"p{parts[0][:-1]}_ms"] = _wrk_ms(parts[1])
+        elif "Non-2xx" in line:
+            result["non_2xx"] = int(parts[-1])
     return result
 
 
-def bench_loopback(token: str, objects: list) -> dict:
-    """Django's threaded WSGI server on 127.0.0.1 and http.client with one keep-alive
-    connection: a real HTTP round trip (no TLS, no reverse proxy)."""
+def _wrk_ms(text: str) -> float:
+    for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(suffix):
+            return round(float(text[: -len(suffix)]) * factor, 3)
+    return float(text)
+
+
+def python_load(port: int, headers: dict, paths: list, seconds: float, clients: int = 4) -> dict:
+    """wrk's stand-in: a few keep-alive clients in threads for the given time."""
     import http.client
-    from urllib.parse import urlencode
 
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-    from django.core.wsgi import get_wsgi_application
+    counts, stop = [0] * clients, time.perf_counter() + seconds
 
-    class QuietHandler(WSGIRequestHandler):
-        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and
-        # the client's delayed ACK add ~40 ms to every response (production servers set it too).
-        disable_nagle_algorithm = True
-
-        def log_message(self, format, *args):
-            pass
-
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
-    server.set_app(get_wsgi_application())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
-    headers = {"Authorization": f"Bearer {token}", "Host": "127.0.0.1"}
-
-    def call(pair):
-        connection.request(
-            "GET",
-            "/api/v1/check/?" + urlencode({"user": pair[0].username, "role": pair[1].pk}),
-            headers=headers,
-        )
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"check answered {response.status}: {body[:200]!r}")
-
-    try:
-        return summary(latencies(call, objects))
-    finally:
+    def client(index):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = index
+        while time.perf_counter() < stop:
+            connection.request("GET", paths[i % len(paths)], headers=headers)
+            connection.getresponse().read()
+            counts[index] += 1
+            i += clients
         connection.close()
-        server.shutdown()
-        server.server_close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"connections": clients, "requests_per_s": round(sum(counts) / (time.perf_counter() - start))}
 
 
 PAGES = (
@@ -748,6 +799,44 @@ def signed_in_client(fixtures: dict):
     return client
 
 
+_CURRENT = (
+    "{t}.starts_at <= %(at)s AND ({t}.ends_at IS NULL OR {t}.ends_at > %(at)s) "
+    "AND ({t}.ended_at IS NULL OR {t}.ended_at > %(at)s)"
+)
+
+
+def _own_and_groups(table: str, alias: str) -> str:
+    current = _CURRENT.format(t=alias)
+    return f"""SELECT {alias}.id, r.name, {alias}.scope, {alias}.ends_at FROM {table} {alias}
+        JOIN roles_role r ON r.id = {alias}.role_id WHERE {alias}.user_id = %(user)s AND {current}
+        UNION ALL
+        SELECT {alias}.id, r.name, {alias}.scope, {alias}.ends_at FROM accounts_directorygroup_members m
+        JOIN {table} {alias} ON {alias}.group_id = m.directorygroup_id
+        JOIN roles_role r ON r.id = {alias}.role_id WHERE m.user_id = %(user)s AND {current}"""
+
+
+# Each page's floor: what the page lists, read with hand-written indexed statements.
+PAGE_FLOORS = {
+    "My roles": [
+        _own_and_groups("roles_eligibleassignment", "e"),
+        _own_and_groups("roles_activeassignment", "a"),
+    ],
+    "Approvals inbox": [
+        """SELECT q.id, r.name, u.username, q.created_at FROM activations_requestapprover ra
+        JOIN activations_activationrequest q ON q.id = ra.request_id
+        JOIN roles_role r ON r.id = q.role_id JOIN accounts_user u ON u.id = q.requester_id
+        WHERE ra.user_id = %(user)s AND q.status = 'pending_approval' AND q.decide_by > %(at)s
+          AND NOT EXISTS (SELECT 1 FROM activations_approval p
+                          WHERE p.request_id = q.id AND p.approver_id = %(user)s)
+        ORDER BY q.created_at LIMIT 50""",
+    ],
+    "Audit log page": [
+        """SELECT seq, occurred_at, actor_label, action, outcome, target_label, role_label, scope
+        FROM audit_auditevent ORDER BY seq DESC LIMIT 50""",
+    ],
+}
+
+
 def bench_pages(fixtures: dict, db, requests: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -768,38 +857,28 @@ def bench_pages(fixtures: dict, db, requests: int) -> dict:
             "queries": len(queries),
             "bytes": len(response.content),
             **summary(values),
-            "floor": replay_floor(db, queries, requests),
+            "floor": page_floor(db, PAGE_FLOORS[name], fixtures["user"].pk, requests),
+            "statements": [" ".join(query.split())[:2000] for query in queries],
         }
     return results
 
 
-def replay_floor(db, queries: list[str], repeats: int) -> dict:
-    """The page's own SQL, replayed through psycopg in one transaction that is rolled back:
-    what the database alone needs for the page."""
-    statements = [
-        q for q in queries if not q.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))
-    ]
-    values, per_statement = [], [0.0] * len(statements)
+def page_floor(db, statements: list[str], user_id: int, repeats: int) -> dict:
+    values = []
     for _ in range(repeats):
+        params = {"user": user_id, "at": datetime.now(UTC)}
         start = time.perf_counter()
-        with db.cursor() as cursor:
-            for index, statement in enumerate(statements):
-                began = time.perf_counter()
-                cursor.execute(statement)  # no parameters: sent as captured, literals included
-                if cursor.description is not None:
-                    cursor.fetchall()
-                per_statement[index] += time.perf_counter() - began
+        for statement in statements:
+            db.execute(statement, params, prepare=True).fetchall()
         values.append(time.perf_counter() - start)
-        db.rollback()
-    slowest = max(range(len(statements)), key=per_statement.__getitem__) if statements else None
-    result = summary(values)
-    if slowest is not None:
-        result["slowest_statement_mean_ms"] = ms(per_statement[slowest] / repeats)
-        result["slowest_statement"] = " ".join(statements[slowest].split())[:600]
-    return result
+    db.rollback()
+    return summary(values)
 
 
-def bench_sweep(gen: Generator, db) -> dict:
+def bench_sweep(gen: Generator, db, broker_url: str) -> dict:
+    """The portal's expiry sweep over every due activation, beside a floor doing the same work
+    by hand (rolled back first): close the requests, mark the assignments, insert the revokes
+    and the chained audit events, one broker message per batch of 1,000."""
     from activations.jobs import activation_expire_due
     from audit.models import AuditEvent
     from roles import directory_services
@@ -809,54 +888,139 @@ def bench_sweep(gen: Generator, db) -> dict:
         "SELECT count(*) FROM activations_activationrequest WHERE status = 'granted' AND ends_at <= %s",
         (now,),
     ).fetchone()[0]
+    db.rollback()
+    floor = floor_sweep(db, now, broker_url)
     events_before = AuditEvent.objects.count()
-    enqueue = {"seconds": 0.0, "calls": 0}
-    original = directory_services._enqueue_run
+    publish = {"seconds": 0.0, "calls": 0}
+    original = directory_services.task_publish
 
-    def counted_enqueue(operation_id):  # the same call, timed: the on-commit broker hand-off
+    def counted_publish(task, *args):  # the same call, timed: the on-commit broker hand-off
         start = time.perf_counter()
-        original(operation_id)
-        enqueue["seconds"] += time.perf_counter() - start
-        enqueue["calls"] += 1
+        try:
+            return original(task, *args)
+        finally:
+            publish["seconds"] += time.perf_counter() - start
+            publish["calls"] += 1
 
-    directory_services._enqueue_run = counted_enqueue
+    directory_services.task_publish = counted_publish
     try:
         done, seconds = timed(activation_expire_due, now=now)
     finally:
-        directory_services._enqueue_run = original
+        directory_services.task_publish = original
     events = AuditEvent.objects.count() - events_before
-    ids = [row[0] for row in db.execute(
-        "SELECT id FROM activations_activationrequest WHERE status = 'expired' AND closed_at = %s", (now,)
-    )]  # fmt: skip
-    start = time.perf_counter()
-    db.execute(
-        "UPDATE activations_activationrequest SET status = 'expired', closed_at = %s WHERE id = ANY(%s)",
-        (now, ids),
-    )
-    floor = time.perf_counter() - start
-    start = time.perf_counter()
-    db.execute(
-        "UPDATE roles_activeassignment SET end_reason = 'expired' WHERE id IN "
-        "(SELECT active_assignment_id FROM activations_activationrequest WHERE id = ANY(%s))",
-        (ids,),
-    )
-    floor_both = floor + time.perf_counter() - start
-    db.rollback()
     return {
         "due": due,
         "expired": done,
         "audit_events_written": events,
         "seconds": round(seconds, 3),
         "rows_per_s": round(done / seconds) if seconds else None,
-        "of_which_enqueue_seconds": round(enqueue["seconds"], 3),
-        "enqueued_tasks": enqueue["calls"],
-        "floor_update_requests_seconds": round(floor, 3),
-        "floor_update_requests_rows_per_s": round(len(ids) / floor) if floor else None,
-        "floor_update_requests_and_assignments_seconds": round(floor_both, 3),
+        "broker_publishes": publish["calls"],
+        "of_which_publish_seconds": round(publish["seconds"], 3),
+        **floor,
     }
 
 
-def bench_review(gen: Generator, fixtures: dict, db, target: int) -> dict:
+def floor_sweep(db, now: datetime, broker_url: str, batch: int = 1000) -> dict:
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from audit import chain, chain_keys
+
+    encode = DjangoJSONEncoder().default
+    key = chain_keys.current()
+    broker = _broker(broker_url)
+    rows_done, start = 0, time.perf_counter()
+    while True:
+        rows = db.execute(
+            """
+            WITH claimed AS (
+                SELECT r.id FROM activations_activationrequest r
+                WHERE r.status = 'granted' AND r.ends_at <= %(now)s
+                ORDER BY r.ends_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+            UPDATE activations_activationrequest r SET status = 'expired', closed_at = %(now)s
+            FROM roles_role ro, accounts_user u
+            WHERE r.id IN (SELECT id FROM claimed) AND ro.id = r.role_id AND u.id = r.requester_id
+            RETURNING r.id, r.scope, r.ends_at, r.active_assignment_id, ro.id, ro.name,
+                      u.display_name, u.username
+            """,
+            {"now": now, "batch": batch},
+        ).fetchall()
+        if not rows:
+            break
+        assignments = [row[3] for row in rows]
+        db.execute(
+            "UPDATE roles_activeassignment SET end_reason = 'expired' WHERE id = ANY(%s) AND end_reason = ''",
+            (assignments,),
+        )
+        operations = [
+            op for (op,) in db.execute(
+                "INSERT INTO roles_directoryoperation (assignment_id, operation, status, attempts, "
+                "created_at, next_attempt_at, last_error, result) "
+                "SELECT unnest(%s::uuid[]), 'revoke', 'pending', 0, %s, %s, '', '{}' RETURNING id",
+                (assignments, now, now),
+            )
+        ]  # fmt: skip
+        seq, prev = db.execute(
+            "SELECT last_seq, last_hash FROM audit_auditchainhead WHERE id = 1 FOR UPDATE"
+        ).fetchone()
+        with db.cursor().copy(
+            "COPY audit_auditevent (seq, occurred_at, actor_label, action, outcome, target_type, target_id, "
+            "target_label, role_id, role_label, scope, details, request_id, ip, user_agent, prev_hash, hash, "
+            "mac, mac_key_id) FROM STDIN"
+        ) as copy:
+            for request_id, scope, ends_at, _, role_id, role_name, display, username in rows:
+                seq += 1
+                requester = f"{display} <{username}>" if display else username
+                fields = {
+                    "seq": seq, "occurred_at": now, "actor_id": None, "actor_label": "system",
+                    "action": "activation.expired", "outcome": "success",
+                    "target_type": "activations.activationrequest", "target_id": str(request_id),
+                    "target_label": f"activation request {role_name} by {requester}",
+                    "role_id": str(role_id), "role_label": role_name, "scope": scope,
+                    "details": {"requester": requester, "ends_at": encode(ends_at)},
+                    "request_id": "", "ip": None, "user_agent": "",
+                }  # fmt: skip
+                digest = chain.event_hash(prev, fields)
+                copy.write_row((
+                    seq, now, "system", "activation.expired", "success", fields["target_type"],
+                    fields["target_id"], fields["target_label"], role_id, role_name, scope,
+                    json.dumps(fields["details"]), "", None, "", prev, digest,
+                    chain.event_mac(key.secret, digest), key.id,
+                ))  # fmt: skip
+                prev = digest
+        db.execute("UPDATE audit_auditchainhead SET last_seq = %s, last_hash = %s WHERE id = 1", (seq, prev))
+        broker.publish(operations)
+        rows_done += len(rows)
+    seconds = time.perf_counter() - start
+    db.rollback()
+    broker.close()
+    return {
+        "floor_rows": rows_done,
+        "floor_seconds": round(seconds, 3),
+        "floor_rows_per_s": round(rows_done / seconds) if seconds else None,
+    }
+
+
+class _broker:
+    """The floor's broker hand-off: one LPUSH of the batch to a scratch list on the same Redis
+    (deleted at the end), or nothing without Redis."""
+
+    def __init__(self, url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(url) if url else None
+        self.key = f"pim-bench-floor-{uuid.uuid4().hex}"
+
+    def publish(self, payload) -> None:
+        if self.client is not None:
+            self.client.lpush(self.key, json.dumps(payload))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.delete(self.key)
+            self.client.close()
+
+
+def bench_review(gen: Generator, fixtures: dict, db, target: int, broker_url: str) -> dict:
     from django.utils import timezone
 
     from reviews.models import ReviewDefinition
@@ -924,6 +1088,24 @@ def bench_review(gen: Generator, fixtures: dict, db, target: int) -> dict:
         """,
         {"instance": instance_id, "fallback": fixtures["user"].pk},
     )
+    # One email row per reviewer (the portal renders its three templates for each) and one
+    # broker message for them all.
+    emails = db.execute(
+        """
+        INSERT INTO notifications_email (template, "to", subject, body_text, body_html, status, attempts,
+            created_at, next_attempt_at, last_error)
+        SELECT 'review-started', u.email, 'Access review started', 'A review started: ' || u.username,
+            '<p>A review started: ' || u.username || '</p>', 'pending', 0, %(at)s, %(at)s, ''
+        FROM accounts_user u WHERE u.is_active AND u.id IN (
+            SELECT l.reviewer_id FROM reviews_reviewerassignment l
+            JOIN reviews_reviewitem i ON i.id = l.item_id WHERE i.instance_id = %(instance)s)
+        RETURNING id
+        """,
+        {"instance": instance_id, "at": now},
+    ).fetchall()
+    broker = _broker(broker_url)
+    broker.publish([row[0] for row in emails])
+    broker.close()
     floor = time.perf_counter() - start
     db.rollback()
     return {
@@ -972,16 +1154,30 @@ def bench_export(gen: Generator, db) -> dict:
     return result
 
 
+def _proc_status_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process in MB. VmHWM is the high-water mark of this process's own
+    memory map (a fresh one at exec, unlike getrusage's ru_maxrss, which Linux carries over
+    from the forking parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def export_child(since_text: str) -> None:
-    """Run in a fresh process: audit_export_start + export_chunks (CSV), consumed to the end."""
+    """Run in a fresh process (exec'd, not forked from the large bench process):
+    audit_export_start + export_chunks (CSV), consumed to the end."""
     django_setup(os.environ["PIM_BENCH_DATABASE"])
+    from django.db import connection
+
     from accounts.models import User
     from audit.event_exports import audit_export_start, export_chunks
     from audit.models import AuditEvent
 
     since = datetime.fromisoformat(since_text)
     actor = User.objects.get(username=BENCH_USER)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    connection.ensure_connection()
+    baseline = _proc_status_mb("VmRSS")
     start = time.perf_counter()
     export = audit_export_start(
         actor=actor,
@@ -994,9 +1190,9 @@ def export_child(since_text: str) -> None:
         size += len(chunk.encode())
         lines += chunk.count("\n")
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _proc_status_mb("VmHWM")
     # A second pass over the same pinned export, untimed, under tracemalloc: the peak of what
-    # Python allocated while streaming (RSS alone hides it under the start-up high-water mark).
+    # Python allocated while streaming.
     tracemalloc.start()
     for _ in export_chunks(export):
         pass
@@ -1010,9 +1206,9 @@ def export_child(since_text: str) -> None:
                 "bytes": size,
                 "seconds": round(seconds, 3),
                 "rows_per_s": round(export.rows / seconds) if seconds else None,
-                "rss_before_mb": round(baseline / 1024, 1),
-                "rss_peak_mb": round(peak / 1024, 1),
-                "peak_growth_mb": round((peak - baseline) / 1024, 1),
+                "rss_before_mb": baseline,
+                "rss_peak_mb": peak,
+                "peak_growth_mb": round(peak - baseline, 1),
                 "tracemalloc_peak_mb": round(traced_peak / 2**20, 1),
             }
         )
@@ -1020,15 +1216,30 @@ def export_child(since_text: str) -> None:
 
 
 def bench_verify(db) -> dict:
+    """audit_verify (one process per core) beside a floor doing the same work in one lean
+    loop: read the raw columns with a server-side cursor, recompute each hash and MAC."""
+    from audit import chain, chain_keys
     from audit.verify import EVENT_FIELDS, audit_chain_verify
 
     result, seconds = timed(audit_chain_verify)
+    keys = chain_keys.keyring()
     start = time.perf_counter()
-    rows = 0
+    rows, prev, bad = 0, chain.GENESIS_HASH, 0
     with db.cursor(name="bench_verify_floor") as cursor:
-        cursor.itersize = 5000
+        cursor.itersize = 10000
         cursor.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM audit_auditevent ORDER BY seq")
-        for _ in cursor:
+        for row in cursor:
+            event = dict(zip(EVENT_FIELDS, row, strict=True))
+            event["role_id"] = str(event["role_id"]) if event["role_id"] else None
+            digest = chain.event_hash(prev, event)
+            key = keys.get(event["mac_key_id"]) if event["mac_key_id"] else None
+            if (
+                digest != event["hash"]
+                or event["prev_hash"] != prev
+                or (key is not None and chain.event_mac(key, digest) != event["mac"])
+            ):
+                bad += 1
+            prev = event["hash"]
             rows += 1
     floor = time.perf_counter() - start
     db.rollback()
@@ -1038,86 +1249,135 @@ def bench_verify(db) -> dict:
         "problem": str(result.problem) if result.problem else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(result.count / seconds) if seconds else None,
-        "floor_select_seconds": round(floor, 3),
-        "floor_select_rows_per_s": round(rows / floor) if floor else None,
+        "workers": _workers_here(),
+        "floor_seconds": round(floor, 3),
+        "floor_rows_per_s": round(rows / floor) if floor else None,
+        "floor_mismatches": bad,
     }
+
+
+def _workers_here() -> int:
+    from audit.verify import _workers
+
+    return _workers()
 
 
 # --- Report -----------------------------------------------------------------------------------
 
 
+def figures(report: dict) -> list[tuple[str, float | None, str, float | None, str]]:
+    """(figure, portal value, unit, floor value, what the floor is) per line of the report."""
+    r = report["results"]
+    c, g = r["check"], r["check"]["gunicorn"]
+    load = "wrk" if "wrk_check" in g else "python_load"
+    rows = [
+        ("Check role_holding in-process, p50", c["in_process"]["p50_ms"], "ms",
+         c["floor_in_process"]["p50_ms"], "indexed lookup"),
+        ("Check role_holding by name, p50", c["role_check_selector"]["p50_ms"], "ms",
+         c["floor_check"]["p50_ms"], "indexed lookup by name"),
+        ("GET /api/v1/check/ test Client, p50", c["http_test_client"]["p50_ms"], "ms",
+         c["floor_check"]["p50_ms"], "indexed lookup by name"),
+        ("GET /api/v1/check/ gunicorn, one client, p50", g["one_client_check"]["p50_ms"], "ms",
+         g["one_client_trivial"]["p50_ms"], "trivial DRF view"),
+        (f"GET /api/v1/check/ gunicorn 2 workers, {load}", g[f"{load}_check"]["requests_per_s"], "req/s",
+         g[f"{load}_trivial"]["requests_per_s"], "trivial DRF view"),
+    ]  # fmt: skip
+    for name, page in r["pages"].items():
+        rows.append((f"Page {name} ({page['queries']} queries), p95", page["p95_ms"], "ms",
+                     page["floor"]["p95_ms"], "hand-written statements"))  # fmt: skip
+    s, v, e, a = r["sweep"], r["review"], r["export"], r["verify"]
+    rows += [
+        (f"Expiry sweep, {s['expired']:,} due", s["seconds"], "s", s["floor_seconds"], "same work by hand"),
+        (f"Review start, {v['items']:,} items", v["seconds"], "s", v["floor_seconds"], "INSERT ... SELECT"),
+        (f"Audit export CSV, {e['rows']:,} events", e["rows_per_s"], "rows/s",
+         e["floor_copy_rows_per_s"], "COPY TO STDOUT"),
+        ("Audit export RSS growth (fresh process)", e["peak_growth_mb"], "MB", None, ""),
+        (f"audit_verify, {a['events']:,} events ({a['workers']} processes)", a["rows_per_s"], "events/s",
+         a["floor_rows_per_s"], "one lean loop, same hashing"),
+    ]  # fmt: skip
+    return rows
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
 def table(report: dict) -> str:
-    m, r = report["machine"], report["results"]
+    """One run as text: each figure beside its floor and the ratio."""
+    m = report["machine"]
     lines = [
         f"PIM Portal benchmarks, scale {report['scale']} ({report['started_at']})",
-        f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, PostgreSQL {m['postgresql']}, "
-        f"Python {m['python']}, Django {m['django']}",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, load average {m.get('load')}, "
+        f"PostgreSQL {m['postgresql']}, Python {m['python']}, Django {m['django']}",
+        f"Broker: {report['broker']}",
         "Data: " + ", ".join(f"{k} {v:,}" for k, v in report["data"].items()),
-        f"Data generation {report['timings']['generate_s']} s, migrate {report['timings']['migrate_s']} s",
+        f"Data generation {report['timings']['generate_s']} s, migrate {report['timings']['migrate_s']} s, "
+        f"check sample held {report['results']['check']['share_held']:.0%}",
         "",
     ]
-    rows = [("Figure", "Portal", "Raw-SQL floor")]
-    c = r["check"]
-
-    def p(s):
-        return f"p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms"
-
-    rows += [
-        (f"Check: role_holding in-process (n={c['pairs']})", p(c["in_process"]), p(c["floor_in_process"])),
-        ("  the ORM's own SQL, replayed", p(c["same_sql_role_holding"]), ""),
-        ("Check: role_holding by name in-process", p(c["role_check_selector"]), p(c["floor_check"])),
-        ("  the ORM's own SQL, replayed", p(c["same_sql_role_check"]), ""),
-        ("Check: GET /api/v1/check/, test Client", p(c["http_test_client"]), p(c["floor_check"])),
-        ("Check: GET /api/v1/check/, loopback HTTP", p(c["http_loopback"]), p(c["floor_check"])),
-    ]
-    for name, page in r["pages"].items():
+    rows = [("Figure", "Portal", "Floor", "Portal/floor")]
+    for name, portal, unit, floor, what in figures(report):
+        ratio = ""
+        if portal and floor:
+            ratio = f"{(floor / portal if unit.endswith('/s') else portal / floor):.2f}×"
         rows.append(
-            (
-                f"Page: {name} {page['path']} (n={page['n']})",
-                f"{page['queries']} queries, p95 {page['p95_ms']:.1f} ms",
-                f"same SQL p95 {page['floor']['p95_ms']:.1f} ms",
-            )
+            (name, f"{_number(portal)} {unit}", f"{_number(floor)} {unit} ({what})" if what else "", ratio)
         )
-    s = r["sweep"]
-    rows.append(
-        (
-            f"Expiry sweep of {s['expired']:,} due activations",
-            f"{s['seconds']:.2f} s, {s['rows_per_s']:,} rows/s",
-            f"UPDATE {s['floor_update_requests_seconds']:.2f} s "
-            f"({s['floor_update_requests_rows_per_s']:,} rows/s)",
-        )
-    )
-    v = r["review"]
-    rows.append(
-        (
-            f"Review start, {v['items']:,} items ({v['roles']} roles)",
-            f"{v['seconds']:.2f} s ({v['items_per_s']:,} items/s)",
-            f"INSERT ... SELECT {v['floor_seconds']:.2f} s",
-        )
-    )
-    e = r["export"]
-    rows.append(
-        (
-            f"Audit export CSV, {e['rows']:,} events",
-            f"{e['rows_per_s']:,} rows/s, peak {e['tracemalloc_peak_mb']} MB traced "
-            f"(+{e['peak_growth_mb']} MB RSS)",
-            f"COPY TO STDOUT {e['floor_copy_rows_per_s']:,} rows/s",
-        )
-    )
-    a = r["verify"]
-    rows.append(
-        (
-            f"audit_verify, {a['events']:,} events ({'ok' if a['ok'] else 'PROBLEM'})",
-            f"{a['seconds']:.2f} s, {a['rows_per_s']:,} rows/s",
-            f"SELECT {a['floor_select_rows_per_s']:,} rows/s",
-        )
-    )
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for index, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def markdown(reports: list[dict]) -> str:
+    """All scales in one Markdown table: each figure per scale, its growth from the smallest
+    scale to the largest, and the largest scale's floor and ratio."""
+    first = reports[0]
+    by_scale = [figures(report) for report in reports]
+    scales = [str(report["scale"]) for report in reports]
+    head = [
+        "Figure",
+        *(f"scale {scale}" for scale in scales),
+        "growth",
+        f"floor at {scales[-1]}",
+        "portal/floor",
+    ]
+    out = [
+        f"# PIM Portal benchmarks ({first['started_at']})",
+        "",
+        f"Machine: {first['machine']['cores']} cores ({first['machine']['cpu']}), PostgreSQL "
+        f"{first['machine']['postgresql']}; load average at the start of each scale: "
+        + ", ".join(f"{report['scale']}: {report['machine'].get('load')}" for report in reports)
+        + f". Broker: {first['broker']}. Shared machine: read ratios and growth, not absolute times.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
+    for index, (name, _, unit, _, what) in enumerate(by_scale[-1]):
+        values = [rows[index][1] for rows in by_scale]
+        growth = ""
+        if values[0] and values[-1] and len(values) > 1:
+            growth = f"{values[-1] / values[0]:.2f}×"
+        floor = by_scale[-1][index][3]
+        ratio = ""
+        if values[-1] and floor:
+            ratio = f"{(floor / values[-1] if unit.endswith('/s') else values[-1] / floor):.2f}×"
+        label = name.split(",")[0] if "," in name and name.split(",")[1].strip()[0].isdigit() else name
+        cells = [f"{label} ({unit})", *(_number(v) for v in values), growth,
+                 f"{_number(floor)} ({what})" if what else "–", ratio]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Sizes: " + "; ".join(
+        f"scale {report['scale']}: due {report['results']['sweep']['expired']:,}, review items "
+        f"{report['results']['review']['items']:,}, export {report['results']['export']['rows']:,}, "
+        f"verify {report['results']['verify']['events']:,}" for report in reports
+    ), ""]  # fmt: skip
+    return "\n".join(out)
 
 
 # --- Main -------------------------------------------------------------------------------------
@@ -1127,27 +1387,74 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scale", type=float, default=0.02, help="1.0 = SPEC 6's full sizes (default 0.02)")
+    parser.add_argument("--scale", type=float, default=None, help="1.0 = SPEC 6's full sizes (default 0.02)")
+    parser.add_argument(
+        "--scales",
+        default=None,
+        help="several scales in one run, e.g. 0.02,0.2,1.0 (growth factors per figure)",
+    )
     parser.add_argument("--samples", type=int, default=2000, help="authorization checks timed per variant")
     parser.add_argument("--page-requests", type=int, default=50, help="requests timed per portal page")
+    parser.add_argument("--http-seconds", type=float, default=10.0, help="seconds of load per HTTP figure")
     parser.add_argument("--seed", type=int, default=6, help="seed of the data generator")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--export-child", metavar="SINCE", help=argparse.SUPPRESS)
+    parser.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--stamp", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child:
         export_child(args.export_child)
         return
-    if args.scale <= 0:
-        parser.error("--scale must be positive")
+    if args.one_scale:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        run_scale(args, database_settings(), args.one_scale, args.stamp)
+        return
+    try:
+        scales = [float(text) for text in (args.scales or str(args.scale or 0.02)).split(",") if text.strip()]
+    except ValueError:
+        parser.error("--scales takes numbers separated by commas, e.g. 0.02,0.2")
+    if not scales or any(scale <= 0 for scale in scales):
+        parser.error("every scale must be positive")
 
     config = database_settings()
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for scale in sorted(scales):
+        # One database per scale, each run in its own process (a fresh Django, fresh memory).
+        child = subprocess.run(  # noqa: S603 - this very script
+            [sys.executable, str(Path(__file__).resolve()), "--one-scale", str(scale), "--stamp", stamp,
+             *(["--keep"] if args.keep else []), "--samples", str(args.samples),
+             "--page-requests", str(args.page_requests), "--http-seconds", str(args.http_seconds),
+             "--seed", str(args.seed)],
+            env=os.environ.copy(), check=False, stdout=subprocess.PIPE, text=True,
+        ) if len(scales) > 1 else None  # fmt: skip
+        if child is None:
+            reports.append(run_scale(args, config, scale, stamp))
+        elif child.returncode != 0:
+            sys.exit(f"bench: scale {scale} failed")
+        else:
+            reports.append(json.loads((RESULTS / f"{stamp}-scale-{scale}.json").read_text()))
+    if len(reports) > 1:
+        for report in reports:
+            print(table(report) + "\n")
+    text = markdown(reports)
+    path = RESULTS / f"{stamp}.md"
+    path.write_text(text)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(reports, indent=2, default=str) + "\n")
+    print(text)
+    say(f"bench: results written to {path.relative_to(ROOT)} and {path.with_suffix('.json').name}")
+
+
+def run_scale(args, config: dict, scale: float, stamp: str) -> dict:
     bench_db = f"{config['NAME']}_bench"
     started = datetime.now(UTC)
     run_start = time.perf_counter()
-    say(f"bench: creating database {bench_db} (scale {args.scale})")
+    say(f"bench: creating database {bench_db} (scale {scale})")
     create_database(config, bench_db)
     try:
-        report = run(args, config, bench_db, started)
+        report = run(args, config, bench_db, started, scale)
     finally:
         from django.db import connections
 
@@ -1158,26 +1465,25 @@ def main() -> None:
             drop_database(config, bench_db)
             say(f"bench: dropped database {bench_db}")
     report["timings"]["total_s"] = round(time.perf_counter() - run_start, 1)
-    text = table(report) + f"\nTotal run time {report['timings']['total_s']} s"
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    say(f"bench: results written to {path.relative_to(ROOT)}")
+    print(table(report) + f"\nTotal run time {report['timings']['total_s']} s", file=sys.stderr)
+    (RESULTS / f"{stamp}-scale-{scale}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
 
 
-def run(args, config: dict, bench_db: str, started: datetime) -> dict:
+def run(args, config: dict, bench_db: str, started: datetime, scale: float) -> dict:
     import psycopg
 
     django_setup(bench_db)
+    from django.conf import settings
     from django.core.management import call_command
 
+    broker_url = settings.REDIS_URL
     timings = {}
     _, timings["migrate_s"] = timed(call_command, "migrate", verbosity=0, interactive=False, skip_checks=True)
     db = psycopg.connect(conninfo(config, bench_db))
     pg_version = db.execute("SHOW server_version").fetchone()[0]
     say("bench: generating data")
-    gen = Generator(db, args.scale, args.seed)
+    gen = Generator(db, scale, args.seed)
     start = time.perf_counter()
     counts = gen.run()
     fixtures = portal_fixtures(gen)
@@ -1187,13 +1493,16 @@ def run(args, config: dict, bench_db: str, started: datetime) -> dict:
     timings["generate_s"] = round(time.perf_counter() - start, 1)
     timings["migrate_s"] = round(timings["migrate_s"], 1)
     say(f"bench: data ready in {timings['generate_s']} s: {counts}")
+    info = machine(pg_version)
+    info["load"] = round(os.getloadavg()[0], 1)
 
     results = {}
     steps = (
-        ("check", lambda: bench_check(gen, fixtures, db, args.samples)),
+        ("check", lambda: bench_check(gen, fixtures, db, args.samples, args.http_seconds)),
         ("pages", lambda: bench_pages(fixtures, db, args.page_requests)),
-        ("sweep", lambda: bench_sweep(gen, db)),
-        ("review", lambda: bench_review(gen, fixtures, db, scaled("review_items", args.scale, 100))),
+        ("explain", lambda: bench_explain(gen, fixtures, db)),
+        ("sweep", lambda: bench_sweep(gen, db, broker_url)),
+        ("review", lambda: bench_review(gen, fixtures, db, scaled("review_items", scale, 100), broker_url)),
         ("export", lambda: bench_export(gen, db)),
         ("verify", lambda: bench_verify(db)),
     )
@@ -1202,15 +1511,60 @@ def run(args, config: dict, bench_db: str, started: datetime) -> dict:
         results[name], timings[f"{name}_s"] = timed(step)
         timings[f"{name}_s"] = round(timings[f"{name}_s"], 1)
     db.close()
+    if broker_url:
+        _queue_purge()
     counts["inbox_requests"] = fixtures["inbox"]
     return {
-        "scale": args.scale,
+        "scale": scale,
         "started_at": started.isoformat(timespec="seconds"),
-        "machine": machine(pg_version),
+        "machine": info,
+        "broker": "Redis (REDIS_URL)" if broker_url else "in-memory (REDIS_URL not set)",
         "data": counts,
         "timings": timings,
         "results": results,
     }
+
+
+def _queue_purge() -> None:
+    """Empty the broker's queues of what the bench queued (nothing consumes it)."""
+    from celery import current_app
+
+    current_app.control.purge()
+
+
+def bench_explain(gen: Generator, fixtures: dict, db) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) of the hot statements, with the server's defaults (JIT on):
+    the check (role_holding by name and the API's one statement), My roles' two lists."""
+    from django.db import connection
+
+    from roles.selectors import holding_sql
+
+    user_id, role_id = next((user, role) for _, user, role in gen.current_set)
+    username = gen.db.execute("SELECT username FROM accounts_user WHERE id = %s", (user_id,)).fetchone()[0]
+    now = datetime.now(UTC)
+    plans = {}
+    sql, params = holding_sql(user=username, role=str(role_id), scope="/", at=now)
+    with connection.cursor() as cursor:
+        plans["role_holding by name (the check)"] = _explain(cursor, sql, params)
+        page = PAGES[0][1]
+        client = signed_in_client(fixtures)
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            client.get(page)
+        for query in captured.captured_queries:
+            text = query["sql"]
+            if "roles_eligibleassignment" in text and "SAVEPOINT" not in text:
+                plans.setdefault("My roles: eligible list", _explain(cursor, text, None))
+            if "roles_activeassignment" in text and "INNER JOIN" in text and "SAVEPOINT" not in text:
+                plans.setdefault("My roles: active list", _explain(cursor, text, None))
+    db.rollback()
+    return plans
+
+
+def _explain(cursor, sql: str, params) -> str:
+    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+    return "\n".join(row[0] for row in cursor.fetchall())
 
 
 if __name__ == "__main__":

@@ -59,10 +59,20 @@ def email_queue(
 
 
 def _enqueue_send(ids: list[int]) -> None:
-    from .tasks import email_send
+    """One broker message for the emails one transaction queued (a review start writes one
+    per reviewer, a sweep one per request): not a publish per row. Not queued (broker down
+    or hung), they stay pending and the drain sends them."""
+    from .tasks import email_send, email_send_many
 
-    for email_id in ids:  # one not queued (broker down or hung) stays pending: the drain sends it
-        task_publish(email_send, email_id)
+    if len(ids) == 1:
+        task_publish(email_send, ids[0])
+    else:
+        task_publish(email_send_many, ids)
+
+
+def email_send_many(*, email_ids: list[int], now: datetime | None = None) -> int:
+    """Send a batch queued by one message, each email claimed on its own (email_send)."""
+    return sum(email_send(email_id=email_id, now=now) for email_id in email_ids)
 
 
 def email_send(*, email_id: int, now: datetime | None = None) -> bool:

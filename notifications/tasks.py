@@ -9,5 +9,10 @@ def email_send(email_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def email_send_many(email_ids: list[int]) -> int:
+    return services.email_send_many(email_ids=email_ids)
+
+
+@shared_task(ignore_result=True)
 def email_outbox_drain() -> int:
     return services.email_outbox_drain()

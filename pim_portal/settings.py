@@ -151,6 +151,10 @@ TEMPLATES = [
 # Database: PostgreSQL through DATABASE_URL in production and CI; a SQLite file otherwise.
 DATABASE_URL = env_str("DATABASE_URL", "") or ""  # may hold a password: DATABASE_URL_FILE works too
 DATABASES: dict[str, Any]  # the sqlite NAME is a Path
+# The authorization check's hand-written statements run as server-side prepared statements on
+# PostgreSQL (common.db.fetchone_prepared): off for a connection pooler in transaction mode
+# that cannot carry them (PgBouncer before 1.21, or without max_prepared_statements).
+PIM_DB_PREPARED_STATEMENTS = env_bool("PIM_DB_PREPARED_STATEMENTS", True)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:

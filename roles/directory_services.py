@@ -77,10 +77,16 @@ def directory_changes_applying() -> Iterator[None]:
 
 
 def directory_operations_enqueue_many(*, assignments, operation: str, now: datetime) -> None:
+    directory_operations_enqueue_ids(assignment_ids=[a.pk for a in assignments], operation=operation, now=now)
+
+
+def directory_operations_enqueue_ids(*, assignment_ids: list, operation: str, now: datetime) -> None:
+    """Record the intents for many assignments (by id) in the caller's transaction; after
+    commit one broker message carries them all (_enqueue_run_many)."""
     ops = DirectoryOperation.objects.bulk_create(
         [
-            DirectoryOperation(assignment=a, operation=operation, created_at=now, next_attempt_at=now)
-            for a in assignments
+            DirectoryOperation(assignment_id=pk, operation=operation, created_at=now, next_attempt_at=now)
+            for pk in assignment_ids
         ]
     )
     _enqueue_after_commit([op.pk for op in ops if op.pk])
@@ -88,18 +94,30 @@ def directory_operations_enqueue_many(*, assignments, operation: str, now: datet
 
 def _enqueue_after_commit(ids: list[int]) -> None:
     if ids:
-
-        def enqueue() -> None:
-            for pk in ids:
-                _enqueue_run(pk)
-
-        transaction.on_commit(enqueue)
+        transaction.on_commit(lambda: _enqueue_run_many(ids))
 
 
 def _enqueue_run(operation_id: int) -> None:
     from .tasks import directory_operation_run
 
     task_publish(directory_operation_run, operation_id)  # if not queued, directory_outbox_drain has it
+
+
+def _enqueue_run_many(operation_ids: list[int]) -> None:
+    """One broker message for a batch (an expiry sweep ends thousands at once): a publish per
+    row costs a round trip to the broker each."""
+    from .tasks import directory_operations_run
+
+    if len(operation_ids) == 1:
+        _enqueue_run(operation_ids[0])
+    else:
+        task_publish(directory_operations_run, operation_ids)
+
+
+def directory_operations_run(*, operation_ids: list[int], now: datetime | None = None) -> int:
+    """Carry out a batch queued by one message, one operation after the other (each claimed
+    on its own, as directory_operation_run does); how many this call completed."""
+    return sum(directory_operation_run(operation_id=pk, now=now) for pk in operation_ids)
 
 
 def directory_operation_run(*, operation_id: int, now: datetime | None = None) -> bool:

@@ -55,6 +55,12 @@ class Role(models.Model):
                 name="roles_role_template_id_unique",
             ),
         ]
+        indexes = [
+            # the API's check names a role by template id (roles.selectors.holding_sql)
+            models.Index(
+                fields=["template_id"], condition=~Q(template_id=""), name="roles_role_template_idx"
+            ),
+        ]
         permissions = [
             ("manage_eligible_assignments", "Manage the role's eligible assignments"),
             ("manage_active_assignments", "Manage the role's active assignments"),
@@ -130,8 +136,13 @@ class AssignmentQuerySet(models.QuerySet[_AssignmentT]):
         """Assignments of the user directly or through any of their groups."""
         from accounts.models import DirectoryGroup
 
+        # Two index lookups, (user, role, ...) and (group, role, ...), joined with UNION ALL:
+        # an OR across the two columns would make PostgreSQL bitmap-scan (or seq-scan) them.
         group_ids = DirectoryGroup.members.through.objects.filter(user_id=user.pk).values("directorygroup_id")
-        return self.filter(Q(user_id=user.pk) | Q(group_id__in=group_ids))
+        base = self.model._default_manager.order_by()
+        own = base.filter(user_id=user.pk).values("pk")
+        through_groups = base.filter(group_id__in=group_ids).values("pk")
+        return self.filter(pk__in=own.union(through_groups, all=True))
 
 
 class Assignment(models.Model):

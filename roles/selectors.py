@@ -4,20 +4,19 @@ answer 404 for objects the user may not see."""
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Case, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, When
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
+from common.db import fetchone_prepared
 
 from .models import ActiveAssignment, EligibleAssignment, Role
 from .scopes import ROOT, scope_ancestors
-
-if TYPE_CHECKING:
-    from django_stubs_ext import WithAnnotations
 
 PIM_ADMINISTRATOR = "pim.administrator"
 PIM_AUDITOR = "pim.auditor"
@@ -30,12 +29,6 @@ class Holding:
     active: bool
     until: datetime | None = None  # None with active=True: permanent
     assignment_id: uuid.UUID | None = None  # the covering assignment that lasts longest
-
-
-class EffectiveEnd(TypedDict):
-    """The annotation _covering adds."""
-
-    effective_end: datetime | None
 
 
 class AmbiguousRole(ValidationError):
@@ -55,75 +48,107 @@ def role_holding(
     API's check asks by name). An unknown user or role simply holds nothing, so the answer
     does not say which people or roles exist; a template id shared by several roles raises
     AmbiguousRole.
+
+    The statement is hand-written (holding_sql): the person's own assignments and their
+    groups' are two index lookups joined with UNION ALL, the role by id or template id two
+    more, never an OR across them (which makes PostgreSQL scan every row of the role).
     """
     at = at or timezone.now()
     if isinstance(user, User) and not user.is_active:
         return Holding(active=False)
-    covering = _covering(user=user, scope=scope, at=at)
-    row: tuple[uuid.UUID | None, datetime | None] | None
-    if isinstance(role, Role):
-        row = covering.filter(role_id=role.pk).values_list("pk", "effective_end").first()
+    sql, params = holding_sql(user=user, role=role, scope=scope, at=at)
+    return holding_from_row(fetchone_prepared(sql, params))
+
+
+# The earlier of ends_at and ended_at, or NULL (permanent) when both are NULL.
+_EFFECTIVE_END_SQL = (
+    "CASE WHEN ends_at IS NULL THEN ended_at WHEN ended_at IS NULL THEN ends_at "
+    "WHEN ends_at <= ended_at THEN ends_at ELSE ended_at END"
+)
+
+
+def holding_sql(*, user: User | str, role: Role | str, scope: str, at: datetime) -> tuple[str, list[Any]]:
+    """The statement behind role_holding, for callers that embed it in their own (the API's
+    check adds the caller's token and permission to it). It returns exactly one row:
+    (roles named, best assignment id, its effective end); roles named is the number of roles
+    the reference matches (1 for a Role), the id NULL when nothing covers ``at``."""
+    uuid_field = ActiveAssignment._meta.pk
+    assert uuid_field is not None  # noqa: S101 - for the type checker
+    when = connection.ops.adapt_datetimefield_value(at)
+    person: Any
+    if isinstance(user, User):
+        person_sql, person = "SELECT id FROM accounts_user WHERE id = %s AND is_active", user.pk
     else:
-        row = _by_role_reference(covering, role)
-    if row is None or row[0] is None:
+        person_sql, person = "SELECT id FROM accounts_user WHERE username = %s AND is_active", user
+    scopes = scope_ancestors(scope)
+    role_params: list[Any]
+    if isinstance(role, Role):
+        role_sql, role_params = "= %s", [uuid_field.get_db_prep_value(role.pk, connection)]
+        named_sql, named_params = "SELECT 1", []
+    else:
+        try:
+            role_pk: uuid.UUID | None = uuid.UUID(role)
+        except ValueError:
+            role_pk = None
+        # By template id, or by id: two index lookups (UNION, not an OR: a role matching both
+        # ways counts once).
+        roles_sql = "SELECT id FROM roles_role WHERE template_id = %s"
+        role_params = [role]
+        if role_pk is not None:
+            roles_sql += " UNION SELECT id FROM roles_role WHERE id = %s"
+            role_params.append(uuid_field.get_db_prep_value(role_pk, connection))
+        role_sql = f"IN ({roles_sql})"
+        named_sql, named_params = f"SELECT count(*) FROM ({roles_sql}) named", list(role_params)  # noqa: S608
+    covers = (
+        f"role_id {role_sql} AND scope IN ({', '.join(['%s'] * len(scopes))}) AND starts_at <= %s "
+        "AND (ends_at IS NULL OR ends_at > %s) AND (ended_at IS NULL OR ended_at > %s)"
+    )
+    covers_params = [*role_params, *scopes, when, when, when]
+    # Only fixed fragments are formatted in; every value is a bound parameter.
+    sql = (
+        f"SELECT ({named_sql}) AS named, best.id, best.until FROM (SELECT 1 AS one) one LEFT JOIN ("  # noqa: S608
+        f"SELECT a.id, {_EFFECTIVE_END_SQL} AS until FROM ("
+        "SELECT id, ends_at, ended_at FROM roles_activeassignment "
+        f"WHERE user_id = ({person_sql}) AND {covers} "
+        "UNION ALL "
+        "SELECT id, ends_at, ended_at FROM roles_activeassignment WHERE group_id IN ("
+        f"SELECT directorygroup_id FROM accounts_directorygroup_members WHERE user_id = ({person_sql})"
+        f") AND {covers}"
+        ") a ORDER BY until DESC NULLS FIRST, a.id LIMIT 1"
+        ") best ON 1 = 1"
+    )
+    params = [*named_params, person, *covers_params, person, *covers_params]
+    return sql, params
+
+
+def holding_from_row(row: "tuple[object, ...] | None", offset: int = 0) -> Holding:
+    """The Holding a holding_sql row says (its three columns from ``offset`` on)."""
+    if row is None:
         return Holding(active=False)
-    assignment_id, until = row
-    return Holding(active=True, until=until, assignment_id=assignment_id)
+    named, assignment_id, until = row[offset : offset + 3]
+    if int(named or 0) > 1:  # type: ignore[call-overload]
+        raise AmbiguousRole({"role": "Several roles have this template id: ask with the role's id."})
+    if assignment_id is None:
+        return Holding(active=False)
+    return Holding(
+        active=True,
+        until=from_db_column(ActiveAssignment._meta.get_field("ends_at"), until),
+        assignment_id=from_db_column(ActiveAssignment._meta.get_field("id"), assignment_id),
+    )
+
+
+def from_db_column(field: Any, value: Any) -> Any:
+    """A raw column value as the ORM would give it (SQLite returns text for times and ids)."""
+    if value is None:
+        return None
+    column = field.cached_col  # the backend's converters read the expression's output_field
+    for converter in (*connection.ops.get_db_converters(column), *field.get_db_converters(connection)):
+        value = converter(value, column, connection)
+    return value
 
 
 def user_holds_role(*, user: User, role: Role, scope: str = ROOT, at: datetime | None = None) -> bool:
     return role_holding(user=user, role=role, scope=scope, at=at).active
-
-
-def _covering(
-    *, user: User | str, scope: str, at: datetime
-) -> "QuerySet[WithAnnotations[ActiveAssignment, EffectiveEnd]]":
-    """The active assignments that give the (active) user the role at the scope at `at`,
-    the one lasting longest first, each annotated with its effective_end."""
-    person: dict[str, object] = {"user_id": user.pk} if isinstance(user, User) else {"user__username": user}
-    person["user__is_active"] = True
-    groups = DirectoryGroup.members.through.objects.filter(**person).values("directorygroup_id")
-    return (
-        ActiveAssignment.objects.current(at)
-        .filter(Q(**person) | Q(group_id__in=groups), scope__in=scope_ancestors(scope))
-        .annotate(effective_end=_effective_end())
-        .order_by(F("effective_end").desc(nulls_first=True), "pk")
-    )
-
-
-def _effective_end() -> Case:
-    """The earlier of ends_at and ended_at, or NULL (permanent) when both are NULL."""
-    return Case(
-        When(ends_at__isnull=True, then=F("ended_at")),
-        When(ended_at__isnull=True, then=F("ends_at")),
-        When(ends_at__lte=F("ended_at"), then=F("ends_at")),
-        default=F("ended_at"),
-        output_field=DateTimeField(),
-    )
-
-
-def _by_role_reference(
-    covering: "QuerySet[WithAnnotations[ActiveAssignment, EffectiveEnd]]", reference: str
-) -> tuple[uuid.UUID | None, datetime | None] | None:
-    """The best covering assignment of the role named by id or template id, with the role
-    looked up inside the same statement."""
-    role_match = Q(template_id=reference)
-    try:
-        role_match |= Q(pk=uuid.UUID(reference))
-    except ValueError:
-        pass
-    of_role = covering.filter(role_id=OuterRef("pk"))
-    rows = list(
-        Role.objects.filter(role_match)
-        .annotate(
-            assignment_id=Subquery(of_role.values("pk")[:1]),
-            until=Subquery(of_role.values("effective_end")[:1], output_field=DateTimeField()),
-        )
-        .values_list("assignment_id", "until")[:2]
-    )
-    if len(rows) > 1:
-        raise AmbiguousRole({"role": "Several roles have this template id: ask with the role's id."})
-    return rows[0] if rows else None
 
 
 def role_ids_named(*, text: str, limit: int = 2) -> list[uuid.UUID]:

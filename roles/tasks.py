@@ -9,6 +9,11 @@ def directory_operation_run(operation_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def directory_operations_run(operation_ids: list[int]) -> int:
+    return directory_services.directory_operations_run(operation_ids=operation_ids)
+
+
+@shared_task(ignore_result=True)
 def directory_outbox_drain() -> int:
     return directory_services.directory_outbox_drain()
 

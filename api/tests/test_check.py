@@ -182,18 +182,90 @@ def test_the_check_is_one_query(requester, role, django_assert_num_queries):
         assert role_holding(user="requester", role="deploy.prod", scope="/apps/a/x").active
 
 
-def test_the_endpoint_costs_three_queries_whatever_the_data(
-    requester, role, as_checker, django_assert_num_queries
-):
+def test_the_endpoint_is_one_query_whatever_the_data(requester, role, as_checker, django_assert_num_queries):
     for _ in range(20):
         ActiveAssignmentFactory(role=role)
     ActiveAssignmentFactory(user=requester, role=role)
     query = {"user": "requester", "role": str(role.pk)}
     as_checker.get(URL, query)  # the token's first use is written once a minute at most
 
-    # the token (with its user), the checker's own permission (its roles, now), the check
-    with django_assert_num_queries(3):
+    # the token, the checker's own permission (its roles, now) and the answer, together
+    with django_assert_num_queries(1):
         assert as_checker.get(URL, query).json()["active"] is True
+    with django_assert_num_queries(1):
+        assert as_checker.get(URL, {"user": "requester", "role": "deploy.prod"}).json()["active"] is True
+
+
+def test_the_first_use_in_a_minute_also_records_the_tokens_use(
+    checker, requester, role, as_checker, django_assert_num_queries, time_machine
+):
+    token = checker.api_tokens.get()
+    ActiveAssignmentFactory(user=requester, role=role)
+    as_checker.get(URL, {"user": "requester", "role": "deploy.prod"})
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None
+
+    time_machine.move_to(timezone.now() + timedelta(seconds=61), tick=False)
+    with django_assert_num_queries(2):  # the check, then the conditional update of last_used_at
+        as_checker.get(URL, {"user": "requester", "role": "deploy.prod"})
+    token.refresh_from_db()
+    assert token.last_used_at > first
+
+
+def test_a_checker_in_a_group_holding_the_checker_role_may_ask(token_client, requester, role):
+    from api.services import PIM_ROLE_CHECKER
+    from roles.selectors import portal_role
+
+    service = UserFactory(username="svc")
+    group = DirectoryGroupFactory()
+    group.members.add(service)
+    ActiveAssignmentFactory(user=None, group=group, role=portal_role(PIM_ROLE_CHECKER), ends_at=None)
+    ActiveAssignmentFactory(user=requester, role=role)
+
+    assert token_client(service).get(URL, {"user": "requester", "role": "deploy.prod"}).json()["active"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"user": " requester ", "role": "deploy.prod"},
+        {"user": "requester", "role": "deploy.prod", "scope": "/apps/x"},
+        {"user": "outsider", "role": "deploy.prod"},
+        {"user": "requester", "role": "nothing"},
+        {"user": "requester", "role": "00000000-0000-4000-8000-000000000000"},
+    ],
+)
+def test_the_one_statement_answers_as_drfs_path_does(requester, role, as_checker, monkeypatch, query):
+    """The same questions with the one-statement path and with DRF's general path (the
+    authentication, permission class, serializer and role_holding) get the same answers."""
+    assignment = ActiveAssignmentFactory(
+        user=requester, role=role, ends_at=timezone.now() + timedelta(hours=2)
+    )
+    ActiveAssignmentFactory(user=requester, role=role, scope="/apps/x", ends_at=None)
+
+    lean = as_checker.get(URL, query)
+    monkeypatch.setattr("api.views._lean_check", lambda request: None)
+    general = as_checker.get(URL, query)
+
+    assert (lean.status_code, lean.json()) == (general.status_code, general.json())
+    if query.get("scope") == "/apps/x":
+        assert lean.json()["until"] is None and lean.json()["active"] is True
+    elif query["user"].strip() == "requester" and query["role"] == "deploy.prod":
+        assert lean.json()["assignment"] == str(assignment.pk)
+
+
+def test_refusals_keep_their_answers_on_the_lean_path(requester, outsider, token_client):
+    """A token refused or a caller without the permission falls through to DRF's path, with
+    its 401 and 403 answers (the one statement answers only what may be answered)."""
+    revoked = token_client(outsider)
+    from api.services import api_token_revoke
+
+    api_token_revoke(actor=None, token=outsider.api_tokens.get())
+    query = {"user": "requester", "role": "deploy.prod"}
+
+    assert revoked.get(URL, query).status_code == 401
+    assert token_client(requester).get(URL, query).status_code == 403
 
 
 def test_asking_by_name_agrees_with_asking_with_the_objects_everywhere(requester, role, time_machine):

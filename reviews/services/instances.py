@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User, latest_sign_in
 from audit.services import audit_record
+from common.db import bulk_insert
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from roles.selectors import pim_administrators
@@ -58,10 +59,9 @@ def review_instance_start(
             ends_at=starts_at + timedelta(days=definition.duration_days),
         )
         items, links = _snapshot_items(definition, instance, now)
-        for start in range(0, len(items), BULK_BATCH):
-            ReviewItem.objects.bulk_create(items[start : start + BULK_BATCH])
-        for start in range(0, len(links), BULK_BATCH):
-            ReviewerAssignment.objects.bulk_create(links[start : start + BULK_BATCH])
+        # COPY on PostgreSQL (no SQL compiled per row); the links' items have their ids already
+        bulk_insert(ReviewItem, items, batch_size=BULK_BATCH)
+        bulk_insert(ReviewerAssignment, links, batch_size=BULK_BATCH)
         instance.item_count = len(items)
         instance.save(update_fields=["item_count"])
         audit_record(

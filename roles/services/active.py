@@ -1,6 +1,7 @@
 """Active assignments: direct ones made by administrators, those behind activations, and
 the one place an active assignment's end is written (active_assignments_end)."""
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,11 @@ from audit.services import audit_record_many
 from common.db import retry_on_deadlock
 from common.text import clean_text
 
-from ..directory_services import directory_operation_enqueue, directory_operations_enqueue_many
+from ..directory_services import (
+    directory_operation_enqueue,
+    directory_operations_enqueue_ids,
+    directory_operations_enqueue_many,
+)
 from ..models import (
     ActiveAssignment,
     DirectoryOperation,
@@ -287,6 +292,22 @@ def active_assignment_end(
     active_assignments_end(actor=actor, assignments=[assignment], reason=reason, now=now)
 
 
+def active_assignments_expired_record(*, assignment_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Record, set-based, that locked active assignments reached their ends_at: the end
+    reason Expired on those not marked yet (ended_at stays empty: ends_at is when they
+    ended) and a directory revoke each, queued after commit as one broker message. The
+    expiry jobs' part of active_assignments_end, for callers that hold ids, not objects (the
+    caller writes the audit events)."""
+    if not assignment_ids:
+        return
+    ActiveAssignment.objects.filter(pk__in=assignment_ids, end_reason="").update(
+        end_reason=ActiveAssignment.EndReason.EXPIRED
+    )
+    directory_operations_enqueue_ids(
+        assignment_ids=list(assignment_ids), operation=DirectoryOperation.Operation.REVOKE, now=now
+    )
+
+
 def active_assignments_end(
     *,
     actor: User | None,
@@ -311,9 +332,7 @@ def active_assignments_end(
     if not expired:
         lock_dependents(assignments)
     if expired:
-        ActiveAssignment.objects.filter(pk__in=[a.pk for a in assignments], end_reason="").update(
-            end_reason=reason
-        )
+        active_assignments_expired_record(assignment_ids=[a.pk for a in assignments], now=now)
     for assignment in assignments:
         if expired:
             assignment.end_reason = assignment.end_reason or reason
@@ -322,9 +341,10 @@ def active_assignments_end(
         assignment.ended_by = actor
         assignment.end_reason = reason
         assignment.save(update_fields=["ended_at", "ended_by", "end_reason"])
-    directory_operations_enqueue_many(
-        assignments=assignments, operation=DirectoryOperation.Operation.REVOKE, now=now
-    )
+    if not expired:
+        directory_operations_enqueue_many(
+            assignments=assignments, operation=DirectoryOperation.Operation.REVOKE, now=now
+        )
     if not expired:
         for assignment in assignments:
             active_assignment_ended.send(

@@ -322,3 +322,18 @@ def test_a_revoke_does_not_wait_for_the_grants_of_other_assignments(backend):
 
     assert run(Op.REVOKE) is True
     assert backend.calls[-1] == ("revoke", two.active_assignment_id)
+
+
+def test_a_batch_message_runs_each_of_its_operations_once(requester, backend):
+    first = request_activation(requester, eligible_for(requester, role_with()))
+    second = request_activation(requester, eligible_for(requester, role_with()))
+    ids = list(DirectoryOperation.objects.filter(operation=Op.GRANT).values_list("pk", flat=True))
+    assert len(ids) == 2
+
+    assert directory_services.directory_operations_run(operation_ids=ids) == 2
+    assert directory_services.directory_operations_run(operation_ids=ids) == 0  # claimed: nothing twice
+
+    assert sorted(pk for _, pk in backend.calls) == sorted(
+        [first.active_assignment_id, second.active_assignment_id]
+    )
+    assert set(DirectoryOperation.objects.values_list("status", flat=True)) == {Status.DONE}

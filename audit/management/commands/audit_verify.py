@@ -36,11 +36,19 @@ class Command(BaseCommand):
             ),
         )
 
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            metavar="N",
+            help="processes that walk the log in segments (default: one per core; 1 for one)",
+        )
+
     def handle(self, *args, **options):
         if options["export"]:
             self._verify_export(options["export"], options["public_key"])
         else:
-            self._verify_database(options["public_key"], options["checkpoint_file"])
+            self._verify_database(options["public_key"], options["checkpoint_file"], options["workers"])
 
     def _verify_export(self, path: str, key_values: list[str]):
         if not key_values:
@@ -50,14 +58,16 @@ class Command(BaseCommand):
             raise CommandError(str(result))
         self.stdout.write(str(result))
 
-    def _verify_database(self, key_values: list[str], checkpoint_file: str | None):
+    def _verify_database(
+        self, key_values: list[str], checkpoint_file: str | None, workers: int | None = None
+    ):
         from audit.checkpoints import verification_keys
         from audit.verify import audit_chain_verify
 
         # The verifier's own keys when given (key text or files), else those configured here.
         keys = self._keys(lambda: offline_verify.read_keys(key_values) if key_values else verification_keys())
         path, reference = self._reference(checkpoint_file)
-        result = audit_chain_verify(keys=keys, reference=reference)
+        result = audit_chain_verify(keys=keys, reference=reference, workers=workers)
         if not result.ok:
             raise CommandError(f"FAILED at {result.problem} ({result.count} events verified before it)")
         self.stdout.write(f"OK: {result.count} events, head #{result.last_seq} {result.last_hash}")
