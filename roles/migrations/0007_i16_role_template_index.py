@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('roles', '0004_pendingchange'),
+        ('roles', '0006_i14_eligibility_write_back'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
