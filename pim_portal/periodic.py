@@ -89,14 +89,14 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         "directory changes confirmed in force",
     ),
     PeriodicJob("email-outbox-drain", "notifications.tasks.email_outbox_drain", 120.0, "emails sent"),
+    # Does nothing: its recorded run is the heartbeat /readyz checks (pim_portal.health).
+    PeriodicJob("beat-heartbeat", "pim_portal.tasks.beat_heartbeat", HEARTBEAT_SECONDS, "heartbeats"),
     PeriodicJob(
         "audit-checkpoint",
         "audit.tasks.audit_checkpoint_write",
         crontab(minute="*/15"),
         "audit checkpoints written",
     ),
-    # Does nothing: its recorded run is the heartbeat /readyz checks (pim_portal.health).
-    PeriodicJob("beat-heartbeat", "pim_portal.tasks.beat_heartbeat", HEARTBEAT_SECONDS, "heartbeats"),
 )
 
 
