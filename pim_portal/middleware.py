@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpResponseNotAllowed
+from django.utils.functional import SimpleLazyObject
 
 from audit import context
 
@@ -99,8 +100,7 @@ class RequestLogMiddleware:
             from pim_portal.metrics import request_observe  # after the apps (logging loads us first)
 
             request_observe(method=_method(request), view=view, status=status, seconds=seconds)
-            user = getattr(request, "user", None)
-            user_id = user.pk if user is not None and user.is_authenticated else None
+            user_id = _user_id(request)
             duration_ms = round(seconds * 1000, 1)
             level = logging.DEBUG if probe and status < 400 else logging.INFO
             request_logger.log(
@@ -119,6 +119,17 @@ class RequestLogMiddleware:
                     "user_id": user_id,
                 },
             )
+
+
+def _user_id(request) -> int | None:
+    """The signed-in user's id, if the request already knows it: never a query of its own (a
+    view that did not look at the user, a sign-in page, keeps its query count)."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):  # the session's user, loaded only if the view looked
+        user = request.__dict__.get("_cached_user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
 
 
 _PROBE_PATHS = {"/healthz": "probe:healthz", "/readyz": "probe:readyz", "/metrics": "probe:metrics"}

@@ -178,3 +178,36 @@ def test_readyz_is_red_when_migrations_are_missing(client, heartbeat, monkeypatc
 
     assert status == 503 and body["failing"] == ["database"]
     assert body["checks"]["database"] == {"ok": False, "error": "migrations not applied", "unapplied": 1}
+
+
+def test_run_periodic_records_every_job_it_runs_and_so_the_heartbeat(client, clock, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("run_periodic", stdout=StringIO())
+
+    recorded = dict(PeriodicJobStatus.objects.values_list("name", "runs"))
+    assert recorded["beat-heartbeat"] == 1 and recorded["email-outbox-drain"] == 1
+    assert "entra-sync" not in recorded  # off: not run, not recorded
+    assert readyz(client)[0] == 200
+
+
+def test_a_worker_records_the_periodic_tasks_it_runs_and_only_those(clock):
+    from types import SimpleNamespace
+
+    from pim_portal import jobs
+
+    heartbeat_task = SimpleNamespace(name="pim_portal.tasks.beat_heartbeat")
+    other_task = SimpleNamespace(name="notifications.tasks.email_send")
+    for task, task_id in ((heartbeat_task, "t-1"), (other_task, "t-2")):
+        jobs.on_task_prerun(sender=task, task_id=task_id)
+        jobs.on_task_postrun(sender=task, task_id=task_id, state="SUCCESS")
+    jobs.on_task_prerun(sender=heartbeat_task, task_id="t-3")
+    jobs.on_task_postrun(sender=heartbeat_task, task_id="t-3", state="FAILURE")
+
+    (status,) = PeriodicJobStatus.objects.all()
+    assert status.name == "beat-heartbeat"
+    assert (status.runs, status.failures) == (2, 1)
+    assert status.last_success_at == timezone.now() and status.last_failure_at == timezone.now()
+    assert jobs._started == {}

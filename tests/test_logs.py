@@ -112,3 +112,13 @@ def test_django_s_own_request_warnings_carry_the_request_id_and_never_the_query_
     assert warning["message"] == "Unauthorized: /metrics"
     assert warning["request_id"] == response["X-Request-ID"]
     assert "secret-link-token" not in json.dumps(json_log())
+
+
+def test_the_request_line_costs_no_query(verified_client, requester, django_assert_num_queries, json_log):
+    client = verified_client(requester)
+
+    with django_assert_num_queries(0):
+        client.get("/healthz")
+
+    (line,) = [entry for entry in json_log() if entry["path"] == "/healthz"]
+    assert line["user_id"] is None  # answered before the session: nobody is looked up
