@@ -17,11 +17,21 @@ from .mfa import (
     mfa_enrolment_confirm,
     mfa_enrolment_start,
     mfa_recovery_codes_regenerate,
+    mfa_reset,
     mfa_verify_code,
+)
+from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
+from .invitations import (
+    invitation_token_generator,
+    invitation_url,
+    user_invitation_accept,
+    user_invitation_resend,
+    user_invite,
 )
 from .shared import AccountError
 from .users import (
     USER_EDITABLE_FIELDS,
+    user_break_glass_request_record,
     user_create,
     user_deactivate,
     user_reactivate,
@@ -49,7 +59,17 @@ __all__ = [
     "mfa_enrolment_confirm",
     "mfa_enrolment_start",
     "mfa_recovery_codes_regenerate",
+    "mfa_reset",
     "mfa_verify_code",
+    "SsoRefused",
+    "sso_identity_key",
+    "sso_sign_in_resolve",
+    "user_break_glass_request_record",
+    "invitation_token_generator",
+    "invitation_url",
+    "user_invitation_accept",
+    "user_invitation_resend",
+    "user_invite",
     "user_create",
     "user_deactivate",
     "user_reactivate",
