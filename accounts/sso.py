@@ -151,6 +151,23 @@ class SsoBackend(NoStandingPermissions, OIDCAuthenticationBackend):
         except jwt.PyJWTError as error:
             raise SuspiciousOperation(f"ID token refused: {error}") from error
 
+    def retrieve_matching_jwk(self, token):
+        """The provider's key for this token: by its kid; a token without one only when the
+        provider publishes a single key for the algorithm (the library insists on a kid)."""
+        response = requests.get(self.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
+        response.raise_for_status()
+        header = jwt.get_unverified_header(token)
+        keys = [
+            key
+            for key in response.json().get("keys", [])
+            if key.get("use", "sig") == "sig" and key.get("alg", header.get("alg")) == header.get("alg")
+        ]
+        if "kid" in header:
+            keys = [key for key in keys if key.get("kid") == header["kid"]]
+        if len(keys) != 1:
+            raise SuspiciousOperation("No single signing key of the provider matches the ID token.")
+        return jwt.PyJWK(keys[0])
+
     def get_token(self, payload):
         certificate = settings.PIM_OIDC_CLIENT_CERTIFICATE
         if certificate:

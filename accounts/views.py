@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -79,7 +80,7 @@ def locked_out(request, *args):
     credentials = args[-1] if args and isinstance(args[-1], dict) else None
     username = throttle.attempt_username(request, credentials)
     message = throttle.lockout_message(throttle.locked_until(request, username))
-    form = SignInView.authentication_form(request, data=None)
+    form = AuthenticationForm(request)
     context = {"form": form, "locked_out": message, "next": safe_next(request), **sso_context()}
     return render(request, "accounts/login.html", context, status=429)
 
