@@ -67,7 +67,7 @@ class UserAdmin(ServiceBackedAdmin):
     actions = ["deactivate", "reactivate"]
 
     def has_add_permission(self, request):
-        return False  # people come from the directory (or the demo command)
+        return False  # people come from the directory or an invitation (/manage/people/)
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: the audit log and assignments keep pointing at them
