@@ -126,9 +126,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.ProviderMfaMiddleware",
-    "accounts.middleware.SessionIdleMiddleware",
-    "accounts.middleware.BreakGlassAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionIdleMiddleware",  # says why on the sign-in page (messages)
+    "accounts.middleware.BreakGlassAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last (django-axes' rule): turns a locked-out sign-in into the "try again at" page.
     "axes.middleware.AxesMiddleware",
