@@ -34,5 +34,10 @@ def password_login_allowed(user) -> bool:
     """PIM_PASSWORD_LOGIN: "on" for everyone, "break-glass-only" for superusers, "off" for nobody.
 
     Also checked for every request of a password session, so turning passwords off ends them."""
-    mode = settings.PIM_PASSWORD_LOGIN
+    mode = password_login_mode()
     return mode == "on" or (mode == "break-glass-only" and bool(getattr(user, "is_superuser", False)))
+
+
+def password_login_mode() -> str:
+    """PIM_PASSWORD_LOGIN: "on", "break-glass-only" or "off"."""
+    return str(settings.PIM_PASSWORD_LOGIN)

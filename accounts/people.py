@@ -114,7 +114,8 @@ _ACTIONS = {
     "reactivate": (services.user_reactivate, "{person} can sign in again (with no roles)."),
     "reset-mfa": (
         services.mfa_reset,
-        "{person}'s authenticators were removed and their sessions ended: they enrol again at their next sign-in.",
+        "{person}'s authenticators were removed and their sessions ended: "
+        "they enrol again at their next sign-in.",
     ),
 }
 

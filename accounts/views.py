@@ -1,9 +1,9 @@
-from django.conf import settings
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -12,9 +12,8 @@ from common.decorators import step_up_required, verification_redirect, verified_
 from common.redirects import next_or_home, safe_next, with_next
 from common.step_up import mark_step_up, mfa_is_enrolled, user_is_verified
 
-from axes.handlers.proxy import AxesProxyHandler
-
 from . import selectors, services, throttle
+from .backends import password_login_mode
 from .forms import CodeForm
 from .mfa import totp_qr_data_uri, totp_secret_display
 from .sso import sso_context
@@ -30,7 +29,7 @@ class SignInView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), **sso_context()}
 
     def post(self, request, *args, **kwargs):
-        if settings.PIM_PASSWORD_LOGIN == "off":
+        if password_login_mode() == "off":
             messages.error(request, "Signing in with a password is turned off: use single sign-on.")
             return redirect(request.get_full_path())
         return super().post(request, *args, **kwargs)

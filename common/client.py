@@ -25,10 +25,11 @@ def client_address(request: HttpRequest) -> str | None:
 
     Walking from the right trusts only what the portal's own proxies appended: a client may
     put anything at the left of the header, and nothing it writes there is believed."""
-    address = (request.META.get("REMOTE_ADDR") or "").strip()
+    address = str(request.META.get("REMOTE_ADDR") or "").strip()
     if not address or not is_trusted_proxy(address):
         return address or None
-    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    header = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    forwarded = [hop.strip() for hop in header.split(",")]
     for hop in reversed([hop for hop in forwarded if hop]):
         if not _is_address(hop):
             return address  # a garbled header: the proxy itself is all we know

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from oidc_provider_mock import User, run_server_in_thread
+from oidc_provider_mock import run_server_in_thread
 
 CLIENT_ID = "pim-portal-tests"
 CLIENT_SECRET = "a-client-secret"  # noqa: S105 - the loopback test provider accepts any

@@ -4,6 +4,13 @@ what they share (shared). Import them from here.
 """
 
 from .groups import group_create, group_member_add, group_member_remove, group_update
+from .invitations import (
+    invitation_token_generator,
+    invitation_url,
+    user_invitation_accept,
+    user_invitation_resend,
+    user_invite,
+)
 from .mfa import (
     CODE_FORMAT_MESSAGE,
     MAX_CODE_INPUT,
@@ -20,15 +27,8 @@ from .mfa import (
     mfa_reset,
     mfa_verify_code,
 )
-from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
-from .invitations import (
-    invitation_token_generator,
-    invitation_url,
-    user_invitation_accept,
-    user_invitation_resend,
-    user_invite,
-)
 from .shared import AccountError
+from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
 from .users import (
     USER_EDITABLE_FIELDS,
     user_break_glass_request_record,

@@ -15,6 +15,7 @@ from django.utils.http import urlsafe_base64_encode
 from audit.services import audit_record
 from notifications.services import email_queue
 
+from ..backends import password_login_mode
 from ..models import User
 from .shared import AccountError, _require_perm
 from .users import user_create, user_update
@@ -57,7 +58,7 @@ def user_invite(
 ) -> User:
     """Add a person and email them their invitation link (after commit)."""
     _require_perm(actor, "accounts.add_user", "You may not invite people.", attempted="user_invite")
-    if kind == "password" and settings.PIM_PASSWORD_LOGIN != "on":
+    if kind == "password" and password_login_mode() != "on":
         raise AccountError(
             {"kind": "Passwords are turned off (PIM_PASSWORD_LOGIN): invite for single sign-on."}
         )
@@ -99,7 +100,7 @@ def _invitation_send(actor: User | None, user: User, kind: InvitationKind) -> No
 
 def user_invitation_accept(*, user: User, password: str) -> User:
     """The invited person chooses their password (validated by AUTH_PASSWORD_VALIDATORS)."""
-    if settings.PIM_PASSWORD_LOGIN != "on":
+    if password_login_mode() != "on":
         raise AccountError("Passwords are turned off: sign in with single sign-on.")
     try:
         validate_password(password, user)

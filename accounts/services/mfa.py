@@ -225,8 +225,9 @@ def mfa_reset(*, actor: User | None, user: User, reason: str) -> int:
         raise AccountError("Reset your own authenticators on your MFA page, not here.")
     with transaction.atomic():
         locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
-        totp, _ = TOTPDevice.objects.filter(user=locked).delete()
-        static = StaticDevice.objects.filter(user=locked).count()
+        totp: int = TOTPDevice.objects.filter(user=locked).count()
+        TOTPDevice.objects.filter(user=locked).delete()
+        static: int = StaticDevice.objects.filter(user=locked).count()
         StaticDevice.objects.filter(user=locked).delete()
         locked.session_epoch += 1
         locked.save(update_fields=["session_epoch"])

@@ -99,7 +99,9 @@ def test_invite_with_a_password_link_then_enrolment(
     assert page.status_code == 200 and "Choose your password" in page.content.decode()
     weak = invitee.post(f"/{path}", {"password1": "short", "password2": "short"})
     assert weak.status_code == 200 and not User.objects.get(pk=newbie.pk).has_usable_password()
-    done = invitee.post(f"/{path}", {"password1": "a-long-new-passphrase", "password2": "a-long-new-passphrase"})
+    done = invitee.post(
+        f"/{path}", {"password1": "a-long-new-passphrase", "password2": "a-long-new-passphrase"}
+    )
     assert done.status_code == 302 and done["Location"] == "/accounts/mfa/enrol/"
     assert invitee.session[SESSION_KEY] == str(newbie.pk)
     # The link works once.
@@ -129,7 +131,9 @@ def test_edit_the_display_name_and_manager(admin, requester, approver, verified_
     client = verified_client(admin)
     seq = last_seq()
 
-    response = client.post(f"/manage/people/{requester.pk}/", {"display_name": "Rita R.", "manager": "approver"})
+    response = client.post(
+        f"/manage/people/{requester.pk}/", {"display_name": "Rita R.", "manager": "approver"}
+    )
 
     assert response.status_code == 302
     requester.refresh_from_db()
@@ -139,7 +143,9 @@ def test_edit_the_display_name_and_manager(admin, requester, approver, verified_
 
 
 def test_an_unknown_manager_is_a_form_error(admin, requester, verified_client):
-    response = verified_client(admin).post(f"/manage/people/{requester.pk}/", {"display_name": "", "manager": "ghost"})
+    response = verified_client(admin).post(
+        f"/manage/people/{requester.pk}/", {"display_name": "", "manager": "ghost"}
+    )
     assert response.status_code == 200 and "nobody with the username ghost" in response.content.decode()
 
 
@@ -155,7 +161,9 @@ def test_deactivate_and_reactivate(admin, requester, verified_client):
 
 
 def test_an_action_without_a_reason_changes_nothing(admin, requester, verified_client):
-    response = verified_client(admin).post(f"/manage/people/{requester.pk}/deactivate/", {"reason": " "}, follow=True)
+    response = verified_client(admin).post(
+        f"/manage/people/{requester.pk}/deactivate/", {"reason": " "}, follow=True
+    )
     requester.refresh_from_db()
     assert requester.is_active and "reason is required" in response.content.decode()
 
@@ -182,6 +190,8 @@ def test_reset_mfa_removes_devices_and_ends_sessions(admin, requester, verified_
 
 
 def test_an_admin_cannot_reset_their_own_mfa_here(admin, verified_client):
-    response = verified_client(admin).post(f"/manage/people/{admin.pk}/reset-mfa/", {"reason": "x"}, follow=True)
+    response = verified_client(admin).post(
+        f"/manage/people/{admin.pk}/reset-mfa/", {"reason": "x"}, follow=True
+    )
     assert TOTPDevice.objects.filter(user=admin).exists()
     assert "your own" in response.content.decode()

@@ -132,7 +132,10 @@ def test_every_request_of_break_glass_is_audited_and_alerted(db, clock):
     client.get("/audit/")
 
     events = events_after(seq, action="auth.break_glass_request")
-    assert [(e.details["method"], e.details["path"]) for e in events] == [("GET", "/roles/"), ("GET", "/audit/")]
+    assert [(e.details["method"], e.details["path"]) for e in events] == [
+        ("GET", "/roles/"),
+        ("GET", "/audit/"),
+    ]
     findings = break_glass_sign_ins(now=NOON + timedelta(minutes=1))
     keys = [finding.key for finding in findings]
     assert any(key.startswith(f"requests:{root.pk}:") for key in keys)
@@ -160,9 +163,11 @@ def test_production_cookies_are_host_prefixed_and_check_deploy_is_clean(tmp_path
         "import django; django.setup(); from django.conf import settings;"
         "print(settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME)"
     )
-    names = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    names = subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert names.stdout.split() == ["__Host-sessionid", "__Host-csrftoken"]
-    check = subprocess.run(
+    check = subprocess.run(  # noqa: S603 - this interpreter, manage.py
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         env=env,
         capture_output=True,

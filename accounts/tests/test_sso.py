@@ -12,7 +12,7 @@ from accounts.services import SsoRefused, sso_sign_in_resolve
 from accounts.sso import PROVIDER_MFA_SESSION_KEY
 from audit.models import AuditEvent
 from tests.factories import UserFactory
-from tests.oidc import oidc_provider, oidc_server, provider_user, sign_in_at_provider  # noqa: F401
+from tests.oidc import provider_user, sign_in_at_provider
 
 ISSUER = "https://idp.example"
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -35,7 +35,8 @@ def test_links_by_subject_even_when_two_accounts_share_an_email(db):
     link(second, "subject-of-ann2")
 
     user = sso_sign_in_resolve(
-        issuer=ISSUER, claims={"sub": "subject-of-ann2", "email": "shared@example.com", "preferred_username": "ann1"}
+        issuer=ISSUER,
+        claims={"sub": "subject-of-ann2", "email": "shared@example.com", "preferred_username": "ann1"},
     )
 
     assert user == second and user != first
@@ -148,7 +149,9 @@ def test_sso_signs_in_a_linked_person_who_then_needs_the_portal_mfa(client, oidc
     assert AuditEvent.objects.filter(action="auth.sign_in", actor=requester).exists()
     # SSO is the first factor only: My roles sends the person to the portal's own MFA.
     my_roles = client.get("/roles/")
-    assert my_roles.status_code == 302 and my_roles["Location"].startswith(("/accounts/verify/", "/accounts/mfa/enrol/"))
+    assert my_roles.status_code == 302 and my_roles["Location"].startswith(
+        ("/accounts/verify/", "/accounts/mfa/enrol/")
+    )
 
 
 def test_sso_refuses_a_deactivated_person_and_says_so(client, oidc_provider, db):

@@ -20,10 +20,8 @@ pytestmark = pytest.mark.usefixtures("clock")
 ATTACKER = "203.0.113.9"
 
 
-def attempt(client, username, password="wrong-password", address=ATTACKER):
-    return client.post(
-        "/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address
-    )
+def attempt(client, username, password="wrong-password", address=ATTACKER):  # noqa: S107 - a wrong one
+    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
 def test_200_wrong_passwords_lock_out_and_grow_the_audit_log_by_a_bounded_number(client, requester, settings):
