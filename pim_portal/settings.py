@@ -427,7 +427,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("PIM_SIGN_IN_LOCKOUT_MINUTES", 15)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, the address
 AXES_CLIENT_IP_CALLABLE = "common.client.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
-AXES_RESET_ON_SUCCESS = True
+# Not reset by a successful sign-in: axes would forget the address's failures too, and an
+# attacker with an account of their own could sign in between guesses. Failures age out.
+AXES_RESET_ON_SUCCESS = False
 AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log already
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = False

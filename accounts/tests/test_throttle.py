@@ -69,6 +69,17 @@ def test_the_address_is_locked_for_every_account(client, requester, approver, se
     assert attempt(client, approver.username, PASSWORD, address="192.0.2.7").status_code == 302
 
 
+def test_signing_in_to_an_own_account_does_not_reset_the_address(client, requester, approver, settings):
+    for n in range(settings.AXES_FAILURE_LIMIT - 1):
+        attempt(client, f"victim{n}")
+    assert attempt(client, approver.username, PASSWORD).status_code == 302
+    client.post("/accounts/logout/")
+
+    attempt(client, "victim-last")
+
+    assert attempt(client, requester.username, PASSWORD).status_code == 429
+
+
 def test_case_and_spaces_do_not_make_another_account(client, requester, settings):
     for n in range(settings.AXES_FAILURE_LIMIT):
         attempt(client, f" {requester.username.upper()} ", address=f"198.51.100.{n + 1}")
