@@ -246,3 +246,72 @@ def test_password_login_break_glass_only_refuses_everyone_else(client, settings,
     root = UserFactory(username="root", is_superuser=True)
     response = client.post("/accounts/login/", {"username": root.username, "password": PASSWORD})
     assert response.status_code == 302 and client.session[SESSION_KEY] == str(root.pk)
+
+
+def test_an_sso_invitation_links_the_providers_account_to_the_invited_person(
+    client, oidc_provider, admin, verified_client, django_capture_on_commit_callbacks
+):
+    import re
+
+    from django.core import mail
+    from django.test import Client
+
+    with django_capture_on_commit_callbacks(execute=True):
+        verified_client(admin).post(
+            "/manage/people/invite/", {"username": "invitee", "email": "invitee@example.com", "kind": "sso"}
+        )
+    invitee = User.objects.get(username="invitee")
+    link_path = "/" + re.search(r"https?://\S+", mail.outbox[0].body).group(0).split("/", 3)[3]
+    browser = Client()
+    assert browser.get(link_path)["Location"] == "/accounts/sso/start/"
+    sub = new_sub()
+
+    sign_in_at_provider(browser, sub)
+
+    assert browser.session[SESSION_KEY] == str(invitee.pk)
+    identity = ExternalIdentity.objects.get(user=invitee)
+    assert (identity.issuer, identity.subject) == (oidc_provider, sub)
+    assert AuditEvent.objects.get(action="sso.linked").details["via"] == "invitation"
+    # The link worked once.
+    assert "no longer valid" in Client().get(link_path, follow=True).content.decode()
+
+
+def test_a_client_assertion_is_signed_with_the_certificate(settings):
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from accounts.sso import client_assertion
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pim")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = (
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        + certificate.public_bytes(serialization.Encoding.PEM)
+    ).decode()
+    settings.OIDC_RP_CLIENT_ID = "client-123"
+
+    assertion = client_assertion(pem, audience="https://idp.example/token")
+
+    claims = jwt.decode(
+        assertion, key.public_key(), algorithms=["RS256"], audience="https://idp.example/token"
+    )
+    assert claims["iss"] == claims["sub"] == "client-123"
+    assert "x5t" in jwt.get_unverified_header(assertion)
