@@ -67,7 +67,12 @@ def verify(request):
             AxesProxyHandler.user_login_failed(
                 sender=verify, credentials={"username": username}, request=request
             )
-            form.add_error("otp_token", error)
+            message = error.messages[0]
+            if getattr(request, "axes_locked_out", False):
+                # Said here, on the code form, not by the sign-in page AxesMiddleware would show.
+                request.axes_locked_out = False
+                message = throttle.lockout_message(throttle.locked_until(request, username))
+            form.add_error("otp_token", message)
         else:
             mark_step_up(request, device)
             return redirect(next_or_home(request))

@@ -315,3 +315,18 @@ def test_a_client_assertion_is_signed_with_the_certificate(settings):
     )
     assert claims["iss"] == claims["sub"] == "client-123"
     assert "x5t" in jwt.get_unverified_header(assertion)
+
+
+def test_the_system_check_explains_an_unusable_set_up(settings):
+    from accounts.checks import sign_in_settings_check
+
+    settings.PIM_OIDC_ENABLED = True
+    settings.PIM_OIDC_DISCOVERY_URL = "https://idp.example/.well-known/openid-configuration"
+    settings.OIDC_RP_CLIENT_ID = ""
+    settings.OIDC_RP_CLIENT_SECRET = ""
+    settings.PIM_OIDC_CLIENT_CERTIFICATE = ""
+    assert {error.id for error in sign_in_settings_check(None)} == {"accounts.E001", "accounts.E002"}
+
+    settings.PIM_OIDC_ENABLED = False
+    settings.PIM_PASSWORD_LOGIN = "off"
+    assert [error.id for error in sign_in_settings_check(None)] == ["accounts.E004"]

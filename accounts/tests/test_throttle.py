@@ -98,8 +98,11 @@ def test_wrong_codes_count_like_wrong_passwords(client, requester, settings):
     device = totp_device(requester)
     sign_in_password(client, requester)
     bad = wrong_code(device)
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         client.post("/accounts/verify/", {"otp_token": bad}, REMOTE_ADDR=ATTACKER)
+    locking = client.post("/accounts/verify/", {"otp_token": bad}, REMOTE_ADDR=ATTACKER)
+    assert locking.status_code == 200 and "try again at" in locking.content.decode()
+    assert "Confirm it" in locking.content.decode()  # still the code page
 
     response = client.post("/accounts/verify/", {"otp_token": bad}, REMOTE_ADDR=ATTACKER)
 

@@ -115,3 +115,7 @@ def new_page(chromium, live_server, settings):
     yield make
     for context in contexts:
         context.close()
+
+
+# The loopback OpenID Connect provider (tests/oidc.py) for the single sign-on journeys.
+from tests.oidc import oidc_provider, oidc_server  # noqa: E402, F401

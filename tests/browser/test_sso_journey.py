@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ExternalIdentity, User
 from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_code, totp_device
-from tests.oidc import oidc_provider, oidc_server, provider_user  # noqa: F401 - fixtures
+from tests.oidc import provider_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
