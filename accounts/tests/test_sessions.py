@@ -174,3 +174,12 @@ def test_production_cookies_are_host_prefixed_and_check_deploy_is_clean(tmp_path
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_api_token_command_refuses_break_glass_plainly(db):
+    from django.core.management import CommandError, call_command
+
+    UserFactory(username="root", is_superuser=True)
+    with pytest.raises(CommandError, match="break-glass account cannot have API tokens"):
+        call_command("api_token", "create", "--user", "root", "--name", "x")
+    assert not ApiToken.objects.exists()
