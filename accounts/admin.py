@@ -16,6 +16,8 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.template.response import TemplateResponse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from common.admin import ServiceBackedAdmin
 
@@ -65,7 +67,7 @@ class UserAdmin(ServiceBackedAdmin):
     actions = ["deactivate", "reactivate"]
 
     def has_add_permission(self, request):
-        return False  # people come from the directory (or the demo command)
+        return False  # people come from the directory or an invitation (/manage/people/)
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: the audit log and assignments keep pointing at them
@@ -161,3 +163,12 @@ class DirectoryGroupAdmin(ServiceBackedAdmin):
             services.group_member_add(actor=request.user, group=group, user=user)
         for user in sorted(current - wanted, key=lambda u: u.pk):
             services.group_member_remove(actor=request.user, group=group, user=user)
+
+
+# django-otp's device admin pages would show an authenticator's secret (and its QR code) and let
+# anyone with admin access, the break-glass account included, plant a device on any person:
+# gone. People manage their own devices (accounts:mfa_devices); an administrator can only
+# reset them all (/manage/people/, accounts.services.mfa_reset).
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)

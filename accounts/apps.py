@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from . import signals  # noqa: F401  (sign-in auditing)
+        from . import checks, signals  # noqa: F401  (sign-in settings checks, sign-in auditing)

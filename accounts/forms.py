@@ -1,5 +1,6 @@
 from django import forms
 
+from .models import User
 from .services import CODE_FORMAT_MESSAGE, MAX_CODE_INPUT, MfaError, mfa_code_normalize
 
 
@@ -24,3 +25,58 @@ class CodeForm(forms.Form):
         except MfaError as error:
             raise forms.ValidationError(error.messages[0], code=error.code) from None
         return token
+
+
+class ManagerField(forms.CharField):
+    """A manager by username (blank: none), resolved to a person."""
+
+    def clean(self, value):
+        username = super().clean(value).strip()
+        if not username:
+            return None
+        manager = User.objects.filter(username__iexact=username).first()
+        if manager is None:
+            raise forms.ValidationError(f"There is nobody with the username {username}.")
+        return manager
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150, help_text="What they sign in with (a password sign-in).")
+    email = forms.EmailField(max_length=254, help_text="Where the invitation goes.")
+    display_name = forms.CharField(max_length=256, required=False)
+    manager = ManagerField(max_length=150, required=False, help_text="The manager's username (optional).")
+    kind = forms.ChoiceField(
+        choices=[
+            ("password", "Password and authenticator app (they choose their password)"),
+            ("sso", "Single sign-on only (they link their organisation account)"),
+        ],
+        initial="password",
+        widget=forms.RadioSelect,
+        label="How they sign in",
+    )
+
+
+class PersonForm(forms.Form):
+    display_name = forms.CharField(max_length=256, required=False)
+    manager = ManagerField(max_length=150, required=False, help_text="The manager's username (blank: none).")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class InvitationPasswordForm(forms.Form):
+    password1 = forms.CharField(
+        label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="The same again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password1") and cleaned.get("password1") != cleaned.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return cleaned

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 
@@ -118,3 +119,30 @@ class DirectoryGroup(models.Model):
     @property
     def label(self) -> str:
         return f"group {self.name}"
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at the single sign-on provider: the link that a sign-in follows.
+
+    Matched by the provider's immutable subject alone, never by email or username (those can
+    be renamed or reused): ``sub`` within the issuer, or for Microsoft Entra ID the object id
+    (``oid``) within the tenant (``tid``), which is also what the directory sync keys on."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    # Entra's tenant id (the subject is then the object id); empty for other providers.
+    tenant_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name_plural = "external identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"], name="accounts_externalidentity_issuer_subject_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -1,7 +1,7 @@
 """Reads about accounts and their MFA devices. Always the given user's own devices: a device
 id that is not the user's answers 404, so nobody can see or act on another person's devices."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_otp.plugins.otp_static.models import StaticToken
@@ -30,3 +30,28 @@ def mfa_device_get_for_user(*, user: User, pk: int | str) -> TOTPDevice:
     if not str(pk).isdigit():
         raise Http404("No such authenticator app.")
     return get_object_or_404(TOTPDevice, user=user, confirmed=True, pk=int(pk))
+
+
+def people_search(*, query: str = "") -> QuerySet[User]:
+    """People for the administrators' list: by username, display name or email (contains,
+    any case), with their manager and whether they have an authenticator, in one query."""
+    people = (
+        User.objects.select_related("manager")
+        .annotate(
+            has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            sso_links=Count("external_identities", distinct=True),
+        )
+        .order_by("username")
+    )
+    query = (query or "").strip()[:150]
+    if query:
+        people = people.filter(
+            Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query)
+        )
+    return people
+
+
+def person_get(*, pk: int | str) -> User:
+    if not str(pk).isdigit():
+        raise Http404("No such person.")
+    return get_object_or_404(User.objects.select_related("manager"), pk=int(pk))

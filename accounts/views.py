@@ -1,6 +1,9 @@
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -9,9 +12,11 @@ from common.decorators import step_up_required, verification_redirect, verified_
 from common.redirects import next_or_home, safe_next, with_next
 from common.step_up import mark_step_up, mfa_is_enrolled, user_is_verified
 
-from . import selectors, services
+from . import selectors, services, throttle
+from .backends import password_login_mode
 from .forms import CodeForm
 from .mfa import totp_qr_data_uri, totp_secret_display
+from .sso import sso_context
 
 
 class SignInView(auth_views.LoginView):
@@ -19,6 +24,15 @@ class SignInView(auth_views.LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), **sso_context()}
+
+    def post(self, request, *args, **kwargs):
+        if password_login_mode() == "off":
+            messages.error(request, "Signing in with a password is turned off: use single sign-on.")
+            return redirect(request.get_full_path())
+        return super().post(request, *args, **kwargs)
 
     def get_success_url(self):
         next_url = self.get_redirect_url()  # LoginView keeps it only if it stays in the portal
@@ -40,14 +54,39 @@ def verify(request):
         return redirect(with_next(reverse("accounts:mfa_enrol"), safe_next(request)))
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
+        username = request.user.get_username().lower()
+        if not throttle.code_attempt_allowed(request, username=username):
+            form.add_error("otp_token", throttle.lockout_message(throttle.locked_until(request, username)))
+            return render(
+                request, "accounts/verify.html", {"form": form, "next": safe_next(request)}, status=429
+            )
         try:
             device = services.mfa_verify_code(user=request.user, token=form.cleaned_data["otp_token"])
         except services.MfaError as error:
-            form.add_error("otp_token", error)
+            # Wrong codes count against the account and the address like wrong passwords.
+            AxesProxyHandler.user_login_failed(
+                sender=verify, credentials={"username": username}, request=request
+            )
+            message = error.messages[0]
+            if getattr(request, "axes_locked_out", False):
+                # Said here, on the code form, not by the sign-in page AxesMiddleware would show.
+                request.axes_locked_out = False
+                message = throttle.lockout_message(throttle.locked_until(request, username))
+            form.add_error("otp_token", message)
         else:
             mark_step_up(request, device)
             return redirect(next_or_home(request))
     return render(request, "accounts/verify.html", {"form": form, "next": safe_next(request)})
+
+
+def locked_out(request, *args):
+    """django-axes' lockout response: the sign-in page again, saying until when."""
+    credentials = args[-1] if args and isinstance(args[-1], dict) else None
+    username = throttle.attempt_username(request, credentials)
+    message = throttle.lockout_message(throttle.locked_until(request, username))
+    form = AuthenticationForm(request)
+    context = {"form": form, "locked_out": message, "next": safe_next(request), **sso_context()}
+    return render(request, "accounts/login.html", context, status=429)
 
 
 @never_cache
@@ -103,7 +142,10 @@ def _mfa_device_remove(request):
     except services.AccountError as error:
         messages.error(request, error.messages[0])
     else:
-        messages.success(request, f"{device.name} was removed: its codes no longer work.")
+        update_session_auth_hash(request, request.user)  # this session stays; the others end
+        messages.success(
+            request, f"{device.name} was removed: its codes no longer work, and your other sessions ended."
+        )
     return redirect("accounts:mfa_devices")
 
 
@@ -113,6 +155,7 @@ def mfa_recovery_codes(request):
     """GET explains, POST replaces the recovery codes and shows the new ones once."""
     if request.method == "POST":
         codes = services.mfa_recovery_codes_regenerate(user=request.user)
+        update_session_auth_hash(request, request.user)  # this session stays; the others end
         return _show_recovery_codes(request, codes, next_url=reverse("accounts:mfa_devices"), enrolled=False)
     left = selectors.recovery_codes_left(user=request.user)
     return render(request, "accounts/mfa_recovery_codes.html", {"recovery_codes_left": left})

@@ -24,6 +24,7 @@ GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 BREAK_GLASS_ACTION = "auth.break_glass_sign_in"
 # Every sign-in the portal knows of: its own, and those Entra saw (ENTRA_SIGN_IN_ACTIVITY).
 SIGN_IN_FIELDS = ("last_sign_in_at", "directory_sign_in_at", "directory_non_interactive_sign_in_at")
+BREAK_GLASS_REQUEST_ACTION = "auth.break_glass_request"
 
 
 class Severity(models.TextChoices):
@@ -420,7 +421,39 @@ def break_glass_sign_ins(*, now: datetime) -> list[Finding]:
             ),
         )
         for event in events.only("seq", "actor_label", "occurred_at", "ip").order_by("seq")
+    ] + _break_glass_requests(since=since, now=now)
+
+
+def _break_glass_requests(*, since: datetime, now: datetime) -> list[Finding]:
+    """Every request the break-glass account makes is audited (accounts.middleware); they raise
+    one alert per account and day, listing what it did (a sign-in is an alert of its own)."""
+    events = AuditEvent.objects.filter(
+        action=BREAK_GLASS_REQUEST_ACTION, occurred_at__gte=since, occurred_at__lte=now
+    ).only("seq", "actor_id", "actor_label", "occurred_at", "ip", "details")
+    by_day: dict[tuple[str, str], list[AuditEvent]] = defaultdict(list)
+    for event in events.order_by("seq"):
+        by_day[(str(event.actor_id), f"{event.occurred_at:%Y-%m-%d}")].append(event)
+    return [
+        Finding(
+            key=f"requests:{actor}:{day}",
+            items=[
+                {
+                    "type": "audit_event",
+                    "id": str(event.seq),
+                    "label": f"{event.actor_label}: {event.details.get('method', '')} "
+                    f"{event.details.get('path', '')} at {event.occurred_at:%H:%M} UTC"
+                    + (f" from {event.ip}" if event.ip else ""),
+                }
+                for event in day_events[:_BREAK_GLASS_ITEMS]
+            ],
+            reason=f"The break-glass account made {len(day_events)} request(s) on {day}: "
+            "confirm each was part of an emergency.",
+        )
+        for (actor, day), day_events in by_day.items()
     ]
+
+
+_BREAK_GLASS_ITEMS = 50
 
 
 # --- The catalog --------------------------------------------------------------------------

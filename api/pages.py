@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -43,6 +43,8 @@ def token_create(request):
             )
         except ValidationError as error:
             _add_errors(form, error)
+        except PermissionDenied as error:
+            form.add_error(None, str(error))  # the break-glass account has no tokens
         else:
             return render(request, "api/token_created.html", {"token": token, "secret": secret})
     return render(request, "api/token_create.html", {"form": form})

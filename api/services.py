@@ -72,6 +72,15 @@ def api_token_create(
         )
     now = now or timezone.now()
     name = clean_text(name, field="name", required=True, max_length=100)
+    if user.is_superuser:
+        # The break-glass account is for emergencies at the keyboard: a token would be a
+        # standing, scriptable superuser credential that outlives the emergency.
+        raise audit_permission_denied(
+            actor=actor or user,
+            attempted="api_token_create",
+            target=user,
+            message="The break-glass account cannot have API tokens.",
+        )
     if not user.is_active:
         raise TokenError(f"{user} is deactivated and cannot have API tokens.")
     if expires_at is not None and expires_at <= now:

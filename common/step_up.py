@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -21,11 +22,13 @@ VERIFIED_AT_SESSION_KEY = "pim_mfa_verified_at"
 
 def mark_step_up(request: HttpRequest, device: Device) -> None:
     """Record a successful code check in the session: OTP-verified by ``device``, a new session
-    key (so a session id seen before the check is worth nothing after it), and the time."""
+    key and a new CSRF token (so neither, seen before the check, is worth anything after it),
+    and the time."""
     if device.user_id != request.user.pk:
         raise ValueError("The device does not belong to the signed-in user.")
     django_otp.login(request, device)
     request.session.cycle_key()
+    rotate_token(request)
     request.session[VERIFIED_AT_SESSION_KEY] = timezone.now().isoformat()
 
 

@@ -30,7 +30,9 @@ DELETED_REASON = "No longer in Microsoft Entra ID (sync)."
 
 
 def import_users(graph: GraphClient, tally: Tally) -> dict[str, str]:
-    """Create, link, update and deactivate users; their managers' object ids for the next step.
+    """Create, update and deactivate users, keyed on their object id alone (never the UPN: a
+    same-named local account is a conflict, not merged); their managers' object ids for the
+    next step.
 
     Users the listing no longer has are deactivated, only after a complete listing (a failed
     page raises before that)."""
@@ -58,13 +60,10 @@ def _user_apply(object_id: str, item: dict, user: User | None) -> str:
     email = _email(item.get("mail"))
     enabled = item.get("accountEnabled") is not False
     if user is None:
-        user = _user_link(object_id, upn)
-        if user is None:
-            _user_create(object_id, upn, display_name, email, enabled)
-            return "created"
-        outcome = "linked"
-    else:
-        outcome = "unchanged"
+        _user_conflict_check(object_id, upn)
+        _user_create(object_id, upn, display_name, email, enabled)
+        return "created"
+    outcome = "unchanged"
     if not enabled and user.is_active:
         # First, so a refused profile change never leaves a disabled account usable.
         _user_deactivate(user, DISABLED_REASON)
@@ -94,20 +93,20 @@ def _email(value) -> str:
     return email
 
 
-def _user_link(object_id: str, upn: str) -> User | None:
-    """A portal account with the same sign-in name and no directory id becomes this user."""
+def _user_conflict_check(object_id: str, upn: str) -> None:
+    """A portal account with the same sign-in name but not this object id is never merged:
+    names are reused (a leaver's UPN given to a newcomer), object ids are not. The sync reports
+    it (in the run's errors, every run) and leaves both alone until an administrator sorts it
+    out."""
     user = User.objects.filter(username__iexact=upn).first()
     if user is None:
-        return None
+        return
     if user.external_id:
         raise ValidationError(f"The username {upn} belongs to another directory object.")
-    with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(external_id=object_id)
-        user.external_id = object_id
-        audit_record(
-            action="entra.user_linked", target=user, details={"external_id": object_id, "source": SOURCE}
-        )
-    return user
+    raise ValidationError(
+        f"Conflict: the local account {user.username} has the same name as directory user {object_id} "
+        "and is not linked to it; it was not merged. Rename or remove the local account, then sync again."
+    )
 
 
 def _user_create(object_id: str, upn: str, display_name: str, email: str, enabled: bool) -> None:

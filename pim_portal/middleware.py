@@ -1,6 +1,5 @@
 """Request ids, the request log and metrics, the operators' probes, and security headers."""
 
-import ipaddress
 import logging
 import re
 import time
@@ -11,6 +10,7 @@ from django.http import HttpResponseNotAllowed
 from django.utils.functional import SimpleLazyObject
 
 from audit import context
+from common.client import client_address, is_trusted_proxy
 
 # The id a trusted proxy may pass on: 8 to 64 letters, digits and hyphens (a UUID, with or
 # without its hyphens, fits). Matched in full: no dots, spaces or line breaks reach the logs.
@@ -36,7 +36,7 @@ class RequestIdMiddleware:
         token = context.bind(
             context.RequestContext(
                 request_id=request_id,
-                ip=request.META.get("REMOTE_ADDR") or None,
+                ip=client_address(request),
                 user_agent=request.headers.get("User-Agent", "")[:_MAX_USER_AGENT],
             )
         )
@@ -58,19 +58,9 @@ def _forwarded_request_id(request) -> str | None:
     incoming = request.headers.get("X-Request-ID", "")
     if not incoming or not _REQUEST_ID_PATTERN.fullmatch(incoming):
         return None
-    if not _from_trusted_proxy(request.META.get("REMOTE_ADDR", ""), settings.PIM_TRUSTED_PROXIES):
+    if not is_trusted_proxy(request.META.get("REMOTE_ADDR", "")):
         return None
     return incoming
-
-
-def _from_trusted_proxy(address: str, proxies: list[str]) -> bool:
-    if not proxies:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
 request_logger = logging.getLogger("pim_portal.requests")

@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "guardian",
+    "axes",  # brute-force lockout (README "Sign-in protection")
+    "mozilla_django_oidc",  # single sign-on (README "Single sign-on")
     "accounts",
     "audit",
     "roles",
@@ -126,8 +128,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.ProviderMfaMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionIdleMiddleware",  # says why on the sign-in page (messages)
+    "accounts.middleware.BreakGlassAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last (django-axes' rule): turns a locked-out sign-in into the "try again at" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pim_portal.urls"
@@ -175,6 +182,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any sign-in (password or code) from a locked-out account or address.
+    "axes.backends.AxesStandaloneBackend",
+    # Single sign-on (OpenID Connect): the first factor only; grants no permission either.
+    "accounts.sso.SsoBackend",
     # Passwords only: grants no permission of its own (nobody keeps standing rights).
     "accounts.backends.PasswordBackend",
     # Django permissions behind the portal's own roles, only while the role is active.
@@ -213,14 +224,20 @@ STORAGES = {
 # and whitenoise would then warn on every request that STATIC_ROOT (not collected) is missing.
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# Sessions and cookies.
+# Sessions and cookies: an absolute lifetime, and an idle timeout (accounts.middleware).
 SESSION_COOKIE_AGE = env_int("PIM_SESSION_AGE_SECONDS", 8 * 3600)
+PIM_SESSION_IDLE_SECONDS = env_int("PIM_SESSION_IDLE_SECONDS", 1800)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 SECURE_COOKIES = env_bool("PIM_SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+if SECURE_COOKIES:
+    # "__Host-": the browser accepts the cookie only over HTTPS, for this exact host and path
+    # "/", so a sibling subdomain can never plant or overwrite it.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # Security headers. "same-origin": no Referer ever leaves the portal. Not "no-referrer"
 # everywhere: with it, browsers send "Origin: null" on form posts and CSRF protection (rightly)
@@ -236,8 +253,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PIM_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("PIM_HSTS_PRELOAD", True)
 if env_bool("PIM_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The proxies (load balancers) whose X-Request-ID header is kept, by the address the portal
-# sees them connect from (REMOTE_ADDR). Nobody by default: every request gets a fresh id.
+# The proxies (load balancers) whose X-Request-ID and X-Forwarded-For headers are believed, by
+# the address the portal sees them connect from (REMOTE_ADDR). Nobody by default: every request
+# gets a fresh id, and the client address is REMOTE_ADDR (common.client.client_address).
 PIM_TRUSTED_PROXIES = env_networks("PIM_TRUSTED_PROXIES")
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -387,6 +405,64 @@ PIM_ALERT_BREAK_GLASS_DAYS = env_int("PIM_ALERT_BREAK_GLASS_DAYS", 30)
 # Who is emailed about new high-severity alerts; empty: the PIM Administrators.
 PIM_ALERT_EMAILS = env_list("PIM_ALERT_EMAILS")
 
+# Signing in (README "Single sign-on", "Sign-in protection"). PIM_PASSWORD_LOGIN: "on",
+# "break-glass-only" (only superusers sign in with a password) or "off" (single sign-on only).
+PIM_PASSWORD_LOGIN = os.environ.get("PIM_PASSWORD_LOGIN", "on").strip().lower()
+if PIM_PASSWORD_LOGIN not in {"on", "break-glass-only", "off"}:
+    raise ImproperlyConfigured(
+        f"PIM_PASSWORD_LOGIN must be on, break-glass-only or off, not {PIM_PASSWORD_LOGIN!r}"
+    )
+# OpenID Connect: on when PIM_OIDC_DISCOVERY_URL (any provider) or PIM_OIDC_ENTRA_TENANT_ID
+# (Microsoft Entra ID: the discovery URL follows from the tenant) is set. The provider's
+# endpoints and keys are read from its discovery document at first use (accounts.sso).
+PIM_OIDC_ENTRA_TENANT_ID = os.environ.get("PIM_OIDC_ENTRA_TENANT_ID", "").strip()
+PIM_OIDC_DISCOVERY_URL = os.environ.get("PIM_OIDC_DISCOVERY_URL", "").strip()
+if PIM_OIDC_ENTRA_TENANT_ID and not PIM_OIDC_DISCOVERY_URL:
+    PIM_OIDC_DISCOVERY_URL = (
+        f"{ENTRA_AUTHORITY_HOST.rstrip('/')}/{PIM_OIDC_ENTRA_TENANT_ID}/v2.0/.well-known/openid-configuration"
+    )
+PIM_OIDC_ENABLED = bool(PIM_OIDC_DISCOVERY_URL)
+PIM_OIDC_PROVIDER_NAME = os.environ.get(
+    "PIM_OIDC_PROVIDER_NAME", "Microsoft" if PIM_OIDC_ENTRA_TENANT_ID else "single sign-on"
+)
+# Just-in-time creation of a person at their first sign-in; off: only linked people get in.
+PIM_OIDC_CREATE_USERS = env_bool("PIM_OIDC_CREATE_USERS", False)
+# Trust the provider's MFA for signing in (never for activation or approval): the sign-in
+# counts as verified when the ID token's amr lists one of these, or its acr is one of those.
+PIM_OIDC_TRUST_MFA = env_bool("PIM_OIDC_TRUST_MFA", False)
+PIM_OIDC_TRUSTED_AMR = env_list("PIM_OIDC_TRUSTED_AMR", "mfa,hwk,fido")
+PIM_OIDC_TRUSTED_ACR = env_list("PIM_OIDC_TRUSTED_ACR")
+OIDC_RP_CLIENT_ID = os.environ.get("PIM_OIDC_CLIENT_ID", "").strip()
+OIDC_RP_CLIENT_SECRET = env_str("PIM_OIDC_CLIENT_SECRET", "") or ""
+# A PEM private key with its certificate: the portal authenticates with a signed assertion
+# (private_key_jwt, Entra's "certificate credential") instead of a secret.
+PIM_OIDC_CLIENT_CERTIFICATE = env_str("PIM_OIDC_CLIENT_CERTIFICATE", "") or ""
+OIDC_RP_SCOPES = os.environ.get("PIM_OIDC_SCOPES", "openid profile email")
+OIDC_RP_SIGN_ALGO = os.environ.get("PIM_OIDC_SIGN_ALGO", "RS256")
+OIDC_TIMEOUT = env_float("PIM_OIDC_TIMEOUT", 10.0)  # seconds, on every call to the provider
+OIDC_USE_PKCE = True
+OIDC_CREATE_USER = False  # accounts.sso decides (PIM_OIDC_CREATE_USERS)
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:sso_callback"
+LOGIN_REDIRECT_URL_FAILURE = "accounts:login"
+
+# Brute force (django-axes, README "Sign-in protection"): after PIM_SIGN_IN_FAILURE_LIMIT wrong
+# passwords or codes, the account, and separately the client address, are locked for
+# PIM_SIGN_IN_LOCKOUT_MINUTES; the right password is refused too until then.
+AXES_FAILURE_LIMIT = env_int("PIM_SIGN_IN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PIM_SIGN_IN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, the address
+AXES_CLIENT_IP_CALLABLE = "common.client.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# Not reset by a successful sign-in: axes would forget the address's failures too, and an
+# attacker with an account of their own could sign in between guesses. Failures age out.
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log already
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # attempts hold addresses and user names: `manage.py axes_reset_username` unlocks
+AXES_USERNAME_CALLABLE = "accounts.throttle.attempt_username"
+
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))
 PIM_MFA_ISSUER = os.environ.get("PIM_MFA_ISSUER", "PIM Portal")
@@ -513,6 +589,8 @@ LOGGING = {
         },
     },
     "loggers": {
+        # django-axes logs every sign-in at INFO; its warnings (lockouts) are what matter.
+        "axes": {"level": "WARNING"},
         # The development server's request lines, without their query strings.
         "django.server": {
             "handlers": ["console"],

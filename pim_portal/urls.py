@@ -7,6 +7,7 @@ from activations.urls import evidence_urlpatterns
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="activations:my_roles", permanent=False)),
     path("accounts/", include("accounts.urls")),
+    path("manage/people/", include("accounts.people_urls")),
     path("roles/", include("roles.urls")),
     path("", include("activations.urls")),  # /roles/ (My roles) and /activations/...
     path("audit/", include("audit.urls")),

@@ -4,6 +4,13 @@ what they share (shared). Import them from here.
 """
 
 from .groups import group_create, group_member_add, group_member_remove, group_update
+from .invitations import (
+    invitation_token_generator,
+    invitation_url,
+    user_invitation_accept,
+    user_invitation_resend,
+    user_invite,
+)
 from .mfa import (
     CODE_FORMAT_MESSAGE,
     MAX_CODE_INPUT,
@@ -17,12 +24,15 @@ from .mfa import (
     mfa_enrolment_confirm,
     mfa_enrolment_start,
     mfa_recovery_codes_regenerate,
+    mfa_reset,
     mfa_verify_code,
 )
 from .shared import AccountError
 from .sign_ins import users_directory_sign_ins_record
+from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
 from .users import (
     USER_EDITABLE_FIELDS,
+    user_break_glass_request_record,
     user_create,
     user_deactivate,
     user_reactivate,
@@ -51,7 +61,17 @@ __all__ = [
     "mfa_enrolment_confirm",
     "mfa_enrolment_start",
     "mfa_recovery_codes_regenerate",
+    "mfa_reset",
     "mfa_verify_code",
+    "SsoRefused",
+    "sso_identity_key",
+    "sso_sign_in_resolve",
+    "user_break_glass_request_record",
+    "invitation_token_generator",
+    "invitation_url",
+    "user_invitation_accept",
+    "user_invitation_resend",
+    "user_invite",
     "user_create",
     "user_deactivate",
     "user_reactivate",

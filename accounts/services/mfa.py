@@ -8,6 +8,7 @@ import secrets
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -17,7 +18,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 
 from ..models import User
-from .shared import AccountError
+from .shared import AccountError, _require_perm
 
 
 class MfaError(ValidationError):
@@ -190,17 +191,69 @@ def mfa_device_remove(*, user: User, device: TOTPDevice) -> None:
         if len(devices) == 1:
             raise AccountError("This is your only authenticator app: add another one before removing it.")
         TOTPDevice.objects.filter(pk=device.pk).delete()
-        audit_record(action="mfa.device_removed", actor=user, target=user, details={"device": device.name})
+        _sessions_end(user)
+        audit_record(
+            action="mfa.device_removed",
+            actor=user,
+            target=user,
+            details={"device": device.name, "sessions_ended": True},
+        )
 
 
 def mfa_recovery_codes_regenerate(*, user: User) -> list[str]:
-    """Replace the user's recovery codes with new ones; the old ones stop working."""
+    """Replace the user's recovery codes with new ones; the old ones stop working, and so do
+    the user's sessions (the caller keeps its own with update_session_auth_hash)."""
     with transaction.atomic():
         codes = _recovery_codes_replace(user)
+        _sessions_end(user)
         audit_record(
-            action="mfa.recovery_codes_regenerated", actor=user, target=user, details={"count": len(codes)}
+            action="mfa.recovery_codes_regenerated",
+            actor=user,
+            target=user,
+            details={"count": len(codes), "sessions_ended": True},
         )
     return codes
+
+
+def mfa_reset(*, actor: User | None, user: User, reason: str) -> int:
+    """An administrator's reset: every authenticator and recovery code of the person goes,
+    every session of theirs ends, and their next sign-in enrols a new authenticator.
+    Returns how many devices were removed."""
+    _require_perm(actor, "accounts.change_user", "You may not reset MFA.", attempted="mfa_reset")
+    reason = _reason_clean(reason)
+    if actor is not None and actor.pk == user.pk:
+        raise AccountError("Reset your own authenticators on your MFA page, not here.")
+    with transaction.atomic():
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+        totp: int = TOTPDevice.objects.filter(user=locked).count()
+        TOTPDevice.objects.filter(user=locked).delete()
+        static: int = StaticDevice.objects.filter(user=locked).count()
+        StaticDevice.objects.filter(user=locked).delete()
+        locked.session_epoch += 1
+        locked.save(update_fields=["session_epoch"])
+        audit_record(
+            action="mfa.reset",
+            actor=actor,
+            target=locked,
+            details={"reason": reason, "authenticators": totp, "recovery_devices": static},
+        )
+    return totp + static
+
+
+def _sessions_end(user: User) -> None:
+    # The session hash includes the epoch (User.get_session_auth_hash): every session of the
+    # user dies at its next request.
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.session_epoch = User.objects.filter(pk=user.pk).values_list("session_epoch", flat=True).get()
+
+
+def _reason_clean(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise AccountError({"reason": "A reason is required."})
+    if len(reason) > settings.PIM_MAX_TEXT_LENGTH:
+        raise AccountError({"reason": f"The reason is at most {settings.PIM_MAX_TEXT_LENGTH} characters."})
+    return reason
 
 
 def _recovery_codes_replace(user: User) -> list[str]:

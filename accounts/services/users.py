@@ -27,11 +27,18 @@ def user_sign_in_record(*, user: User) -> None:
         audit_record(action=action, actor=user, target=user, at=now)
 
 
-def user_sign_in_failure_record(*, username: str) -> None:
+def user_sign_in_failure_record(*, username: str, failures: int = 0) -> None:
+    """Audit a refused sign-in. ``failures``: how many the account or address has in the
+    lockout window; at the limit the event is the lockout (accounts.throttle decides which
+    failures are written at all, so that an attacker cannot grow the log without bound)."""
+    locked = failures >= settings.AXES_FAILURE_LIMIT
+    details: dict[str, Any] = {"username": username}
+    if failures:
+        details["failures"] = failures
     audit_record(
-        action="auth.sign_in_failed",
+        action="auth.locked_out" if locked else "auth.sign_in_failed",
         target=username,
-        details={"username": username},
+        details=details,
         outcome=AuditEvent.Outcome.FAILURE,
     )
 
@@ -192,3 +199,13 @@ def _clean_reason(reason: str) -> str:
     if len(reason) > settings.PIM_MAX_TEXT_LENGTH:
         raise AccountError({"reason": f"The reason is at most {settings.PIM_MAX_TEXT_LENGTH} characters."})
     return reason
+
+
+def user_break_glass_request_record(*, user: User, method: str, path: str, status: int) -> None:
+    """Audit one request of the break-glass account (every one: it is for emergencies only)."""
+    audit_record(
+        action="auth.break_glass_request",
+        actor=user,
+        target=user,
+        details={"method": method[:10], "path": path[:500], "status": status},
+    )

@@ -378,7 +378,7 @@ def test_removing_an_app_that_is_not_the_last(verified_client, requester, clock)
         requester,
         requester.label,
     )
-    assert event.details == {"device": "Lost phone"}
+    assert event.details == {"device": "Lost phone", "sessions_ended": True}
 
 
 def test_the_last_app_cannot_be_removed(verified_client, requester, clock):

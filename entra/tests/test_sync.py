@@ -188,16 +188,32 @@ def test_a_renamed_user_keeps_their_account(graph, stub):
     assert run.counts["users"]["updated"] == 1
 
 
-def test_a_local_account_with_the_same_sign_in_name_is_linked_not_duplicated(graph, stub):
+def test_a_local_account_with_the_same_sign_in_name_is_a_conflict_not_merged(graph, stub):
     contoso(stub)
     local = User.objects.create(username="bob@contoso.example", display_name="Bob (local)")
 
-    entra_sync_run()
+    run = entra_sync_run()
 
     local.refresh_from_db()
-    assert local.external_id == BOB and local.display_name == "Bob Example"
+    assert local.external_id == "" and local.display_name == "Bob (local)"
     assert User.objects.filter(username__iexact="bob@contoso.example").count() == 1
-    assert AuditEvent.objects.filter(action="entra.user_linked", target_id=str(local.pk)).exists()
+    assert not User.objects.filter(external_id=BOB).exists()
+    assert any("Conflict" in str(error) and "not merged" in str(error) for error in run.errors), run.errors
+    assert not AuditEvent.objects.filter(action="entra.user_linked").exists()
+
+
+def test_users_are_keyed_on_the_object_id_not_the_upn(graph, stub):
+    contoso(stub)
+    entra_sync_run()
+    bob = user(BOB)
+    for item in stub.users:
+        if item["id"] == BOB:
+            item["userPrincipalName"] = "robert@contoso.example"
+
+    entra_sync_run()
+
+    bob_after = user(BOB)
+    assert bob_after.pk == bob.pk and bob_after.username == "robert@contoso.example"
 
 
 def test_an_eligibility_removed_in_entra_ends_but_the_portals_own_stay(graph, stub, admin):

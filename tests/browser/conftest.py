@@ -195,3 +195,7 @@ def no_secret_in_the_logs(request, monkeypatch):
     leaked += [f"the password: {line[:300]}" for line in lines if PASSWORD in line]
     leaked += [f"secret {value[:4]}…" for value in secrets_seen.extra if value in logs]
     assert leaked == [], "secrets in the logs of the journey"
+
+
+# The loopback OpenID Connect provider (tests/oidc.py) for the single sign-on journeys.
+from tests.oidc import oidc_provider, oidc_server  # noqa: E402, F401

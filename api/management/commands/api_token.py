@@ -4,7 +4,7 @@ goes to standard error), so `TOKEN=$(manage.py api_token create …)` works."""
 
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -42,6 +42,8 @@ class Command(BaseCommand):
             getattr(self, f"_{command}")(**options)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
+        except PermissionDenied as error:  # the break-glass account has no tokens
+            raise CommandError(str(error)) from None
 
     def _create(self, *, user, name, expires_days, service_account, checker, **options):
         if service_account:
