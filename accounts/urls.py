@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_passkeys
 
 app_name = "accounts"
 urlpatterns = [
@@ -10,4 +10,19 @@ urlpatterns = [
     path("mfa/", views.mfa_devices, name="mfa_devices"),
     path("mfa/enrol/", views.mfa_enrol, name="mfa_enrol"),
     path("mfa/recovery-codes/", views.mfa_recovery_codes, name="mfa_recovery_codes"),
+    path("mfa/passkeys/add/", views.passkey_add, name="passkey_add"),
+    path(
+        "mfa/passkeys/register/begin/", views_passkeys.passkey_register_begin, name="passkey_register_begin"
+    ),
+    path(
+        "mfa/passkeys/register/complete/",
+        views_passkeys.passkey_register_complete,
+        name="passkey_register_complete",
+    ),
+    path("mfa/passkeys/verify/begin/", views_passkeys.passkey_verify_begin, name="passkey_verify_begin"),
+    path(
+        "mfa/passkeys/verify/complete/",
+        views_passkeys.passkey_verify_complete,
+        name="passkey_verify_complete",
+    ),
 ]

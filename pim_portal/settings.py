@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys: WebAuthn credentials as django-otp devices
     "guardian",
     "accounts",
     "audit",
@@ -441,6 +442,32 @@ SPECTACULAR_SETTINGS = {
 OTP_TOTP_ISSUER = PIM_MFA_ISSUER
 OTP_TOTP_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
 OTP_STATIC_THROTTLE_FACTOR = env_int("PIM_OTP_THROTTLE_FACTOR", 1)
+
+# Passkeys (django-otp-webauthn), a second factor only: the portal's own views run the
+# ceremonies (accounts.views_passkeys), never the library's passwordless sign-in. The relying
+# party is the portal's host name by default; a passkey works only for the RP id it was made for.
+_BASE = urlsplit(PIM_BASE_URL)
+
+
+def _webauthn_default_origin() -> tuple[str, str]:
+    """The RP id and origin PIM_BASE_URL implies. WebAuthn takes no IP address as RP id, so a
+    development URL on 127.0.0.1 or ::1 means http://localhost on the same port."""
+    host = _BASE.hostname or "localhost"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host, f"{_BASE.scheme}://{_BASE.netloc}"
+    return "localhost", f"{_BASE.scheme}://localhost" + (f":{_BASE.port}" if _BASE.port else "")
+
+
+PIM_WEBAUTHN_RP_ID = os.environ.get("PIM_WEBAUTHN_RP_ID", "") or _webauthn_default_origin()[0]
+PIM_WEBAUTHN_RP_NAME = os.environ.get("PIM_WEBAUTHN_RP_NAME", "") or PIM_MFA_ISSUER
+PIM_WEBAUTHN_ALLOWED_ORIGINS = env_list("PIM_WEBAUTHN_ALLOWED_ORIGINS") or [_webauthn_default_origin()[1]]
+OTP_WEBAUTHN_RP_ID = PIM_WEBAUTHN_RP_ID
+OTP_WEBAUTHN_RP_NAME = PIM_WEBAUTHN_RP_NAME
+OTP_WEBAUTHN_ALLOWED_ORIGINS = PIM_WEBAUTHN_ALLOWED_ORIGINS
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_TIMEOUT_SECONDS = 120
 
 LOGGING = {
     "version": 1,

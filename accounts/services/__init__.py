@@ -1,5 +1,6 @@
 """Account services, by sub-domain: people (users: sign-in records, creation, profile,
-deactivation), groups and their members (groups), MFA enrolment and verification (mfa), and
+deactivation), groups and their members (groups), MFA enrolment and verification (mfa),
+passkeys (passkeys), and
 what they share (shared). Import them from here.
 """
 
@@ -19,6 +20,15 @@ from .mfa import (
     mfa_recovery_codes_regenerate,
     mfa_verify_code,
 )
+from .passkeys import (
+    PASSKEY_NAME_MAX,
+    passkey_authentication_begin,
+    passkey_name_clean,
+    passkey_registration_begin,
+    passkey_registration_complete,
+    passkey_remove,
+    passkey_verify,
+)
 from .shared import AccountError
 from .users import (
     USER_EDITABLE_FIELDS,
@@ -35,6 +45,7 @@ __all__ = [
     "CODE_FORMAT_MESSAGE",
     "MAX_CODE_INPUT",
     "MfaError",
+    "PASSKEY_NAME_MAX",
     "RECOVERY_ALPHABET",
     "RECOVERY_CODE_LENGTH",
     "RECOVERY_DEVICE_NAME",
@@ -50,6 +61,12 @@ __all__ = [
     "mfa_enrolment_start",
     "mfa_recovery_codes_regenerate",
     "mfa_verify_code",
+    "passkey_authentication_begin",
+    "passkey_name_clean",
+    "passkey_registration_begin",
+    "passkey_registration_complete",
+    "passkey_remove",
+    "passkey_verify",
     "user_create",
     "user_deactivate",
     "user_reactivate",
