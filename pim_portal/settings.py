@@ -431,6 +431,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RoleKindEnum": "roles.models.Role.Kind",
+        "AuthenticationStrengthEnum": "roles.models.AuthenticationStrength",
         "RequestKindEnum": "activations.models.ActivationRequest.Kind",
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
