@@ -199,7 +199,8 @@ def _require_passkey(
     if verification_is_fresh(mfa_verified_at, now, factor=mfa_factor, phishing_resistant=True):
         return
     if mfa_factor in (Factor.TOTP, Factor.RECOVERY_CODE) and verification_is_fresh(mfa_verified_at, now):
-        refused = f"a {Factor(mfa_factor).label} is not accepted for it"
+        label = Factor(mfa_factor).label
+        refused = f"{'an' if label[0] in 'aeiou' else 'a'} {label} is not accepted for it"
     else:
         refused = "confirm with one of your passkeys to continue"
     how = "" if passkeys_enrolled(user=user) else " You have no passkey yet: add one on your Security page."

@@ -105,7 +105,7 @@
 
   function describe(error) {
     if (error && (error.name === "NotAllowedError" || error.name === "AbortError")) return CANCELLED;
-    if (error && error.name === "InvalidStateError") return "This passkey is already registered for your account.";
+    if (error && error.name === "InvalidStateError") return "This authenticator already holds one of your passkeys: use another one.";
     return (error && error.message) || CANCELLED;
   }
 
