@@ -125,7 +125,7 @@ def test_a_wrong_code_opens_no_window_and_is_audited(approver, approver_device, 
 
 
 def test_a_code_used_to_open_a_window_cannot_be_used_again(
-    approver, approver_device, approval_role, token_client
+    approver, approver_device, approval_role, token_client, clock
 ):
     (request,) = pending_requests(approval_role, 1)
     code = totp_code(approver_device)
