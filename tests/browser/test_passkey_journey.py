@@ -2,8 +2,8 @@
 protocol WebAuthn domain, through Playwright's CDP session): a requester enrols a passkey on
 the Security page and activates a role whose authentication strength is phishing-resistant;
 a code is refused for it with a clear message; an approver approves a phishing-resistant
-role's request with a passkey after a code was refused; and a token opens an API step-up
-window with a passkey assertion made in the browser."""
+role's request with a passkey after a code was refused; a person signs in with a passkey;
+and a token opens an API step-up window with a passkey assertion made in the browser."""
 
 from datetime import timedelta
 
@@ -218,6 +218,20 @@ def test_a_passkey_assertion_opens_an_api_step_up_window(new_page):
     with time_machine.travel(timezone.now(), tick=True):
         sign_in(page, person, device)
         enrol_passkey(page, "Build agent key")
+
+        # Signing in again: the password, then the passkey instead of a code.
+        page.click("nav button:has-text('Sign out')")
+        page.goto("/accounts/login/")
+        page.fill("input[name=username]", person.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/accounts/verify/**")
+        page.click("#use-passkey")
+        page.wait_for_url("**/roles/")
+        assert AuditEvent.objects.filter(
+            action="mfa.verified", actor_id=person.pk, details__method="passkey"
+        ).exists()
+
         result = page.evaluate(API_PASSKEY_STEP_UP, raw)
 
     status, window = result["first"]
