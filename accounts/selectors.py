@@ -6,6 +6,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import AbstractWebAuthnCredential
+from django_otp_webauthn.utils import get_credential_model
 
 from .models import User
 
@@ -55,3 +57,22 @@ def person_get(*, pk: int | str) -> User:
     if not str(pk).isdigit():
         raise Http404("No such person.")
     return get_object_or_404(User.objects.select_related("manager"), pk=int(pk))
+
+
+def passkeys_for_user(*, user: User) -> QuerySet[AbstractWebAuthnCredential]:
+    """The user's passkeys, oldest first."""
+    model = get_credential_model()
+    passkeys: QuerySet[AbstractWebAuthnCredential] = model.objects.filter(user=user, confirmed=True).order_by(
+        "created_at", "pk"
+    )
+    return passkeys
+
+
+def passkey_get_for_user(*, user: User, pk: int | str) -> AbstractWebAuthnCredential:
+    """One of the user's own passkeys; 404 for anyone else's (or a bad id)."""
+    if not str(pk).isdigit():
+        raise Http404("No such passkey.")
+    passkey: AbstractWebAuthnCredential = get_object_or_404(
+        get_credential_model(), user=user, confirmed=True, pk=int(pk)
+    )
+    return passkey

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import people, sso, views
+from . import people, sso, views, views_passkeys
 
 app_name = "accounts"
 urlpatterns = [
@@ -13,4 +13,19 @@ urlpatterns = [
     path("sso/start/", sso.SsoStartView.as_view(), name="sso_start"),
     path("sso/callback/", sso.SsoCallbackView.as_view(), name="sso_callback"),
     path("invitation/<str:kind>/<uidb64>/<token>/", people.invitation_accept, name="invitation_accept"),
+    path("mfa/passkeys/add/", views.passkey_add, name="passkey_add"),
+    path(
+        "mfa/passkeys/register/begin/", views_passkeys.passkey_register_begin, name="passkey_register_begin"
+    ),
+    path(
+        "mfa/passkeys/register/complete/",
+        views_passkeys.passkey_register_complete,
+        name="passkey_register_complete",
+    ),
+    path("mfa/passkeys/verify/begin/", views_passkeys.passkey_verify_begin, name="passkey_verify_begin"),
+    path(
+        "mfa/passkeys/verify/complete/",
+        views_passkeys.passkey_verify_complete,
+        name="passkey_verify_complete",
+    ),
 ]

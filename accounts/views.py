@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 
 from common.decorators import step_up_required, verification_redirect, verified_required
 from common.redirects import next_or_home, safe_next, with_next
-from common.step_up import mark_step_up, mfa_is_enrolled, user_is_verified
+from common.step_up import mark_step_up, mfa_is_enrolled, passkeys_enrolled, user_is_verified
 
 from . import selectors, services, throttle
 from .backends import password_login_mode
@@ -76,7 +76,8 @@ def verify(request):
         else:
             mark_step_up(request, device)
             return redirect(next_or_home(request))
-    return render(request, "accounts/verify.html", {"form": form, "next": safe_next(request)})
+    context = {"form": form, "next": safe_next(request), "has_passkeys": passkeys_enrolled(user=request.user)}
+    return render(request, "accounts/verify.html", context)
 
 
 def locked_out(request, *args):
@@ -122,14 +123,39 @@ def mfa_enrol(request):
 
 @verified_required
 def mfa_devices(request):
-    """The signed-in person's own authenticators and recovery codes; POST removes an app."""
+    """The signed-in person's own authenticators, passkeys and recovery codes (the Security
+    page); POST removes an app or a passkey."""
     if request.method == "POST":
+        if "passkey" in request.POST:
+            return _passkey_remove(request)
         return _mfa_device_remove(request)
     context = {
         "devices": selectors.mfa_devices_for_user(user=request.user),
+        "passkeys": selectors.passkeys_for_user(user=request.user),
         "recovery_codes_left": selectors.recovery_codes_left(user=request.user),
     }
     return render(request, "accounts/mfa_devices.html", context)
+
+
+def _passkey_remove(request):
+    detour = verification_redirect(request, step_up=True)
+    if detour:
+        return detour
+    device = selectors.passkey_get_for_user(user=request.user, pk=request.POST.get("passkey", ""))
+    try:
+        services.passkey_remove(user=request.user, device=device)
+    except services.AccountError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"The passkey {device.name} was removed: it no longer signs you in.")
+    return redirect("accounts:mfa_devices")
+
+
+@never_cache
+@step_up_required
+def passkey_add(request):
+    """Name a new passkey; the page's script runs the ceremony (accounts.views_passkeys)."""
+    return render(request, "accounts/passkey_add.html", {"name_max": services.PASSKEY_NAME_MAX})
 
 
 def _mfa_device_remove(request):

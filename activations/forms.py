@@ -158,7 +158,9 @@ class ActivateForm(CodeFieldMixin, forms.Form):
                 max_length=TICKET_MAX_LENGTH,
                 error_messages={"required": "A ticket number is required for this role."},
             )
-        if role_settings.require_mfa:
+        # A phishing-resistant role takes a passkey (the page's script asks for it before
+        # submitting): no code field, a code would be refused anyway.
+        if role_settings.require_mfa and not role_settings.activation_needs_passkey:
             self._add_code_field(required=code_required)
 
     @property
@@ -237,9 +239,11 @@ class DecisionForm(CodeFieldMixin, forms.Form):
         error_messages={"max_length": f"The reason is at most {settings.PIM_MAX_TEXT_LENGTH} characters."},
     )
 
-    def __init__(self, *args, code_required: bool, **kwargs):
+    def __init__(self, *args, code_required: bool, passkey_required: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self._add_code_field(required=code_required)
+        # Approving a phishing-resistant role takes a passkey: no code field (see ActivateForm).
+        if not passkey_required:
+            self._add_code_field(required=code_required)
 
     def clean_reason(self):
         return _clean_text_field(self.cleaned_data["reason"], field="reason")

@@ -76,6 +76,9 @@ class ActivationRequest(models.Model):
     ticket_number = models.CharField(max_length=100, blank=True)
     ticket_system = models.CharField(max_length=100, blank=True)
     mfa_verified_at = models.DateTimeField(null=True, blank=True)
+    # The factor of that check (common.step_up.Factor; empty: none, or from before factors
+    # were kept): a phishing-resistant role's activation is made with a passkey.
+    mfa_factor = models.CharField(max_length=20, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
     # Deadline for a decision (pending requests only); used by activation_timeout_due.
@@ -177,6 +180,7 @@ class Approval(models.Model):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     reason = models.TextField(blank=True)
     mfa_verified_at = models.DateTimeField()
+    mfa_factor = models.CharField(max_length=20, blank=True)  # common.step_up.Factor
     decided_at = models.DateTimeField()
 
     class Meta:

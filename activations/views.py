@@ -20,7 +20,13 @@ from accounts.services import MfaError, mfa_verify_code
 from audit.decorators import audit_reader_required
 from common.decorators import verified_required
 from common.redirects import safe_next
-from common.step_up import mark_step_up, step_up_is_fresh, step_up_verified_at
+from common.step_up import (
+    mark_step_up,
+    passkeys_enrolled,
+    step_up_factor,
+    step_up_is_fresh,
+    step_up_verified_at,
+)
 from roles import selectors as role_selectors
 from roles.directory_selectors import assignment_directory_status
 from roles.models import ActiveAssignment
@@ -69,6 +75,7 @@ def activate(request, pk):
     """Activate one of the user's eligibilities: granted at once, or sent for approval."""
     now = timezone.now()
     eligible = selectors.eligible_get_for_requester(user=request.user, pk=pk, at=now)
+    role_settings = eligible.role.settings
     form = ActivateForm(
         request.POST if request.method == "POST" else None,
         eligible=eligible,
@@ -82,6 +89,7 @@ def activate(request, pk):
                 requester=request.user,
                 eligible=eligible,
                 mfa_verified_at=step_up_verified_at(request),
+                mfa_factor=step_up_factor(request),
                 **form.service_arguments(),
             )
         except REFUSALS as error:
@@ -89,8 +97,28 @@ def activate(request, pk):
         else:
             messages.success(request, _requested_message(activation, now))
             return redirect(activation)
-    context = {"form": form, "eligible": eligible, "role_settings": eligible.role.settings, "now": now}
+    context = {
+        "form": form,
+        "eligible": eligible,
+        "role_settings": role_settings,
+        "now": now,
+        **_step_up_context(request, needs_passkey=role_settings.activation_needs_passkey),
+    }
     return render(request, "activations/activate.html", context)
+
+
+def _step_up_context(request, *, needs_passkey: bool) -> dict:
+    """What the page says about the step-up an action takes, and whether its form asks for a
+    passkey before it is submitted (the person has one and the session's step-up is not
+    fresh, or not a passkey's where only a passkey will do)."""
+    fresh = step_up_is_fresh(request, phishing_resistant=needs_passkey)
+    has_passkeys = passkeys_enrolled(user=request.user)
+    return {
+        "needs_passkey": needs_passkey,
+        "has_passkeys": has_passkeys,
+        "step_up_fresh": fresh,
+        "passkey_step_up": has_passkeys and not fresh,
+    }
 
 
 def _requested_message(activation: ActivationRequest, now: datetime) -> str:
@@ -185,8 +213,11 @@ def _render_request(request, activation, *, decision_form=None, revoke_form=None
     now = timezone.now()
     actions = selectors.request_actions(user=request.user, request=activation, at=now)
     live = selectors.request_is_live(activation, now)
+    needs_passkey = activation.role.settings.approval_needs_passkey if actions.decide else False
     if decision_form is None and actions.decide:
-        decision_form = DecisionForm(code_required=not step_up_is_fresh(request))
+        decision_form = DecisionForm(
+            code_required=not step_up_is_fresh(request), passkey_required=needs_passkey
+        )
     if revoke_form is None and actions.revoke:
         revoke_form = RevokeForm()
     context = {
@@ -203,6 +234,7 @@ def _render_request(request, activation, *, decision_form=None, revoke_form=None
         "directory": assignment_directory_status(assignment=activation.active_assignment),
         "decision_form": decision_form,
         "revoke_form": revoke_form,
+        **(_step_up_context(request, needs_passkey=needs_passkey) if decision_form else {}),
     }
     return render(request, "activations/request_detail.html", context)
 
@@ -218,7 +250,11 @@ def decide(request, pk):
     if refusal:
         messages.error(request, refusal)
         return redirect(activation)
-    form = DecisionForm(request.POST, code_required=not step_up_is_fresh(request))
+    form = DecisionForm(
+        request.POST,
+        code_required=not step_up_is_fresh(request),
+        passkey_required=activation.role.settings.approval_needs_passkey,
+    )
     if form.is_valid() and _verify_code(request, form):
         decision = form.cleaned_data["decision"]
         service = services.activation_approve if decision == "approve" else services.activation_deny
@@ -228,6 +264,7 @@ def decide(request, pk):
                 request=activation,
                 reason=form.cleaned_data["reason"],
                 mfa_verified_at=step_up_verified_at(request),
+                mfa_factor=step_up_factor(request),
             )
         except REFUSALS as error:
             _show_refusal(form, error)

@@ -27,6 +27,13 @@ class ApiToken(models.Model):
     # Written at most once a minute (api.authentication), so a busy token costs no writes.
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The step-up window (POST /api/v1/step-up/): when the token's holder last proved MFA, and
+    # with what (common.step_up.Factor). Fresh for PIM_STEP_UP_WINDOW, like a session's.
+    step_up_at = models.DateTimeField(null=True, blank=True, editable=False)
+    step_up_factor = models.CharField(max_length=20, blank=True, editable=False)
+    # A passkey challenge handed out for this token and not answered yet (single use).
+    step_up_challenge = models.JSONField(null=True, blank=True, editable=False)
+    step_up_challenge_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -114,7 +114,8 @@ class OtpCodeField(serializers.CharField):
         kwargs.setdefault(
             "help_text",
             "A fresh code from your authenticator app (or a recovery code): the step-up for this "
-            "action. Each code works once.",
+            "action. Each code works once. Not needed while this token's step-up window is open "
+            "(POST /api/v1/step-up/), except that a phishing-resistant role takes a passkey's window.",
         )
         super().__init__(**kwargs)
 
@@ -156,6 +157,8 @@ class RoleSettingsSummarySerializer(serializers.ModelSerializer):
         fields = [
             "activation_max_duration",
             "require_mfa",
+            "activation_authentication_strength",
+            "approval_authentication_strength",
             "require_justification",
             "require_ticket",
             "require_approval",
@@ -496,3 +499,44 @@ class CheckSerializer(serializers.Serializer):
         allow_null=True, help_text="When the access ends (UTC); null: permanent, or not active."
     )
     assignment = serializers.UUIDField(allow_null=True, help_text="The active assignment that grants it.")
+
+
+# --- The step-up window ----------------------------------------------------------------------
+
+
+class StepUpOpenInputSerializer(StrictInputSerializer):
+    otp_code = OtpCodeField(
+        help_text="A fresh code from your authenticator app (or a recovery code). Each code works once."
+    )
+    passkey = serializers.JSONField(
+        required=False,
+        help_text="A passkey assertion: the PublicKeyCredential that `navigator.credentials.get()` "
+        "returned for the options of POST /api/v1/step-up/passkey-options/, as JSON (its `toJSON()`). "
+        "The only step-up a phishing-resistant role accepts.",
+    )
+
+    def validate(self, attrs):
+        if bool(attrs.get("otp_code")) == bool(attrs.get("passkey")):
+            raise serializers.ValidationError("Send either otp_code or passkey.")
+        return attrs
+
+
+class StepUpWindowSerializer(serializers.Serializer):
+    open = serializers.BooleanField(help_text="Whether the window is open now.")
+    factor = serializers.ChoiceField(
+        choices=["totp", "recovery_code", "passkey"],
+        allow_null=True,
+        help_text="What opened it: a passkey's window also satisfies roles whose authentication "
+        "strength is phishing-resistant; a code's does not.",
+    )
+    opened_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Opened at + PIM_STEP_UP_WINDOW_SECONDS: then a new step-up is needed."
+    )
+
+
+class PasskeyOptionsSerializer(serializers.Serializer):
+    publicKey = serializers.DictField(  # noqa: N815 - WebAuthn's own name
+        help_text="PublicKeyCredentialRequestOptions as JSON (binary values base64url): pass them to "
+        "`navigator.credentials.get({publicKey})` (or `PublicKeyCredential.parseRequestOptionsFromJSON`)."
+    )

@@ -7,9 +7,10 @@ Token secrets never reach the audit log or any log: only their non-secret prefix
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
-from typing import cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -142,6 +143,74 @@ def api_token_touch(*, token: ApiToken, now: datetime) -> None:
     if token.last_used_at is not None and (now - token.last_used_at).total_seconds() < 60:
         return
     ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(last_used_at=now)
+
+
+# --- The step-up window -------------------------------------------------------------------
+
+
+def api_step_up_open(*, token: ApiToken, factor: str, now: datetime | None = None) -> ApiToken:
+    """Open (or renew) the token's step-up window after its holder proved MFA with ``factor``
+    (a code or a passkey, checked by the caller through accounts.services): for
+    PIM_STEP_UP_WINDOW, decisions and activations made with this token, and only this token,
+    need no new code. The latest step-up wins, so a code after a passkey narrows the window
+    to what a code allows. Writes ``api.step_up_opened``."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+        if not token.is_usable(now) or not token.user.is_active:
+            raise TokenError("This token is expired or revoked.")
+        token.step_up_at, token.step_up_factor = now, factor
+        token.save(update_fields=["step_up_at", "step_up_factor"])
+        audit_record(
+            action="api.step_up_opened",
+            actor=token.user,
+            target=token,
+            details={
+                "token": token.name,
+                "prefix": token.prefix,
+                "factor": factor,
+                "expires_at": api_step_up_expires_at(token),
+            },
+            at=now,
+        )
+    return token
+
+
+def api_step_up_expires_at(token: ApiToken) -> datetime | None:
+    """When the token's step-up window closes (None: it never opened)."""
+    if token.step_up_at is None:
+        return None
+    return token.step_up_at + settings.PIM_STEP_UP_WINDOW
+
+
+def api_step_up_challenge_store(
+    *, token: ApiToken, state: dict[str, Any], now: datetime | None = None
+) -> None:
+    """Keep a passkey challenge for the token until it is answered (replacing an older one)."""
+    now = now or timezone.now()
+    ApiToken.objects.filter(pk=token.pk).update(step_up_challenge=state, step_up_challenge_at=now)
+
+
+def api_step_up_challenge_take(*, token: ApiToken, now: datetime | None = None) -> dict[str, Any] | None:
+    """The token's passkey challenge, taken out (single use: a replayed answer finds none);
+    None if there is none or it is older than the browser's time-out for answering."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = (
+            ApiToken.objects.select_for_update()
+            .filter(pk=token.pk)
+            .values("step_up_challenge", "step_up_challenge_at")[0]
+        )
+        ApiToken.objects.filter(pk=token.pk).update(step_up_challenge=None, step_up_challenge_at=None)
+    state, issued_at = row["step_up_challenge"], row["step_up_challenge_at"]
+    if not state or issued_at is None or now - issued_at > timedelta(seconds=CHALLENGE_SECONDS):
+        return None
+    return cast(dict[str, Any], state)
+
+
+# The browser's time-out for answering a passkey challenge (OTP_WEBAUTHN_TIMEOUT_SECONDS), with
+# a little slack for the round trip.
+CHALLENGE_SECONDS = int(getattr(settings, "OTP_WEBAUTHN_TIMEOUT_SECONDS", 120)) + 30
 
 
 # --- Service accounts for the authorization check -------------------------------------------

@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from . import errors, pages, views
+from . import errors, pages, step_up, views
 
 router = SimpleRouter()
 router.register("roles", views.RoleViewSet, basename="role")
@@ -18,6 +18,8 @@ v1 = [
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export/", views.AuditEventExport.as_view(), name="audit-event-export"),
     path("check/", views.CheckView.as_view(), name="check"),
+    path("step-up/", step_up.StepUpView.as_view(), name="step-up"),
+    path("step-up/passkey-options/", step_up.PasskeyOptionsView.as_view(), name="step-up-passkey-options"),
     re_path(r"^[\s\S]*$", errors.not_found),  # any path, line breaks (%0A) included
 ]
 

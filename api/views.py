@@ -32,7 +32,7 @@ from audit import event_exports
 from audit.models import AuditEvent
 from audit.refusals import audit_permission_denied
 from audit.selectors import audit_reader_check
-from common.step_up import step_up_verified_at, verification_is_fresh
+from common.step_up import device_factor, step_up_factor, step_up_verified_at, verification_is_fresh
 from common.text import clean_text
 from reviews import selectors as review_selectors
 from reviews import services as review_services
@@ -144,18 +144,41 @@ class SeqPagination(_Cursor):
     max_page_size = 1000
 
 
-def mfa_verified_at(request, code: str) -> datetime | None:
-    """The step-up for a privileged action: a code in the body (checked now, throttled), or
-    else, for the portal's own session, when that session last verified one."""
+def code_attempt_allowed(request) -> None:
+    """Codes (and passkey answers) a person may submit through the API, on top of django-otp's
+    own back-off (PIM_API_TOTP_RATE)."""
+    throttle = TotpAttemptThrottle()
+    if not throttle.allow_request(request, None):
+        raise Throttled(wait=throttle.wait())
+
+
+def step_up(request, code: str) -> tuple[datetime | None, str | None]:
+    """The step-up for a privileged action, as (when, factor) for the services: a code in the
+    body (checked now, throttled, single use); else, for a token, its step-up window
+    (POST /api/v1/step-up/); else, for the portal's own session, that session's last check."""
     if code:
-        throttle = TotpAttemptThrottle()
-        if not throttle.allow_request(request, None):
-            raise Throttled(wait=throttle.wait())
-        mfa_verify_code(user=request.user, token=code)  # outside any transaction: see its doc
-        return timezone.now()
+        code_attempt_allowed(request)
+        device = mfa_verify_code(user=request.user, token=code)  # outside any transaction: see its doc
+        return timezone.now(), device_factor(device)
+    if isinstance(request.auth, ApiToken):
+        # The row as it is now: the window may have been opened after this request's token
+        # was read (a concurrent step-up), or closed by a revocation.
+        window = ApiToken.objects.filter(pk=request.auth.pk).values("step_up_at", "step_up_factor").first()
+        if window is None:
+            return None, None
+        return window["step_up_at"], window["step_up_factor"] or None
     if isinstance(request.successful_authenticator, VerifiedSessionAuthentication):
-        return step_up_verified_at(request._request)
-    return None
+        return step_up_verified_at(request._request), step_up_factor(request._request)
+    return None, None
+
+
+def _fresh_code_message(request) -> str:
+    if not isinstance(request.auth, ApiToken):
+        return FRESH_CODE_MESSAGE
+    return (
+        f"{FRESH_CODE_MESSAGE[:-1]}, or open a step-up window for this token first "
+        "(POST /api/v1/step-up/): it has none open, or it has expired."
+    )
 
 
 def conflict_unless_fields(error: DjangoValidationError):
@@ -275,7 +298,7 @@ class ActivationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             eligible = activation_selectors.eligible_get_for_requester(user=request.user, pk=data["eligible"])
         except Http404:
             raise ValidationError({"eligible": ["You are not eligible for this role (any more)."]}) from None
-        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        verified_at, factor = step_up(request, data.get("otp_code", ""))
         created = activation_services.activation_request(
             requester=request.user,
             eligible=eligible,
@@ -286,6 +309,7 @@ class ActivationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             scope=data.get("scope") or None,
             starts_at=data.get("starts_at"),
             mfa_verified_at=verified_at,
+            mfa_factor=factor,
         )
         return _request_response(request.user, created, status.HTTP_201_CREATED)
 
@@ -331,7 +355,9 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         target = selectors.activation_request_get_for_viewer(user=request.user, pk=pk)
         data = _valid(DecisionInputSerializer, request.data)
         _ensure_can_decide(request.user, target, data)
-        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        verified_at, factor = step_up(request, data.get("otp_code", ""))
+        if not verification_is_fresh(verified_at):
+            raise ValidationError({"otp_code": [_fresh_code_message(request)]})
         service = (
             activation_services.activation_approve
             if data["decision"] == Approval.Decision.APPROVE
@@ -343,6 +369,7 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 request=target,
                 reason=data.get("reason", ""),
                 mfa_verified_at=verified_at,
+                mfa_factor=factor,
             )
         except ActivationError as error:
             raise conflict_unless_fields(error) from None
@@ -556,9 +583,9 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         clean_text(data.get("reason", ""), field="reason", required=True)
         if not alert.can_become(Alert.Status.DISMISSED):
             raise Conflict(f"This alert is {alert.status}; it cannot be dismissed.")
-        verified_at = mfa_verified_at(request, data.get("otp_code", ""))
+        verified_at, _factor = step_up(request, data.get("otp_code", ""))
         if not verification_is_fresh(verified_at):
-            raise ValidationError({"otp_code": [FRESH_CODE_MESSAGE]})
+            raise ValidationError({"otp_code": [_fresh_code_message(request)]})
         try:
             alert_services.alert_dismiss(actor=request.user, alert=alert, reason=data.get("reason", ""))
         except DjangoValidationError as error:

@@ -1,8 +1,11 @@
 """Step-up: how recently this session proved possession of an MFA device (SPEC 2.3).
 
 django-otp marks a whole session verified and keeps no time, so freshness is the portal's
-own: the moment of the last verification is kept in the session, in UTC. Only Django and
-django-otp are needed here, so every app's view guards (common.decorators) can use it.
+own: the moment of the last verification is kept in the session, in UTC, with the factor that
+made it (a code from an authenticator app, a recovery code, or a passkey): a role whose
+authentication strength is phishing-resistant takes only a passkey's step-up. Only Django,
+django-otp and its passkey plugin are needed here, so every app's view guards
+(common.decorators) can use it.
 """
 
 from datetime import datetime
@@ -11,13 +14,44 @@ import django_otp
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.db import models
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import AbstractWebAuthnCredential
+from django_otp_webauthn.utils import get_credential_model
 
 VERIFIED_AT_SESSION_KEY = "pim_mfa_verified_at"
+
+VERIFIED_FACTOR_SESSION_KEY = "pim_mfa_factor"
+
+
+class Factor(models.TextChoices):
+    """What proved possession at a step-up. Only a passkey is phishing-resistant: it signs the
+    portal's origin, so a look-alike site cannot relay it; a code typed in can be."""
+
+    TOTP = "totp", "authenticator app code"
+    RECOVERY_CODE = "recovery_code", "recovery code"
+    PASSKEY = "passkey", "passkey"
+
+
+PHISHING_RESISTANT_FACTORS = frozenset({Factor.PASSKEY})
+
+
+def device_factor(device: Device) -> Factor:
+    """The factor a django-otp device stands for."""
+    if isinstance(device, AbstractWebAuthnCredential):
+        return Factor.PASSKEY
+    if isinstance(device, StaticDevice):
+        return Factor.RECOVERY_CODE
+    return Factor.TOTP
+
+
+def factor_is_phishing_resistant(factor: str | None) -> bool:
+    return factor in PHISHING_RESISTANT_FACTORS
 
 
 def mark_step_up(request: HttpRequest, device: Device) -> None:
@@ -30,6 +64,7 @@ def mark_step_up(request: HttpRequest, device: Device) -> None:
     request.session.cycle_key()
     rotate_token(request)
     request.session[VERIFIED_AT_SESSION_KEY] = timezone.now().isoformat()
+    request.session[VERIFIED_FACTOR_SESSION_KEY] = str(device_factor(device))
 
 
 def user_is_verified(user: object) -> bool:
@@ -48,16 +83,46 @@ def step_up_verified_at(request: HttpRequest) -> datetime | None:
     return verified_at if timezone.is_aware(verified_at) else None
 
 
-def verification_is_fresh(verified_at: datetime | None, now: datetime | None = None) -> bool:
-    """Whether a code was verified within PIM_STEP_UP_WINDOW of now: the one freshness rule
-    that the view guards and every service taking ``mfa_verified_at`` apply."""
+def step_up_factor(request: HttpRequest) -> Factor | None:
+    """The factor of this session's last step-up (None: none, or from before factors were kept,
+    which counts as not phishing-resistant)."""
+    if step_up_verified_at(request) is None:
+        return None
+    try:
+        return Factor(request.session.get(VERIFIED_FACTOR_SESSION_KEY, ""))
+    except ValueError:
+        return None
+
+
+def verification_is_fresh(
+    verified_at: datetime | None,
+    now: datetime | None = None,
+    *,
+    factor: str | None = None,
+    phishing_resistant: bool = False,
+) -> bool:
+    """Whether a code was verified within PIM_STEP_UP_WINDOW of now (and, when
+    ``phishing_resistant``, with a passkey): the one freshness rule that the view guards and
+    every service taking ``mfa_verified_at`` apply."""
     now = now or timezone.now()
+    if phishing_resistant and not factor_is_phishing_resistant(factor):
+        return False
     return verified_at is not None and now - verified_at <= settings.PIM_STEP_UP_WINDOW
 
 
-def step_up_is_fresh(request: HttpRequest) -> bool:
-    """Whether the session verified a code within PIM_STEP_UP_WINDOW of now."""
-    return verification_is_fresh(step_up_verified_at(request))
+def step_up_is_fresh(request: HttpRequest, *, phishing_resistant: bool = False) -> bool:
+    """Whether the session verified a code within PIM_STEP_UP_WINDOW of now (with a passkey,
+    when ``phishing_resistant``)."""
+    return verification_is_fresh(
+        step_up_verified_at(request), factor=step_up_factor(request), phishing_resistant=phishing_resistant
+    )
+
+
+def passkeys_enrolled(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the user has a confirmed passkey."""
+    if not user.is_authenticated:
+        return False
+    return bool(get_credential_model().objects.filter(user=user, confirmed=True).exists())
 
 
 def mfa_is_enrolled(*, user: AbstractBaseUser | AnonymousUser) -> bool:

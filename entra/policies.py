@@ -3,8 +3,9 @@
 research/entra-pim.md §3.3 lists the rules. Mapped:
   Expiration_EndUser_Assignment      -> activation_max_duration
   Enablement_EndUser_Assignment      -> require_mfa, require_justification, require_ticket
-  AuthenticationContext_EndUser_Assignment -> require_mfa (the portal has no Conditional
-                                        Access; its own fresh MFA is the nearest equivalent)
+  AuthenticationContext_EndUser_Assignment -> require_mfa and a phishing-resistant
+                                        activation_authentication_strength (the portal has no
+                                        Conditional Access: a passkey is the nearest equivalent)
   Approval_EndUser_Assignment        -> require_approval, approvers, approver groups,
                                         approval_timeout (the stage's timeout in days)
   Expiration_Admin_Eligibility       -> eligible_allow_permanent, eligible_max_duration
@@ -46,8 +47,14 @@ def policy_settings(rules: list[dict]) -> PolicySettings:
         result.changes["require_justification"] = "justification" in enabled
         result.changes["require_ticket"] = "ticketing" in enabled
     context = by_id.get("AuthenticationContext_EndUser_Assignment")
-    if context is not None and context.get("isEnabled"):
-        result.changes["require_mfa"] = True
+    if context is not None:
+        # An authentication context is how Entra demands a stronger method (in practice a
+        # Conditional Access authentication strength such as phishing-resistant MFA): the
+        # portal cannot read the Conditional Access policy, so it takes the strongest it has.
+        required = bool(context.get("isEnabled"))
+        result.changes["activation_authentication_strength"] = "phishing_resistant" if required else "any_mfa"
+        if required:
+            result.changes["require_mfa"] = True
     enabled = _enabled_rules(by_id.get("Enablement_Admin_Assignment"))
     if enabled is not None:
         result.changes["active_require_mfa"] = "multifactorauthentication" in enabled

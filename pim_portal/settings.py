@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys: WebAuthn credentials as django-otp devices
     "guardian",
     "axes",  # brute-force lockout (README "Sign-in protection")
     "mozilla_django_oidc",  # single sign-on (README "Single sign-on")
@@ -533,6 +534,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RoleKindEnum": "roles.models.Role.Kind",
+        "AuthenticationStrengthEnum": "roles.models.AuthenticationStrength",
         "RequestKindEnum": "activations.models.ActivationRequest.Kind",
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
@@ -562,6 +564,32 @@ PIM_METRICS_ALLOWED_NETWORKS = env_networks("PIM_METRICS_ALLOWED_ADDRESSES")
 PIM_LOG_FORMAT = os.environ.get("PIM_LOG_FORMAT", "plain" if DEBUG else "json")
 if PIM_LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured(f"PIM_LOG_FORMAT must be json or plain, not {PIM_LOG_FORMAT!r}")
+# Passkeys (django-otp-webauthn), a second factor only: the portal's own views run the
+# ceremonies (accounts.views_passkeys), never the library's passwordless sign-in. The relying
+# party is the portal's host name by default; a passkey works only for the RP id it was made for.
+_BASE = urlsplit(PIM_BASE_URL)
+
+
+def _webauthn_default_origin() -> tuple[str, str]:
+    """The RP id and origin PIM_BASE_URL implies. WebAuthn takes no IP address as RP id, so a
+    development URL on 127.0.0.1 or ::1 means http://localhost on the same port."""
+    host = _BASE.hostname or "localhost"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host, f"{_BASE.scheme}://{_BASE.netloc}"
+    return "localhost", f"{_BASE.scheme}://localhost" + (f":{_BASE.port}" if _BASE.port else "")
+
+
+PIM_WEBAUTHN_RP_ID = os.environ.get("PIM_WEBAUTHN_RP_ID", "") or _webauthn_default_origin()[0]
+PIM_WEBAUTHN_RP_NAME = os.environ.get("PIM_WEBAUTHN_RP_NAME", "") or PIM_MFA_ISSUER
+PIM_WEBAUTHN_ALLOWED_ORIGINS = env_list("PIM_WEBAUTHN_ALLOWED_ORIGINS") or [_webauthn_default_origin()[1]]
+OTP_WEBAUTHN_RP_ID = PIM_WEBAUTHN_RP_ID
+OTP_WEBAUTHN_RP_NAME = PIM_WEBAUTHN_RP_NAME
+OTP_WEBAUTHN_ALLOWED_ORIGINS = PIM_WEBAUTHN_ALLOWED_ORIGINS
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_TIMEOUT_SECONDS = 120
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -127,10 +127,18 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
         "role",
         "activation_max_duration",
         "require_mfa",
+        "activation_authentication_strength",
+        "approval_authentication_strength",
         "require_approval",
         "approvals_required",
     )
-    list_filter = ("require_mfa", "require_approval", "role__tier")
+    list_filter = (
+        "require_mfa",
+        "activation_authentication_strength",
+        "approval_authentication_strength",
+        "require_approval",
+        "role__tier",
+    )
     search_fields = ("role__name",)
     filter_horizontal = ("approvers", "approver_groups")
     readonly_fields = ("role",)
@@ -161,7 +169,8 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
             return f"{obj.role} is not marked privileged: changes to its settings apply at once."
         return (
             f"{obj.role} is privileged: a change that loosens its settings (a longer duration or "
-            "approval timeout; MFA, justification, ticket or approval turned off; permanent assignments "
+            "approval timeout; MFA, justification, ticket or approval turned off; an authentication strength "
+            "lowered from phishing-resistant to any MFA; permanent assignments "
             "allowed; fewer approvals; someone added who could approve; a notification recipient "
             "removed) is saved as a pending change that a second PIM Administrator must approve. "
             "A change that only tightens applies at once."

@@ -77,6 +77,15 @@ class Role(models.Model):
         return reverse("roles:role_detail", args=[self.pk])
 
 
+class AuthenticationStrength(models.TextChoices):
+    """Which step-up a role takes (Entra's authentication context with a strength): any MFA
+    (an authenticator app code, a recovery code or a passkey), or phishing-resistant (a passkey
+    only: it signs the portal's origin, so a look-alike site cannot relay it)."""
+
+    ANY_MFA = "any_mfa", "Any MFA"
+    PHISHING_RESISTANT = "phishing_resistant", "Phishing-resistant (passkey)"
+
+
 class RoleSettings(models.Model):
     """The role's policy (Entra's 'role settings'); defaults follow Entra's."""
 
@@ -84,6 +93,14 @@ class RoleSettings(models.Model):
     # Activation
     activation_max_duration = models.DurationField(default=timedelta(hours=8))
     require_mfa = models.BooleanField(default=True)
+    # Which MFA activating takes (when require_mfa), and which approving the role's requests
+    # takes (common.step_up: only a passkey's step-up is phishing-resistant).
+    activation_authentication_strength = models.CharField(
+        max_length=20, choices=AuthenticationStrength.choices, default=AuthenticationStrength.ANY_MFA
+    )
+    approval_authentication_strength = models.CharField(
+        max_length=20, choices=AuthenticationStrength.choices, default=AuthenticationStrength.ANY_MFA
+    )
     require_justification = models.BooleanField(default=True)
     require_ticket = models.BooleanField(default=False)
     require_approval = models.BooleanField(default=False)
@@ -114,10 +131,27 @@ class RoleSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(approvals_required__gte=1), name="roles_rolesettings_approvals_required_min"
             ),
+            models.CheckConstraint(
+                condition=Q(activation_authentication_strength__in=AuthenticationStrength.values)
+                & Q(approval_authentication_strength__in=AuthenticationStrength.values),
+                name="roles_rolesettings_authentication_strength_valid",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Settings of {self.role}"
+
+    @property
+    def activation_needs_passkey(self) -> bool:
+        """Activating takes a passkey's step-up (MFA required, phishing-resistant strength)."""
+        return self.require_mfa and (
+            self.activation_authentication_strength == AuthenticationStrength.PHISHING_RESISTANT
+        )
+
+    @property
+    def approval_needs_passkey(self) -> bool:
+        """Approving the role's requests takes a passkey's step-up."""
+        return self.approval_authentication_strength == AuthenticationStrength.PHISHING_RESISTANT
 
 
 _AssignmentT = TypeVar("_AssignmentT", bound="Assignment")

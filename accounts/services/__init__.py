@@ -1,5 +1,6 @@
 """Account services, by sub-domain: people (users: sign-in records, creation, profile,
-deactivation), groups and their members (groups), MFA enrolment and verification (mfa), and
+deactivation), groups and their members (groups), MFA enrolment and verification (mfa),
+passkeys (passkeys), and
 what they share (shared). Import them from here.
 """
 
@@ -27,6 +28,15 @@ from .mfa import (
     mfa_reset,
     mfa_verify_code,
 )
+from .passkeys import (
+    PASSKEY_NAME_MAX,
+    passkey_authentication_begin,
+    passkey_name_clean,
+    passkey_registration_begin,
+    passkey_registration_complete,
+    passkey_remove,
+    passkey_verify,
+)
 from .shared import AccountError
 from .sign_ins import users_directory_sign_ins_record
 from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
@@ -47,6 +57,7 @@ __all__ = [
     "CODE_FORMAT_MESSAGE",
     "MAX_CODE_INPUT",
     "MfaError",
+    "PASSKEY_NAME_MAX",
     "RECOVERY_ALPHABET",
     "RECOVERY_CODE_LENGTH",
     "RECOVERY_DEVICE_NAME",
@@ -72,6 +83,12 @@ __all__ = [
     "user_invitation_accept",
     "user_invitation_resend",
     "user_invite",
+    "passkey_authentication_begin",
+    "passkey_name_clean",
+    "passkey_registration_begin",
+    "passkey_registration_complete",
+    "passkey_remove",
+    "passkey_verify",
     "user_create",
     "user_deactivate",
     "user_reactivate",

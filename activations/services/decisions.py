@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.refusals import audit_refusal
 from common.db import retry_on_deadlock
+from common.step_up import PHISHING_RESISTANT_FACTORS
 from common.text import clean_text
 from roles.models import EligibleAssignment, Role, RoleSettings
 from roles.services import eligible_extend, eligible_renew, role_approver_candidates
@@ -47,6 +48,7 @@ from .transitions import (
     _notify_decided,
     _prefix,
     _require_fresh_mfa,
+    _require_passkey,
     _transition,
 )
 
@@ -58,9 +60,12 @@ def activation_approve(
     request: ActivationRequest,
     reason: str = "",
     mfa_verified_at: datetime | None,
+    mfa_factor: str | None = None,
     now: datetime | None = None,
 ) -> ActivationRequest:
-    """Record one approval; the last one needed grants the request."""
+    """Record one approval; the last one needed grants the request. ``mfa_verified_at`` and
+    ``mfa_factor`` are the approver's last step-up (common.step_up): approving a role whose
+    approval strength is phishing-resistant takes a passkey's."""
     now = now or timezone.now()
     reason = clean_text(reason, field="reason")
     activation_decider_check(approver=approver, request=request, decision=Approval.Decision.APPROVE)
@@ -71,10 +76,13 @@ def activation_approve(
         _approvers_join(request, live, now)
         refusal = _standing_refusal(request, approver, live)
         if refusal is None:
+            if role_settings.approval_needs_passkey:
+                why = f"Approving requests for {request.role} needs a passkey"
+                _require_passkey(mfa_verified_at, mfa_factor, now, user=approver, why=why)
             _approvals_needed(request, role_settings)
             _check_live_requirements(request, role_settings)
             capped = _cap_duration(request, role_settings, now)
-            _approve(request, approver, reason, mfa_verified_at, now, capped)
+            _approve(request, approver, reason, (mfa_verified_at, mfa_factor), now, capped)
     if refusal is not None:
         raise _refused(request, approver, Approval.Decision.APPROVE, refusal)
     return request
@@ -87,9 +95,11 @@ def activation_deny(
     request: ActivationRequest,
     reason: str,
     mfa_verified_at: datetime | None,
+    mfa_factor: str | None = None,
     now: datetime | None = None,
 ) -> ActivationRequest:
-    """One denial ends the request; a reason is required."""
+    """One denial ends the request; a reason is required. Any fresh MFA will do, whatever the
+    role's approval strength: a denial grants nothing."""
     now = now or timezone.now()
     reason = clean_text(reason, field="reason", required=True)
     activation_decider_check(approver=approver, request=request, decision=Approval.Decision.DENY)
@@ -104,6 +114,7 @@ def activation_deny(
                 decision=Approval.Decision.DENY,
                 reason=reason,
                 mfa_verified_at=cast(datetime, mfa_verified_at),  # _lock_for_decision refuses None
+                mfa_factor=mfa_factor or "",
                 decided_at=now,
             )
             request.decided_by, request.decided_at, request.decision_reason = approver, now, reason
@@ -288,6 +299,11 @@ def _check_live_requirements(request: ActivationRequest, role_settings: RoleSett
         what
         for what, required, given in (
             ("an MFA check", role_settings.require_mfa, request.mfa_verified_at),
+            (
+                "a passkey",
+                role_settings.activation_needs_passkey,
+                request.mfa_factor in PHISHING_RESISTANT_FACTORS,
+            ),
             ("a justification", role_settings.require_justification, request.justification),
             ("a ticket number", role_settings.require_ticket, request.ticket_number),
         )
@@ -354,16 +370,18 @@ def _approve(
     request: ActivationRequest,
     approver: User,
     reason: str,
-    mfa_verified_at: datetime | None,
+    step_up: tuple[datetime | None, str | None],
     now: datetime,
     capped: dict[str, object] | None,
 ) -> None:
+    mfa_verified_at, mfa_factor = step_up
     Approval.objects.create(
         request=request,
         approver=approver,
         decision=Approval.Decision.APPROVE,
         reason=reason,
         mfa_verified_at=cast(datetime, mfa_verified_at),  # _lock_for_decision refuses None
+        mfa_factor=mfa_factor or "",
         decided_at=now,
     )
     approvals = request.approvals.filter(decision=Approval.Decision.APPROVE).count()
@@ -381,6 +399,7 @@ def _approve(
             "approvals": approvals,
             "required": request.approvals_required,
             "granted": granted,
+            "mfa_factor": mfa_factor or "",
             **({"duration_capped": capped} if capped else {}),
         },
     )

@@ -34,6 +34,7 @@ from .transitions import (
     _notify,
     _notify_granted,
     _require_fresh_mfa,
+    _require_passkey,
     _transition,
     request_approvers,
 )
@@ -54,9 +55,13 @@ def activation_request(
     scope: str | None = None,
     starts_at: datetime | None = None,
     mfa_verified_at: datetime | None = None,
+    mfa_factor: str | None = None,
     now: datetime | None = None,
 ) -> ActivationRequest:
-    """Ask to activate an eligible role: granted at once, or pending approval."""
+    """Ask to activate an eligible role: granted at once, or pending approval.
+
+    ``mfa_verified_at`` and ``mfa_factor`` are the requester's last step-up (common.step_up):
+    a role whose activation strength is phishing-resistant takes only a passkey's."""
     now = now or timezone.now()
     _ensure_active_user(requester, "request roles")
     justification = clean_text(justification, field="justification")
@@ -78,6 +83,8 @@ def activation_request(
                 justification=justification,
                 ticket_number=ticket_number,
                 mfa_verified_at=mfa_verified_at,
+                mfa_factor=mfa_factor,
+                requester=requester,
             )
             _close_lapsed(requester, eligible.role_id, scope, now)
             _ensure_no_open_activation(requester, eligible.role_id, scope)
@@ -94,6 +101,7 @@ def activation_request(
                 ticket_number=ticket_number,
                 ticket_system=ticket_system,
                 mfa_verified_at=mfa_verified_at,
+                mfa_factor=(mfa_factor or "") if mfa_verified_at else "",
                 created_at=now,
             )
             if role_settings.require_approval:
@@ -101,11 +109,12 @@ def activation_request(
                 request.approvals_required = role_settings.approvals_required
                 request.save()
                 _freeze_approvers(request, role_settings)
-                _audit(request, "activation.requested", requester, now)
+                _audit(request, "activation.requested", requester, now, details=_factor(request))
                 _notify(request, "approval-request", request_approvers(request), now, with_links=True)
             else:
                 _grant(request, now, eligible=eligible)  # saves the new request as granted
-                _audit(request, "activation.granted", requester, now, details={"approval": "not required"})
+                details = {"approval": "not required", **_factor(request)}
+                _audit(request, "activation.granted", requester, now, details=details)
                 _notify_granted(request, now)
     except IntegrityError as error:
         # The database's one-open-activation constraint caught a concurrent duplicate.
@@ -113,6 +122,10 @@ def activation_request(
             raise
         raise ActivationConflict("You already have an open activation of this role at this scope.") from None
     return request
+
+
+def _factor(request: ActivationRequest) -> dict[str, str]:
+    return {"mfa_factor": request.mfa_factor} if request.mfa_factor else {}
 
 
 def _lock_eligibility(pk: uuid.UUID, requester: User, now: datetime) -> EligibleAssignment:
@@ -151,6 +164,8 @@ def _check_activation_policy(
     justification: str,
     ticket_number: str,
     mfa_verified_at: datetime | None,
+    mfa_factor: str | None,
+    requester: User,
 ) -> None:
     errors: dict[str, str] = {}
     if not isinstance(duration, timedelta) or duration < settings.PIM_MIN_ASSIGNMENT_DURATION:
@@ -179,7 +194,10 @@ def _check_activation_policy(
         errors["ticket_number"] = "A ticket number is required for this role."
     if errors:
         raise ActivationError(errors)
-    if role_settings.require_mfa:
+    if role_settings.activation_needs_passkey:
+        why = f"{role_settings.role} needs a passkey to activate"
+        _require_passkey(mfa_verified_at, mfa_factor, now, user=requester, why=why)
+    elif role_settings.require_mfa:
         _require_fresh_mfa(mfa_verified_at, now)
 
 

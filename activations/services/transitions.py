@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
-from common.step_up import verification_is_fresh
+from common.step_up import Factor, passkeys_enrolled, verification_is_fresh
 from notifications.services import email_queue
 from roles.models import EligibleAssignment, RoleSettings
 from roles.services import (
@@ -189,6 +189,29 @@ def _ensure_active_user(user: User, doing: str) -> None:
 def _require_fresh_mfa(mfa_verified_at: datetime | None, now: datetime) -> None:
     if not verification_is_fresh(mfa_verified_at, now):
         raise ActivationError({"otp_token": "Enter a fresh code from your authenticator app to continue."})
+
+
+def _require_passkey(
+    mfa_verified_at: datetime | None, mfa_factor: str | None, now: datetime, *, user: User, why: str
+) -> None:
+    """A phishing-resistant step-up: a passkey, within the step-up window (``why`` names what
+    needs it, e.g. "Global Administrator needs a passkey to activate")."""
+    if verification_is_fresh(mfa_verified_at, now, factor=mfa_factor, phishing_resistant=True):
+        return
+    if mfa_factor in (Factor.TOTP, Factor.RECOVERY_CODE) and verification_is_fresh(mfa_verified_at, now):
+        label = Factor(mfa_factor).label
+        refused = f"{'an' if label[0] in 'aeiou' else 'a'} {label} is not accepted for it"
+    else:
+        refused = "confirm with one of your passkeys to continue"
+    how = "" if passkeys_enrolled(user=user) else " You have no passkey yet: add one on your Security page."
+    raise ActivationError(
+        {
+            "otp_token": (
+                f"{why} (its authentication strength is phishing-resistant, because codes can be "
+                f"phished): {refused}.{how}"
+            )
+        }
+    )
 
 
 def _hours(duration: timedelta) -> str:

@@ -11,6 +11,7 @@ def test_an_untouched_entra_policy_maps_to_entras_defaults():
     assert policy.changes == {
         "activation_max_duration": timedelta(hours=8),
         "require_mfa": True,
+        "activation_authentication_strength": "any_mfa",
         "require_justification": True,
         "require_ticket": False,
         "require_approval": False,
@@ -49,6 +50,7 @@ def test_approvers_users_and_groups_and_a_conditional_access_context():
         )
     )
     assert policy.changes["require_mfa"]  # the portal's own MFA stands in for the auth context
+    assert policy.changes["activation_authentication_strength"] == "phishing_resistant"
     assert policy.changes["require_approval"] and policy.changes["approval_timeout"] == timedelta(days=14)
     assert policy.changes["active_require_mfa"] and not policy.changes["active_require_justification"]
     assert (policy.approver_ids, policy.approver_group_ids) == ({"u1"}, {"g1"})

@@ -13,7 +13,7 @@ from audit.services import audit_record
 from common.db import retry_on_deadlock
 from common.text import clean_text
 
-from ..models import PendingChange, Role, RoleSettings
+from ..models import AuthenticationStrength, PendingChange, Role, RoleSettings
 from ..selectors import pim_administrators
 from ..signals import role_settings_changed
 from ..two_person import approval_details, settings_change_intercept
@@ -22,6 +22,8 @@ from .assignments import _require_perm
 SETTINGS_FIELDS = (
     "activation_max_duration",
     "require_mfa",
+    "activation_authentication_strength",
+    "approval_authentication_strength",
     "require_justification",
     "require_ticket",
     "require_approval",
@@ -111,6 +113,16 @@ def _validate_settings(role_settings: RoleSettings) -> None:
             <= timedelta(days=3650)
         ):
             errors[field] = "The maximum assignment duration must be between 5 minutes and 10 years."
+    for field in ("activation_authentication_strength", "approval_authentication_strength"):
+        if getattr(role_settings, field) not in AuthenticationStrength.values:
+            errors[field] = "Choose any MFA or phishing-resistant (passkey only)."
+    if (
+        role_settings.activation_authentication_strength == AuthenticationStrength.PHISHING_RESISTANT
+        and not role_settings.require_mfa
+    ):
+        errors["activation_authentication_strength"] = (
+            "A phishing-resistant activation needs MFA on activation: turn Require MFA on."
+        )
     if errors:
         raise ValidationError(errors)
 

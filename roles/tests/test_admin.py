@@ -56,6 +56,8 @@ def settings_form(role_settings: RoleSettings, **overrides) -> dict:
         for field in (
             "activation_max_duration",
             "require_mfa",
+            "activation_authentication_strength",
+            "approval_authentication_strength",
             "require_justification",
             "require_ticket",
             "require_approval",

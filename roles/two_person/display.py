@@ -9,7 +9,7 @@ from django.db import models
 from accounts.models import DirectoryGroup, User
 
 from ..models import PendingChange, Role, RoleSettings
-from .fields import ALLOWED, LABELS, LONGER, TURNED_OFF
+from .fields import ALLOWED, LABELS, LONGER, STRONGEST, TURNED_OFF, WEAKER
 from .payload import _from_json, _principal
 
 Kind = PendingChange.Kind
@@ -100,6 +100,7 @@ def _row(field: str, label: str, now_value, proposed) -> dict:
         (field in LONGER and proposed > now_value)
         or (field in TURNED_OFF and bool(now_value) and not proposed)
         or (field in ALLOWED and bool(proposed) and not now_value)
+        or (field in WEAKER and now_value == STRONGEST and proposed != STRONGEST)
         or (field == "approvals_required" and proposed < now_value)
         or (field == "privileged" and bool(now_value) and not proposed)
         or (field == "notification_recipients" and bool(_lines(now_value) - _lines(proposed)))

@@ -11,13 +11,25 @@ TURNED_OFF = (
     "active_require_justification",
 )
 ALLOWED = ("eligible_allow_permanent", "active_allow_permanent")
+# Loosened when phishing-resistant becomes any MFA.
+WEAKER = ("activation_authentication_strength", "approval_authentication_strength")
+STRONGEST = "phishing_resistant"
 # Every role setting, by how it loosens (a test keeps this equal to services.SETTINGS_FIELDS, so
 # a new setting cannot be added without saying which way is looser).
-POLICY_FIELDS = (*LONGER, *TURNED_OFF, *ALLOWED, "approvals_required", "notification_recipients")
+POLICY_FIELDS = (
+    *LONGER,
+    *TURNED_OFF,
+    *ALLOWED,
+    *WEAKER,
+    "approvals_required",
+    "notification_recipients",
+)
 # How the approval page and the email name each setting.
 LABELS = {
     "activation_max_duration": "Activation maximum duration",
     "require_mfa": "Require MFA on activation",
+    "activation_authentication_strength": "Authentication strength to activate",
+    "approval_authentication_strength": "Authentication strength to approve",
     "require_justification": "Require a justification on activation",
     "require_ticket": "Require a ticket on activation",
     "require_approval": "Require approval to activate",

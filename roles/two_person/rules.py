@@ -15,7 +15,7 @@ from common.text import clean_text
 from ..models import EligibleAssignment, PendingChange, Role, RoleSettings
 from ..scopes import scope_validate
 from .decisions import _apply
-from .fields import ALLOWED, APPROVAL_ONLY, LONGER, POLICY_FIELDS, TURNED_OFF
+from .fields import ALLOWED, APPROVAL_ONLY, LONGER, POLICY_FIELDS, STRONGEST, TURNED_OFF, WEAKER
 from .payload import _principal_key, _to_json
 from .proposals import _beneficiary_ids, _new_change, _propose
 
@@ -41,6 +41,11 @@ def settings_loosened(
     loosened = [field for field in LONGER if getattr(proposed, field) > getattr(current, field)]
     loosened += [field for field in TURNED_OFF if getattr(current, field) and not getattr(proposed, field)]
     loosened += [field for field in ALLOWED if getattr(proposed, field) and not getattr(current, field)]
+    loosened += [
+        field
+        for field in WEAKER
+        if getattr(current, field) == STRONGEST and getattr(proposed, field) != STRONGEST
+    ]
     if proposed.approvals_required < current.approvals_required:
         loosened.append("approvals_required")
     if _recipients(current) - _recipients(proposed):
