@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.utils import get_credential_model
 
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -216,7 +217,7 @@ def mfa_recovery_codes_regenerate(*, user: User) -> list[str]:
 
 
 def mfa_reset(*, actor: User | None, user: User, reason: str) -> int:
-    """An administrator's reset: every authenticator and recovery code of the person goes,
+    """An administrator's reset: every authenticator, passkey and recovery code of the person goes,
     every session of theirs ends, and their next sign-in enrols a new authenticator.
     Returns how many devices were removed."""
     _require_perm(actor, "accounts.change_user", "You may not reset MFA.", attempted="mfa_reset")
@@ -229,15 +230,22 @@ def mfa_reset(*, actor: User | None, user: User, reason: str) -> int:
         TOTPDevice.objects.filter(user=locked).delete()
         static: int = StaticDevice.objects.filter(user=locked).count()
         StaticDevice.objects.filter(user=locked).delete()
+        passkeys: int = get_credential_model().objects.filter(user=locked).count()
+        get_credential_model().objects.filter(user=locked).delete()
         locked.session_epoch += 1
         locked.save(update_fields=["session_epoch"])
         audit_record(
             action="mfa.reset",
             actor=actor,
             target=locked,
-            details={"reason": reason, "authenticators": totp, "recovery_devices": static},
+            details={
+                "reason": reason,
+                "authenticators": totp,
+                "recovery_devices": static,
+                "passkeys": passkeys,
+            },
         )
-    return totp + static
+    return totp + static + passkeys
 
 
 def _sessions_end(user: User) -> None:

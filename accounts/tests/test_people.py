@@ -10,6 +10,7 @@ from django.core import mail
 from django.test import Client
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import User
 from accounts.services import mfa_recovery_codes_regenerate
@@ -172,6 +173,9 @@ def test_reset_mfa_removes_devices_and_ends_sessions(admin, requester, verified_
     their_client = Client()
     device = totp_device(requester)
     mfa_recovery_codes_regenerate(user=requester)
+    WebAuthnCredential.objects.create(
+        user=requester, name="Key", credential_id=b"\x01" * 16, public_key=b"\x02" * 16, sign_count=0
+    )
     their_client.post("/accounts/login/", {"username": requester.username, "password": PASSWORD})
     their_client.post("/accounts/verify/", {"otp_token": totp_code(device)})
     assert their_client.get("/roles/").status_code == 200
@@ -181,9 +185,11 @@ def test_reset_mfa_removes_devices_and_ends_sessions(admin, requester, verified_
 
     assert not TOTPDevice.objects.filter(user=requester).exists()
     assert not StaticDevice.objects.filter(user=requester).exists()
+    assert not WebAuthnCredential.objects.filter(user=requester).exists()  # passkeys too
     assert their_client.get("/roles/").status_code == 302  # signed out
     [event] = events_after(seq, action="mfa.reset")
     assert event.actor == admin and event.details["reason"] == "lost phone"
+    assert event.details["passkeys"] == 1
     # At the next sign-in they enrol a new authenticator.
     response = their_client.post("/accounts/login/", {"username": requester.username, "password": PASSWORD})
     assert response["Location"].startswith("/accounts/mfa/enrol/")
