@@ -143,6 +143,15 @@ TEMPLATES = [
             ],
         },
     },
+    # Plain text (the text part and subject of emails): the same templates, not HTML-escaped.
+    # Never used for a web page; notifications.services renders "*.txt" email parts with it.
+    {
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 # Database: PostgreSQL through DATABASE_URL in production and CI; a SQLite file otherwise.

@@ -48,7 +48,8 @@ def role_settings_update(
     approved_change: PendingChange | None = None,
 ) -> RoleSettings | PendingChange:
     """Change a role's policy; the audit event carries the before/after diff. Loosening a
-    privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
+    privileged role's policy waits for a second PIM Administrator (roles.two_person). A save
+    that changes nothing (the same values, the same approvers) writes nothing and no event."""
     _require_perm(actor, "roles.change_rolesettings", attempted="role_settings_update")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
@@ -62,6 +63,13 @@ def role_settings_update(
             role_settings.notification_recipients = clean_text(
                 changes["notification_recipients"], field="notification_recipients"
             )
+        proposed = _settings_snapshot(role_settings, approvers=approvers, approver_groups=approver_groups)
+        if (
+            proposed == before
+            and not approved_change
+            and _same_people(role_settings, approvers, approver_groups)
+        ):
+            return role_settings  # nothing changes: nothing to save, check or record
         role_settings_validate(role_settings, approvers=approvers, approver_groups=approver_groups)
         if not approved_change and (
             pending := settings_change_intercept(
@@ -84,13 +92,41 @@ def role_settings_update(
     return role_settings
 
 
-def _settings_snapshot(role_settings: RoleSettings) -> dict[str, Any]:
+def _same_people(
+    role_settings: RoleSettings,
+    approvers: Iterable[User] | None,
+    approver_groups: Iterable[DirectoryGroup] | None,
+) -> bool:
+    """Whether the approvers and approver groups given (None: unchanged) are the stored ones."""
+    pairs = ((approvers, role_settings.approvers), (approver_groups, role_settings.approver_groups))
+    return all(
+        wanted is None or {obj.pk for obj in wanted} == set(stored.values_list("pk", flat=True))
+        for wanted, stored in pairs
+    )
+
+
+def _settings_snapshot(
+    role_settings: RoleSettings,
+    *,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
+) -> dict[str, Any]:
+    """The settings as the audit event records them; approvers and approver_groups, when
+    given, stand in for the stored ones (a proposal not saved yet)."""
     snapshot = {field: getattr(role_settings, field) for field in SETTINGS_FIELDS}
     for field, value in snapshot.items():
         if isinstance(value, timedelta):
             snapshot[field] = int(value.total_seconds())
-    snapshot["approvers"] = sorted(role_settings.approvers.values_list("username", flat=True))
-    snapshot["approver_groups"] = sorted(role_settings.approver_groups.values_list("name", flat=True))
+    snapshot["approvers"] = sorted(
+        role_settings.approvers.values_list("username", flat=True)
+        if approvers is None
+        else [user.username for user in approvers]
+    )
+    snapshot["approver_groups"] = sorted(
+        role_settings.approver_groups.values_list("name", flat=True)
+        if approver_groups is None
+        else [group.name for group in approver_groups]
+    )
     return snapshot
 
 
