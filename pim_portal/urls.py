@@ -4,8 +4,12 @@ from django.views.generic import RedirectView
 
 from activations.urls import evidence_urlpatterns
 
+from .favicon import favicon
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="activations:my_roles", permanent=False)),
+    # Browsers ask for /favicon.ico where a page names no icon (a PDF, a JSON answer).
+    path("favicon.ico", favicon),
     path("accounts/", include("accounts.urls")),
     path("roles/", include("roles.urls")),
     path("", include("activations.urls")),  # /roles/ (My roles) and /activations/...

@@ -154,10 +154,14 @@ def test_the_text_part_and_subject_are_not_html_escaped_but_the_html_part_is(req
     requester.save()
     role = role_with(approvers=[approver], name=f"{AWKWARD} Administrator")
     pending = request_activation(requester, eligible_for(requester, role))
-    [email] = services.email_queue(recipients=[approver], template="request-closed", context={"request": pending})
+    [email] = services.email_queue(
+        recipients=[approver], template="request-closed", context={"request": pending}
+    )
 
     assert f"request of {AWKWARD} (requester) for {AWKWARD} Administrator" in email.body_text
-    assert "&#x27;" not in email.body_text and "&amp;" not in email.body_text and "&lt;" not in email.body_text
+    assert (
+        "&#x27;" not in email.body_text and "&amp;" not in email.body_text and "&lt;" not in email.body_text
+    )
     assert f"for {AWKWARD} Administrator" in email.subject
     assert "O&#x27;Brien &amp; Co &lt;Ops&gt;" in email.body_html
     assert "<Ops>" not in email.body_html
