@@ -568,9 +568,7 @@ def test_making_ones_own_active_assignment_permanent_waits(admin, second_admin, 
     assert assignment.ends_at is None
 
 
-def test_text_in_the_request_email_is_escaped_in_the_html_part_and_plain_in_the_text_part(
-    admin, second_admin, role
-):
+def test_request_email_text_is_escaped_in_html_and_plain_in_text(admin, second_admin, role):
     admin.display_name = "<b>Ada</b>"
     admin.save()
     services.eligible_assign(
