@@ -12,6 +12,7 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("accounts/", include("accounts.urls")),
     path("roles/", include("roles.urls")),
+    path("manage/roles/", include("roles.urls_manage")),
     path("", include("activations.urls")),  # /roles/ (My roles) and /activations/...
     path("audit/", include("audit.urls")),
     path("audit/", include("alerts.urls")),

@@ -171,6 +171,39 @@ def role_approver_candidates(
     return set(pim_administrators())
 
 
+def role_approvers_explained(
+    role_settings: RoleSettings,
+    *,
+    require_approval: bool | None = None,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
+) -> str:
+    """One sentence for the settings editor: who approves activations of the role, with the
+    fallback spelled out (the same rule as role_approver_candidates)."""
+    approvers = role_settings.approvers.all() if approvers is None else list(approvers)
+    approver_groups = (
+        role_settings.approver_groups.all() if approver_groups is None else list(approver_groups)
+    )
+    named = {user for user in approvers if user.is_active}
+    named |= set(User.objects.filter(directory_groups__in=list(approver_groups), is_active=True))
+    if named:
+        source = "the named approvers"
+        people = named
+    elif owners := set(role_settings.role.owners.filter(is_active=True)):
+        source = "nobody is named, so the role's owners"
+        people = owners
+    else:
+        source = "nobody is named and the role has no owners, so the PIM Administrators"
+        people = set(pim_administrators())
+    names = ", ".join(sorted(str(person) for person in people)) or "nobody"
+    required = role_settings.require_approval if require_approval is None else require_approval
+    if not required:
+        return (
+            f"Approval is off: activations need no approval (if it were on, {source} would approve: {names})."
+        )
+    return f"Who approves this role: {source}: {names}."
+
+
 def role_settings_validate(
     role_settings: RoleSettings,
     *,
