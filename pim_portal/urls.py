@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -21,3 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
 ]
+
+if settings.DEBUG:
+    # Development only: the emails the portal queued, readable (README "Development emails").
+    urlpatterns.append(path("dev/emails/", include("notifications.urls")))
