@@ -359,7 +359,7 @@ class RoleSettingsEditorForm(forms.Form):
     def summary(self) -> list[tuple[str, str, str]]:
         """What changes, as (label, now, after) in words: the confirm step shows it."""
         rows = [
-            (LABELS.get(field, field), _words(getattr(self.role_settings, field)), _words(value))
+            (str(self.fields[field].label), _words(getattr(self.role_settings, field)), _words(value))
             for field, value in self.changes().items()
         ]
         for field, label in (("approvers", "Approvers"), ("approver_groups", "Approver groups")):

@@ -284,8 +284,7 @@ def user_is_pim_administrator(*, user: User, at: datetime | None = None) -> bool
     alone is not enough; the break-glass superuser uses the Django admin)."""
     if not (user.is_authenticated and user.is_active):
         return False
-    role = Role.objects.filter(kind=Role.Kind.APP, template_id=PIM_ADMINISTRATOR).first()
-    return role is not None and user_holds_role(user=user, role=role, at=at)
+    return role_holding(user=user, role=PIM_ADMINISTRATOR, at=at).active  # one query
 
 
 def roles_for_administration(
