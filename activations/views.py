@@ -336,15 +336,23 @@ def cancel(request, pk):
 @safe_methods_and_post
 @verified_required
 def deactivate(request, pk):
-    """The requester ends their activation early."""
+    """The requester ends their activation early, once they confirmed it: the Deactivate
+    buttons lead to a page that says what happens (GET, or a POST without ``confirm``), whose
+    own button posts ``confirm=yes``. Works without JavaScript."""
     activation = selectors.request_get_for_user(user=request.user, pk=pk)
-    if request.method == "POST":
+    back = safe_next(request) or activation.get_absolute_url()
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
         _carry_out(
             request,
             lambda: services.activation_deactivate(requester=request.user, request=activation),
             f"Deactivated: you no longer hold {activation.role} at {activation.scope}.",
         )
-    return redirect(safe_next(request) or activation.get_absolute_url())
+        return redirect(back)
+    actions = selectors.request_actions(user=request.user, request=activation, at=timezone.now())
+    if not actions.deactivate:
+        return redirect(back)
+    context = {"activation": activation, "next": back}
+    return render(request, "activations/deactivate_confirm.html", context)
 
 
 @safe_methods_and_post
@@ -402,6 +410,12 @@ def eligibility_change(request, pk, kind):
 # --- Helpers -------------------------------------------------------------------------------
 
 
+OPTIONAL_CODE_WRONG = (
+    "You confirmed with your authenticator a moment ago, so no code is needed: "
+    "clear the field, or type the code your app shows now."
+)
+
+
 def _verify_code(request, form) -> bool:
     """Check the code typed into the form, if any, and record the step-up in the session.
 
@@ -414,7 +428,14 @@ def _verify_code(request, form) -> bool:
     try:
         device = mfa_verify_code(user=request.user, token=token)
     except MfaError as error:
-        form.add_error("otp_token", error.messages)
+        field = form.fields["otp_token"]
+        if not field.required:
+            # One message, not "a code is not needed now" beside "that code is wrong": say both
+            # things at once, and what to do.
+            field.help_text = form["otp_token"].help_text = ""
+            form.add_error("otp_token", [*error.messages, OPTIONAL_CODE_WRONG])
+        else:
+            form.add_error("otp_token", error.messages)
         return False
     mark_step_up(request, device)
     return True

@@ -1,5 +1,7 @@
 """Queueing and sending email. Templates are triplets under templates/emails/:
-<name>-subject.txt, <name>-body.txt and <name>-body.html (all auto-escaped)."""
+<name>-subject.txt, <name>-body.txt and <name>-body.html. Only the HTML part is HTML-escaped:
+the subject and the text part are plain text, rendered with the "text" template engine
+(settings.TEMPLATES), so "O'Brien & Co" reads as written there."""
 
 import logging
 from collections.abc import Iterable
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 # A claimed email is not picked again for this long (a crashed sender's lease runs out).
 SEND_LEASE = timedelta(minutes=5)
+# The template engine without HTML escaping (settings.TEMPLATES) for subjects and text parts.
+TEXT_ENGINE = "text"
 
 
 def email_queue(
@@ -38,14 +42,14 @@ def email_queue(
             continue
         seen.add(address)
         full_context = {**context, "recipient": recipient, "base_url": settings.PIM_BASE_URL}
-        subject = render_to_string(f"emails/{template}-subject.txt", full_context)
+        subject = render_to_string(f"emails/{template}-subject.txt", full_context, using=TEXT_ENGINE)
         emails.append(
             Email(
                 template=template,
                 to=address,
                 # A header never carries a line break (header injection), whatever the data.
                 subject=" ".join(subject.split())[:300],
-                body_text=render_to_string(f"emails/{template}-body.txt", full_context),
+                body_text=render_to_string(f"emails/{template}-body.txt", full_context, using=TEXT_ENGINE),
                 body_html=render_to_string(f"emails/{template}-body.html", full_context),
                 created_at=now,
                 next_attempt_at=now,

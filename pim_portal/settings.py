@@ -154,6 +154,15 @@ TEMPLATES = [
             ],
         },
     },
+    # Plain text (the text part and subject of emails): the same templates, not HTML-escaped.
+    # Never used for a web page; notifications.services renders "*.txt" email parts with it.
+    {
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 # Database: PostgreSQL through DATABASE_URL in production and CI; a SQLite file otherwise.
@@ -263,7 +272,7 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
-# Email: console in development, SMTP when EMAIL_HOST is set.
+# Email: printed (readably) in development, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
@@ -271,10 +280,12 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+# Without an SMTP server, emails are printed readably (text part, links on their own lines)
+# rather than as raw MIME; with DJANGO_DEBUG they are also listed at /dev/emails/.
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "notifications.backends.ReadableConsoleBackend"
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "PIM Portal <pim@localhost>")
 # The right-hand side of every email's Message-ID (<pim-email-{row}.{created}@domain>, the same

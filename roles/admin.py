@@ -16,6 +16,7 @@ from django.utils.html import format_html_join
 from accounts.admin import DirectoryGroupAdmin
 from accounts.models import DirectoryGroup
 from common.admin import ServiceBackedAdmin
+from common.step_up import step_up_verified_at
 
 from . import selectors, services
 from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
@@ -180,8 +181,34 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
         return obj.role if obj is not None else None
 
 
+# The database's last line of defence, said in words (a constraint's name means nothing to a person).
+CONSTRAINT_WORDS = {
+    "_one_principal": "Choose either a user or a group.",
+    "_ends_after_start": "The end must be after the start.",
+}
+
+
 class AssignmentForm(forms.ModelForm):
     reason = forms.CharField(required=False, widget=forms.Textarea, help_text="Why (kept in the audit log).")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "starts_at" in self.fields:
+            # The service starts it now when empty.
+            self.fields["starts_at"].required = False
+            self.fields["starts_at"].help_text = "Leave empty to start now."
+
+    def _post_clean(self):
+        super()._post_clean()
+        errors = self._errors.get(forms.forms.NON_FIELD_ERRORS) if self._errors else None
+        if not errors:
+            return
+        worded = []
+        for message in errors:
+            text = next((words for name, words in CONSTRAINT_WORDS.items() if name in message), message)
+            if text not in worded:
+                worded.append(text)
+        self._errors[forms.forms.NON_FIELD_ERRORS] = self.error_class(worded, error_class="nonfield")
 
     def clean(self):
         cleaned = super().clean()
@@ -222,6 +249,10 @@ class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
             return ()
         return ("role", "user", "group", "scope", "starts_at", "justification", "ended_at", "end_reason")
 
+    def assign_options(self, request) -> dict:
+        """What the service needs beyond the form (the active assignment's MFA time)."""
+        return {}
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if not change:
@@ -233,6 +264,7 @@ class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
                 starts_at=data.get("starts_at") or timezone.now(),
                 ends_at=data.get("ends_at"),
                 justification=data.get("justification", ""),
+                **self.assign_options(request),
             )
             if self.pending_change_remember(request, created):
                 return
@@ -274,6 +306,11 @@ class EligibleAssignmentAdmin(AssignmentAdmin):
 class ActiveAssignmentAdmin(AssignmentAdmin):
     list_display = AssignmentAdmin.list_display + ("origin",)
     list_filter = ("role__tier", "origin", "end_reason")
+
+    def assign_options(self, request) -> dict:
+        # A role that requires MFA for direct active assignments: the session's step-up (the
+        # admin site asks for a fresh one before any change) is that MFA check.
+        return {"mfa_verified_at": step_up_verified_at(request)}
 
     @staticmethod
     def assign(**kwargs):

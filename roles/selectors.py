@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -296,3 +296,78 @@ def pim_administrators(*, at: datetime | None = None) -> QuerySet[User]:
         | Q(directory_groups__pk__in=active.values("group_id")),
         is_active=True,
     ).distinct()
+
+
+# --- Administration in the portal (/manage/roles/) ---------------------------------------------
+
+MANAGE_PAGE_SIZE = 25
+PRINCIPAL_SEARCH_LIMIT = 10
+
+
+def user_is_pim_administrator(*, user: User, at: datetime | None = None) -> bool:
+    """Whether the user holds the PIM Administrator role right now (activated: eligibility
+    alone is not enough; the break-glass superuser uses the Django admin)."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return role_holding(user=user, role=PIM_ADMINISTRATOR, at=at).active  # one query
+
+
+def roles_for_administration(
+    *,
+    text: str = "",
+    privileged: bool | None = None,
+    has_eligible: bool | None = None,
+    entra: bool | None = None,
+    at: datetime | None = None,
+) -> QuerySet[Role]:
+    """The catalog for the Roles list: searched by name, template id or description, filtered,
+    each role with its settings and whether anyone is eligible now (one query per page,
+    whatever the number of roles or assignments)."""
+    at = at or timezone.now()
+    eligible_now = EligibleAssignment.objects.filter(role_id=OuterRef("pk")).current(at)
+    roles = Role.objects.select_related("settings").annotate(has_eligible=Exists(eligible_now))
+    if text:
+        roles = roles.filter(
+            Q(name__icontains=text) | Q(template_id__icontains=text) | Q(description__icontains=text)
+        )
+    if privileged is not None:
+        roles = roles.filter(privileged=privileged)
+    if has_eligible is not None:
+        roles = roles.filter(has_eligible=has_eligible)
+    if entra is not None:
+        roles = roles.filter(kind=Role.Kind.ENTRA) if entra else roles.exclude(kind=Role.Kind.ENTRA)
+    return roles.order_by("name")
+
+
+def role_get_for_administrator(*, user: User, pk: uuid.UUID | str) -> Role:
+    """A role for the administration pages: PIM Administrators (role active) only, else 404."""
+    if not user_is_pim_administrator(user=user):
+        raise Http404("No such page.")
+    role = Role.objects.select_related("settings").filter(pk=pk).first()
+    if role is None:
+        raise Http404("No such role.")
+    return role
+
+
+def people_search(*, text: str, limit: int = PRINCIPAL_SEARCH_LIMIT) -> QuerySet[User]:
+    """Active people whose username, name or email contains the text (the pickers)."""
+    text = text.strip()
+    if not text:
+        return User.objects.none()
+    match = (
+        Q(username__icontains=text)
+        | Q(display_name__icontains=text)
+        | Q(email__icontains=text)
+        | Q(first_name__icontains=text)
+        | Q(last_name__icontains=text)
+    )
+    return User.objects.filter(match, is_active=True).order_by("username")[:limit]
+
+
+def groups_search(*, text: str, limit: int = PRINCIPAL_SEARCH_LIMIT) -> QuerySet[DirectoryGroup]:
+    """Groups whose name or description contains the text (the pickers)."""
+    text = text.strip()
+    if not text:
+        return DirectoryGroup.objects.none()
+    match = Q(name__icontains=text) | Q(description__icontains=text)
+    return DirectoryGroup.objects.filter(match).order_by("name")[:limit]

@@ -37,13 +37,16 @@ def parts(message) -> tuple[str, str]:
     return message.body, html_part(message)
 
 
-def assert_escaped(*texts):
-    for text in texts:
-        assert XSS not in text
-        assert ESCAPED_XSS in text
+def assert_escaped(text, html):
+    """The HTML part escapes markup; the text part is plain text, shown as written (escaping
+    it would show "&lt;" to the reader, and a text part is never parsed as HTML)."""
+    assert XSS not in html
+    assert ESCAPED_XSS in html
+    assert XSS in text
+    assert ESCAPED_XSS not in text
 
 
-def test_html_in_a_justification_is_escaped_in_both_parts_of_the_approval_email(
+def test_html_in_a_justification_is_escaped_in_the_html_part_of_the_approval_email(
     approver, django_capture_on_commit_callbacks
 ):
     requester = UserFactory(username="mallory", display_name="<b>Mallory</b>")
@@ -59,7 +62,8 @@ def test_html_in_a_justification_is_escaped_in_both_parts_of_the_approval_email(
     [message] = mail.outbox
     text, html = parts(message)
     assert_escaped(text, html)
-    assert "<b>Mallory</b>" not in text + html and "&lt;b&gt;Mallory&lt;/b&gt;" in html
+    assert "<b>Mallory</b>" not in html and "&lt;b&gt;Mallory&lt;/b&gt;" in html
+    assert "<b>Mallory</b>" in text  # plain text, as written
     assert "\n" not in message.subject and "\r" not in message.subject
     assert "1 hour" in text and "1 hour" in html
 
@@ -154,4 +158,5 @@ def test_subjects_are_plain_one_line_text(approver, django_capture_on_commit_cal
         "Approval needed: Activation of R&D <Admin> for Pat O'Brien Bcc: victim@example.test"
     )
     assert list(message.extra_headers) == ["Message-ID"] and message.bcc == []  # nothing injected
-    assert "Pat O&#x27;Brien" in message.body  # the parts stay escaped
+    assert "Pat O'Brien" in message.body  # the text part is plain text
+    assert "Pat O&#x27;Brien" in html_part(message)  # the HTML part stays escaped

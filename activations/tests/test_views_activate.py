@@ -392,3 +392,19 @@ def test_the_activate_form_enforces_csrf(requester, verified_client, clock):
 
     assert client.post(activate_url(eligible), form_data()).status_code == 403
     assert not ActivationRequest.objects.exists()
+
+
+def test_a_wrong_optional_code_gives_one_consistent_message(requester, verified_client, clock):
+    """Within the step-up window the code is optional: a wrong one is refused without the page
+    also saying that no code is needed as if nothing had gone wrong."""
+    eligible = eligible_for(requester, role_with())
+    client = verified_client(requester)
+
+    response = client.post(activate_url(eligible), form_data(otp_token=wrong_code(client.device)))
+
+    text = page(response)
+    assert "a code is not needed now" not in text
+    assert text.count('class="error"') == 2  # the refusal and what to do, one list
+    assert "That code is wrong or has already been used." in text
+    assert "clear the field, or type the code your app shows now." in text
+    assert not ActivationRequest.objects.exists()

@@ -143,7 +143,9 @@ def test_canceling_twice_says_why_not(requester, approver):
 def test_the_requester_deactivates_early_and_loses_the_role(requester):
     activation = granted_request(requester, role=role_with(name="Vault"))
 
-    response = sign_in(requester).post(url("deactivate", activation), {"next": MY_ROLES}, follow=True)
+    response = sign_in(requester).post(
+        url("deactivate", activation), {"next": MY_ROLES, "confirm": "yes"}, follow=True
+    )
 
     assert response.redirect_chain == [(MY_ROLES, 302)]
     assert messages_of(response) == ["Deactivated: you no longer hold Vault at /."]
@@ -384,3 +386,27 @@ def test_the_request_page_links_auditors_to_the_evidence_view_and_not_the_reques
     evidence = reverse("evidence:activation", args=[activation.pk])
     assert evidence in page(sign_in(auditor).get(activation.get_absolute_url()))
     assert evidence not in page(sign_in(requester).get(activation.get_absolute_url()))
+
+
+def test_deactivate_asks_for_confirmation_first_and_changes_nothing_until_then(requester):
+    activation = granted_request(requester, role=role_with(name="Vault"))
+    client = sign_in(requester)
+
+    # The button on My roles posts without confirming: a page says what will happen.
+    response = client.post(url("deactivate", activation), {"next": MY_ROLES})
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Deactivate Vault?" in text and "ends it <strong>now</strong>" in text
+    assert 'name="confirm" value="yes"' in text and f'href="{MY_ROLES}"' in text
+    assert reloaded(activation).status == Status.GRANTED
+    assert user_holds_role(user=requester, role=activation.role)
+    assert client.get(url("deactivate", activation)).status_code == 200
+    assert reloaded(activation).status == Status.GRANTED
+
+
+def test_the_deactivate_confirmation_is_404_for_someone_else(requester, outsider):
+    activation = granted_request(requester)
+    response = sign_in(outsider).post(url("deactivate", activation), {"confirm": "yes"})
+    assert response.status_code == 404
+    assert reloaded(activation).status == Status.GRANTED

@@ -142,3 +142,37 @@ def test_an_email_that_keeps_failing_is_given_up_after_the_maximum_attempts(pend
     email = Email.objects.get()
     assert (email.status, email.attempts) == (Email.Status.FAILED, services.MAX_ATTEMPTS)
     assert services.email_outbox_drain(now=T0 + timedelta(days=30)) == 0
+
+
+# --- Plain text stays plain, HTML stays escaped (issue 12) ------------------------------------
+
+AWKWARD = "O'Brien & Co <Ops>"
+
+
+def test_the_text_part_and_subject_are_not_html_escaped_but_the_html_part_is(requester, approver):
+    requester.display_name = AWKWARD
+    requester.save()
+    role = role_with(approvers=[approver], name=f"{AWKWARD} Administrator")
+    pending = request_activation(requester, eligible_for(requester, role))
+    [email] = services.email_queue(
+        recipients=[approver], template="request-closed", context={"request": pending}
+    )
+
+    assert f"request of {AWKWARD} (requester) for {AWKWARD} Administrator" in email.body_text
+    assert (
+        "&#x27;" not in email.body_text and "&amp;" not in email.body_text and "&lt;" not in email.body_text
+    )
+    assert f"for {AWKWARD} Administrator" in email.subject
+    assert "O&#x27;Brien &amp; Co &lt;Ops&gt;" in email.body_html
+    assert "<Ops>" not in email.body_html
+
+
+def test_every_text_template_renders_without_escaping(requester, approver):
+    """All queued emails of a role with an awkward name: none of their text parts escapes."""
+    role = role_with(approvers=[approver], name=f"{AWKWARD} Administrator")
+    request_activation(requester, eligible_for(requester, role))  # the approval-request email
+    emails = list(Email.objects.all())
+    assert emails
+    for email in emails:
+        assert f"{AWKWARD} Administrator" in email.body_text, email.template
+        assert "&amp;" not in email.body_text + email.subject, email.template

@@ -64,6 +64,7 @@ from .lockout import LOCKOUT_KEEP_AHEAD, lockout_holders_keep
 from .role_settings import (
     SETTINGS_FIELDS,
     role_approver_candidates,
+    role_approvers_explained,
     role_settings_update,
     role_settings_validate,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "eligible_update",
     "lockout_holders_keep",
     "role_approver_candidates",
+    "role_approvers_explained",
     "role_create",
     "role_owner_add",
     "role_owner_remove",

@@ -50,7 +50,8 @@ def role_settings_update(
     approved_change: PendingChange | None = None,
 ) -> RoleSettings | PendingChange:
     """Change a role's policy; the audit event carries the before/after diff. Loosening a
-    privileged role's policy waits for a second PIM Administrator (roles.two_person)."""
+    privileged role's policy waits for a second PIM Administrator (roles.two_person). A save
+    that changes nothing (the same values, the same approvers) writes nothing and no event."""
     _require_perm(actor, "roles.change_rolesettings", attempted="role_settings_update")
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
@@ -64,6 +65,13 @@ def role_settings_update(
             role_settings.notification_recipients = clean_text(
                 changes["notification_recipients"], field="notification_recipients"
             )
+        proposed = _settings_snapshot(role_settings, approvers=approvers, approver_groups=approver_groups)
+        if (
+            proposed == before
+            and not approved_change
+            and _same_people(role_settings, approvers, approver_groups)
+        ):
+            return role_settings  # nothing changes: nothing to save, check or record
         role_settings_validate(role_settings, approvers=approvers, approver_groups=approver_groups)
         if not approved_change and (
             pending := settings_change_intercept(
@@ -86,13 +94,41 @@ def role_settings_update(
     return role_settings
 
 
-def _settings_snapshot(role_settings: RoleSettings) -> dict[str, Any]:
+def _same_people(
+    role_settings: RoleSettings,
+    approvers: Iterable[User] | None,
+    approver_groups: Iterable[DirectoryGroup] | None,
+) -> bool:
+    """Whether the approvers and approver groups given (None: unchanged) are the stored ones."""
+    pairs = ((approvers, role_settings.approvers), (approver_groups, role_settings.approver_groups))
+    return all(
+        wanted is None or {obj.pk for obj in wanted} == set(stored.values_list("pk", flat=True))
+        for wanted, stored in pairs
+    )
+
+
+def _settings_snapshot(
+    role_settings: RoleSettings,
+    *,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
+) -> dict[str, Any]:
+    """The settings as the audit event records them; approvers and approver_groups, when
+    given, stand in for the stored ones (a proposal not saved yet)."""
     snapshot = {field: getattr(role_settings, field) for field in SETTINGS_FIELDS}
     for field, value in snapshot.items():
         if isinstance(value, timedelta):
             snapshot[field] = int(value.total_seconds())
-    snapshot["approvers"] = sorted(role_settings.approvers.values_list("username", flat=True))
-    snapshot["approver_groups"] = sorted(role_settings.approver_groups.values_list("name", flat=True))
+    snapshot["approvers"] = sorted(
+        role_settings.approvers.values_list("username", flat=True)
+        if approvers is None
+        else [user.username for user in approvers]
+    )
+    snapshot["approver_groups"] = sorted(
+        role_settings.approver_groups.values_list("name", flat=True)
+        if approver_groups is None
+        else [group.name for group in approver_groups]
+    )
     return snapshot
 
 
@@ -145,6 +181,39 @@ def role_approver_candidates(
     if owners:
         return owners
     return set(pim_administrators())
+
+
+def role_approvers_explained(
+    role_settings: RoleSettings,
+    *,
+    require_approval: bool | None = None,
+    approvers: Iterable[User] | None = None,
+    approver_groups: Iterable[DirectoryGroup] | None = None,
+) -> str:
+    """One sentence for the settings editor: who approves activations of the role, with the
+    fallback spelled out (the same rule as role_approver_candidates)."""
+    approvers = role_settings.approvers.all() if approvers is None else list(approvers)
+    approver_groups = (
+        role_settings.approver_groups.all() if approver_groups is None else list(approver_groups)
+    )
+    named = {user for user in approvers if user.is_active}
+    named |= set(User.objects.filter(directory_groups__in=list(approver_groups), is_active=True))
+    if named:
+        source = "the named approvers"
+        people = named
+    elif owners := set(role_settings.role.owners.filter(is_active=True)):
+        source = "nobody is named, so the role's owners"
+        people = owners
+    else:
+        source = "nobody is named and the role has no owners, so the PIM Administrators"
+        people = set(pim_administrators())
+    names = ", ".join(sorted(str(person) for person in people)) or "nobody"
+    required = role_settings.require_approval if require_approval is None else require_approval
+    if not required:
+        return (
+            f"Approval is off: activations need no approval (if it were on, {source} would approve: {names})."
+        )
+    return f"Who approves this role: {source}: {names}."
 
 
 def role_settings_validate(

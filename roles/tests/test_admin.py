@@ -12,7 +12,7 @@ from django.utils.duration import duration_string
 from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
-from roles.models import EligibleAssignment, Role, RoleSettings
+from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
 from tests.factories import (
     DirectoryGroupFactory,
     EligibleAssignmentFactory,
@@ -226,7 +226,55 @@ def test_changing_the_end_of_an_eligibility_in_the_admin_is_an_audited_update(
     assert events[0].details["justification"] == "Shorter cover"
 
 
+def test_an_eligibility_without_a_start_starts_now(admin, verified_client, role, requester):
+    data = assignment_form(role, requester, ends_at=timezone.now() + timedelta(days=30))
+    data["starts_at_0"] = data["starts_at_1"] = ""
+    response = verified_client(admin).post(admin_url(EligibleAssignment, "add"), data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    assignment = EligibleAssignment.objects.get(user=requester, role=role)
+    assert abs(assignment.starts_at - timezone.now()) < timedelta(minutes=1)
+
+
+def test_an_assignment_with_neither_user_nor_group_says_so_in_words(admin, verified_client, role, requester):
+    data = assignment_form(role, requester, ends_at=timezone.now() + timedelta(days=30))
+    data["user"] = ""
+    response = verified_client(admin).post(admin_url(EligibleAssignment, "add"), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Choose either a user or a group." in page
+    assert "one_principal" not in page and "Constraint" not in page
+    assert not EligibleAssignment.objects.exists()
+
+
+def test_a_direct_active_assignment_of_a_role_requiring_mfa_is_made_with_the_sessions_step_up(
+    admin, verified_client, role, requester
+):
+    RoleSettings.objects.filter(role=role).update(active_require_mfa=True)
+    client = verified_client(admin)
+    seq = last_seq()
+    response = client.post(
+        admin_url(ActiveAssignment, "add"),
+        assignment_form(role, requester, ends_at=timezone.now() + timedelta(days=30)),
+        follow=True,
+    )
+    assert not [text for text in messages_of(response) if text.startswith("Refused")]
+    assignment = ActiveAssignment.objects.get(user=requester, role=role)
+    assert assignment.origin == ActiveAssignment.Origin.DIRECT
+    assert [e.action for e in events_after(seq)] == ["active_assignment.created"]
+
+
 # --- Role settings -------------------------------------------------------------------------
+
+
+def test_saving_role_settings_unchanged_in_the_admin_writes_no_event(admin, verified_client, role, approver):
+    role.settings.approvers.add(approver)
+    client = verified_client(admin)
+    seq = last_seq()
+    before = RoleSettings.objects.get(pk=role.pk).updated_at
+    response = client.post(admin_url(RoleSettings, "change", role.pk), settings_form(role.settings))
+    assert response.status_code == 302
+    assert events_after(seq) == []
+    assert RoleSettings.objects.get(pk=role.pk).updated_at == before
 
 
 def test_changing_role_settings_in_the_admin_writes_the_diff(admin, verified_client, role):

@@ -287,6 +287,24 @@ def test_settings_change_is_audited_with_a_before_after_diff(admin, role):
     assert "require_mfa" not in event.details["changes"]
 
 
+def test_a_settings_save_that_changes_nothing_writes_no_event(admin, approver, role):
+    role.settings.approvers.add(approver)
+    before = AuditEvent.objects.count()
+    result = services.role_settings_update(
+        actor=admin,
+        role=role,
+        changes={"activation_max_duration": timedelta(hours=8), "require_mfa": True},
+        approvers=[approver],
+        approver_groups=[],
+    )
+    assert AuditEvent.objects.count() == before
+    assert result.activation_max_duration == timedelta(hours=8)
+    services.role_settings_update(actor=admin, role=role, changes={}, approvers=[])
+    assert events("role_settings.changed")[-1].details["changes"] == {
+        "approvers": {"before": [approver.username], "after": []}
+    }
+
+
 @pytest.mark.parametrize("hours", [0.25, 25])
 def test_activation_duration_outside_30_minutes_to_24_hours_is_refused(admin, role, hours):
     with pytest.raises(ValidationError, match="between 30 minutes and 24 hours"):

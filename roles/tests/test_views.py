@@ -79,3 +79,19 @@ def test_role_detail_escapes_names_and_justifications(admin, requester, verified
     assert XSS not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+
+
+def test_role_detail_links_the_administration_page_for_pim_administrators(
+    admin, verified_client, assigned_role
+):
+    manage = reverse("manage_roles:role", args=[assigned_role.pk])
+    assert f'href="{manage}"' in html(verified_client(admin).get(assigned_role.get_absolute_url()))
+
+
+def test_role_detail_does_not_link_the_administration_page_for_owners(
+    admin, reviewer, verified_client, assigned_role
+):
+    services.role_owner_add(actor=admin, role=assigned_role, user=reviewer)
+    page = html(verified_client(reviewer).get(assigned_role.get_absolute_url()))
+    assert "Month-end close" in page
+    assert reverse("manage_roles:role", args=[assigned_role.pk]) not in page
