@@ -59,10 +59,26 @@ DURATION_RANGES = {
 
 # Where each setting shows in the editor; settings not named here go under "Other settings".
 SECTIONS: list[tuple[str, tuple[str, ...]]] = [
-    ("Activation", ("activation_max_duration", "require_mfa", "require_justification", "require_ticket")),
+    (
+        "Activation",
+        (
+            "activation_max_duration",
+            "require_mfa",
+            "activation_authentication_strength",
+            "require_justification",
+            "require_ticket",
+        ),
+    ),
     (
         "Approval",
-        ("require_approval", "approvals_required", "approval_timeout", "approvers", "approver_groups"),
+        (
+            "require_approval",
+            "approvals_required",
+            "approval_timeout",
+            "approval_authentication_strength",
+            "approvers",
+            "approver_groups",
+        ),
     ),
     ("Eligible assignments", ("eligible_allow_permanent", "eligible_max_duration")),
     (
@@ -359,7 +375,11 @@ class RoleSettingsEditorForm(forms.Form):
     def summary(self) -> list[tuple[str, str, str]]:
         """What changes, as (label, now, after) in words: the confirm step shows it."""
         rows = [
-            (str(self.fields[field].label), _words(getattr(self.role_settings, field)), _words(value))
+            (
+                str(self.fields[field].label),
+                _words(getattr(self.role_settings, field), self.fields[field]),
+                _words(value, self.fields[field]),
+            )
             for field, value in self.changes().items()
         ]
         for field, label in (("approvers", "Approvers"), ("approver_groups", "Approver groups")):
@@ -383,7 +403,10 @@ def _names(objects) -> str:
     return ", ".join(sorted(str(obj) for obj in objects)) or "none"
 
 
-def _words(value: Any) -> str:
+def _words(value: Any, field: forms.Field | None = None) -> str:
+    choices = dict(getattr(field, "choices", None) or ())
+    if value in choices:  # a choice: its label ("Any MFA"), not its stored value
+        return str(choices[value])
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, timedelta):

@@ -61,6 +61,8 @@ def settings_data(role_settings: RoleSettings, **overrides) -> dict:
         data[f"{field}_0"] = str(getattr(role_settings, field) / timedelta(hours=1))
         data[f"{field}_1"] = "hours"
     data["approvals_required"] = str(role_settings.approvals_required)
+    for field in ("activation_authentication_strength", "approval_authentication_strength"):
+        data[field] = getattr(role_settings, field)
     data["notification_recipients"] = role_settings.notification_recipients
     data["approvers"] = [str(user.pk) for user in role_settings.approvers.all()]
     data["approver_groups"] = [str(group.pk) for group in role_settings.approver_groups.all()]
@@ -285,6 +287,30 @@ def test_the_confirm_page_round_trips_every_value(admin, verified_client, role, 
     assert role.settings.eligible_max_duration == timedelta(days=30)
     assert role.settings.activation_max_duration == timedelta(hours=8)
     assert list(role.settings.approvers.all()) == [approver]
+
+
+def test_the_editor_sets_the_authentication_strength_for_activation_and_approval(
+    admin, verified_client, role
+):
+    client = verified_client(admin)
+    data = settings_data(
+        role.settings,
+        activation_authentication_strength="phishing_resistant",
+        approval_authentication_strength="phishing_resistant",
+    )
+    summary = client.post(url("settings", role), data).context["summary"]
+    assert ("Authentication strength to activate", "Any MFA", "Phishing-resistant (passkey)") in summary
+
+    response = client.post(url("settings", role), {**data, "confirm": "yes"})
+
+    assert response.status_code == 302
+    role.settings.refresh_from_db()
+    assert role.settings.activation_authentication_strength == "phishing_resistant"
+    assert role.settings.approval_authentication_strength == "phishing_resistant"
+    refused = client.post(
+        url("settings", role), settings_data(role.settings, approval_authentication_strength="weak")
+    )
+    assert "approval_authentication_strength" in refused.context["form"].errors
 
 
 def test_saving_unchanged_settings_writes_nothing(admin, verified_client, role):
