@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activations.models import ActivationRequest
-from alerts.models import Alert
+from alerts.models import Alert, RuleEvaluation
 from reviews.models import ReviewDefinition, ReviewInstance, ReviewItem
 from tests.factories import ActiveAssignmentFactory, EligibleAssignmentFactory, RoleFactory
 
@@ -50,6 +50,7 @@ def known_data(now, suffix=""):
     activation(seldom, at=now - timedelta(hours=2), status=ActivationRequest.Status.PENDING_APPROVAL)
     ActiveAssignmentFactory(ends_at=None, role=RoleFactory(name=f"Standing Role{suffix}"))
     Alert.objects.create(kind=f"x{suffix}", severity="high", first_raised_at=now, last_evaluated_at=now)
+    RuleEvaluation.objects.update_or_create(kind=f"x{suffix}", defaults={"evaluated_at": now})
     definition = ReviewDefinition.objects.create(name=f"Quarterly{suffix}", start_date=now.date())
     instance = ReviewInstance.objects.create(
         definition=definition,
