@@ -9,4 +9,6 @@ class AlertsConfig(AppConfig):
     def ready(self):
         from .receivers import evaluate_after_migrate
 
-        post_migrate.connect(evaluate_after_migrate, sender=self, dispatch_uid="alerts_evaluate_after_migrate")
+        post_migrate.connect(
+            evaluate_after_migrate, sender=self, dispatch_uid="alerts_evaluate_after_migrate"
+        )

@@ -137,7 +137,8 @@ def _entry(action: str, actor: User | None, alert: Alert, details: dict[str, Any
 
 def alerts_last_evaluated_at() -> datetime | None:
     """When the rules were last evaluated, or None if they never were."""
-    return RuleEvaluation.objects.aggregate(last=Max("evaluated_at"))["last"]
+    last: datetime | None = RuleEvaluation.objects.aggregate(last=Max("evaluated_at"))["last"]
+    return last
 
 
 def alerts_evaluate_if_never(*, now: datetime | None = None) -> Evaluation | None:

@@ -101,11 +101,13 @@ def xlsx_chunks(
             yield chunk
 
 
-def column_widths(header: Sequence[object], rows: Sequence[Sequence[object]]) -> list[float]:
+def column_widths(header: Sequence[object], rows: Sequence[Sequence[object]]) -> list[int]:
     """Each column's width in characters: its longest header or sample value, within bounds."""
-    widths = []
+    widths: list[int] = []
     for index, title in enumerate(header):
-        longest = max([_display_length(title)] + [_display_length(row[index]) for row in rows if index < len(row)])
+        longest = max(
+            [_display_length(title)] + [_display_length(row[index]) for row in rows if index < len(row)]
+        )
         widths.append(min(max(longest + 2, XLSX_MIN_WIDTH), XLSX_MAX_WIDTH))
     return widths
 
@@ -129,7 +131,7 @@ def _typed(sheet: Any, value: object) -> object:
     return value
 
 
-def _sheet(workbook: Workbook, title: str, number: int, header: Sequence[object], widths: list[float]) -> Any:
+def _sheet(workbook: Workbook, title: str, number: int, header: Sequence[object], widths: list[int]) -> Any:
     sheet = workbook.create_sheet(title if number == 1 else f"{title} ({number})")
     for index, width in enumerate(widths, 1):
         sheet.column_dimensions[get_column_letter(index)].width = width

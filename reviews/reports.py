@@ -104,7 +104,9 @@ def history_csv_stream(definition: ReviewDefinition) -> Iterator[str]:
 
 
 def history_xlsx_stream(definition: ReviewDefinition) -> Iterator[bytes]:
-    return xlsx_chunks(HISTORY_COLUMNS, history_rows(definition, timestamp=_utc_naive), title="Review history")
+    return xlsx_chunks(
+        HISTORY_COLUMNS, history_rows(definition, timestamp=_utc_naive), title="Review history"
+    )
 
 
 def history_filename(definition: ReviewDefinition, extension: str) -> str:

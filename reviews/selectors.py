@@ -130,7 +130,9 @@ def instance_progress(*, instance: ReviewInstance) -> Progress:
 
 def instance_decision_counts(*, instance: ReviewInstance) -> dict[str, int]:
     """The run's items by decision and outcome (one query), for its report email."""
-    counts = ReviewInstance.objects.filter(pk=instance.pk).aggregate(decided=_decided_count(), **_run_counts())
+    counts = ReviewInstance.objects.filter(pk=instance.pk).aggregate(
+        decided=_decided_count(), **_run_counts()
+    )
     return {"total": instance.item_count, **counts}
 
 
@@ -148,7 +150,9 @@ def with_live_usage(items: QuerySet[ReviewItem], *, at: datetime) -> QuerySet[Re
         .order_by("-starts_at")
         .values("starts_at")[:1]
     )
-    return items.annotate(live_sign_in_at=F("user__last_sign_in_at"), live_activation_at=Subquery(last_activation))
+    return items.annotate(
+        live_sign_in_at=F("user__last_sign_in_at"), live_activation_at=Subquery(last_activation)
+    )
 
 
 def instance_items(*, instance: ReviewInstance, decision: str = "") -> QuerySet[ReviewItem]:
@@ -216,11 +220,15 @@ def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict[st
     ]
 
 
-def recommendations_to_accept(*, user: User, instance_id: uuid.UUID | None = None, at: datetime | None = None) -> int:
+def recommendations_to_accept(
+    *, user: User, instance_id: uuid.UUID | None = None, at: datetime | None = None
+) -> int:
     """How many of the user's undecided items in open runs have a recommendation to accept."""
-    items = _reviewer_items(user, at or timezone.now()).filter(
-        decision="", instance__definition__recommendations=True
-    ).exclude(recommendation="")
+    items = (
+        _reviewer_items(user, at or timezone.now())
+        .filter(decision="", instance__definition__recommendations=True)
+        .exclude(recommendation="")
+    )
     if instance_id is not None:
         items = items.filter(instance_id=instance_id)
     return items.count()

@@ -363,5 +363,7 @@ def _history(request, pk, file_format, stream, content_type):
     definition = selectors.definition_get_for_admin(user=request.user, pk=pk)
     reports.review_history_exported(actor=request.user, definition=definition, file_format=file_format)
     response = StreamingHttpResponse(stream(definition), content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{reports.history_filename(definition, file_format)}"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="{reports.history_filename(definition, file_format)}"'
+    )
     return response

@@ -105,7 +105,7 @@ def review_item_reset(*, reviewer: User, item: ReviewItem, now: datetime | None 
 DECISION_FIELDS = ["decision", "justification", "decided_by", "decided_at", "from_recommendation"]
 
 
-def _lock_open_items(reviewer: User, pks: list, now: datetime) -> list[ReviewItem]:
+def _lock_open_items(reviewer: User, pks: list[uuid.UUID], now: datetime) -> list[ReviewItem]:
     """The items, locked, if the reviewer reviews every one of them and their runs are open."""
     if not reviewer.is_active:
         raise PermissionDenied("A deactivated account cannot review.")
@@ -132,7 +132,12 @@ def _set(
     *,
     from_recommendation: bool,
 ) -> None:
-    item.decision, item.justification, item.decided_by, item.decided_at = decision, justification, reviewer, now
+    item.decision, item.justification, item.decided_by, item.decided_at = (
+        decision,
+        justification,
+        reviewer,
+        now,
+    )
     item.from_recommendation = from_recommendation
 
 

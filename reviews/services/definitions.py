@@ -139,7 +139,11 @@ def _recurrence_errors(definition: ReviewDefinition) -> dict[str, str]:
         errors["max_runs"] = "End the series on a date or after a number of runs, not both."
     if definition.max_runs is not None and not 1 <= definition.max_runs <= 1000:
         errors["max_runs"] = "The number of runs is between 1 and 1000."
-    if definition.end_date is not None and definition.start_date and definition.end_date < definition.start_date:
+    if (
+        definition.end_date is not None
+        and definition.start_date
+        and definition.end_date < definition.start_date
+    ):
         errors["end_date"] = "The series cannot end before its first run starts."
     return errors
 
