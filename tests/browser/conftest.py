@@ -115,3 +115,21 @@ def new_page(chromium, live_server, settings):
     yield make
     for context in contexts:
         context.close()
+
+
+# Where browser tests leave their screenshots (CI keeps the folder as an artefact).
+SCREENSHOT_DIR = os.environ.get("PIM_TEST_SCREENSHOTS", "/tmp/pim-screenshots")  # noqa: S108
+
+
+@pytest.fixture
+def screenshot(request):
+    """A function saving a page's full screenshot as <test>-<name>.png in SCREENSHOT_DIR."""
+    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
+    prefix = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:80]
+
+    def take(page, name: str) -> str:
+        path = os.path.join(SCREENSHOT_DIR, f"{prefix}-{name}.png")
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take
