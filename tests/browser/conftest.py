@@ -123,9 +123,9 @@ SCREENSHOT_DIR = os.environ.get("PIM_TEST_SCREENSHOTS", "/tmp/pim-screenshots") 
 
 @pytest.fixture
 def screenshot(request):
-    """A function saving a page's full screenshot as <test>-<name>.png in SCREENSHOT_DIR."""
+    """A function saving a page's full screenshot as <test module>-<name>.png in SCREENSHOT_DIR."""
     os.makedirs(SCREENSHOT_DIR, exist_ok=True)
-    prefix = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:80]
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
 
     def take(page, name: str) -> str:
         path = os.path.join(SCREENSHOT_DIR, f"{prefix}-{name}.png")

@@ -124,7 +124,8 @@ def walk(page, persona: str, urls: list[str], data: dict, screenshot) -> list[st
         url = template.format(**data)
         response = page.goto(url)
         assert response is not None and response.status == 200, f"{persona} {url}: {response and response.status}"
-        screenshot(page, f"{persona}-{template.strip('/').replace('/', '_').replace('{', '').replace('}', '')}")
+        slug = template.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+        screenshot(page, f"390-{persona}-{slug}")
         width = scroll_width(page)
         if width > PHONE["width"]:
             problems.append(f"{persona} {url}: scrolls sideways at 390 px ({width} px wide)")
