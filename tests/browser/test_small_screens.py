@@ -70,7 +70,9 @@ def portal_data(requester, approver, reviewer, admin, auditor):
         changes={"require_approval": True, "activation_max_duration": timedelta(hours=2)},
         approvers=[approver],
     )
-    eligible = EligibleAssignmentFactory(user=requester, role=role, ends_at=timezone.now() + timedelta(days=90))
+    eligible = EligibleAssignmentFactory(
+        user=requester, role=role, ends_at=timezone.now() + timedelta(days=90)
+    )
     request = activation_request(
         requester=requester,
         eligible=eligible,
@@ -123,7 +125,9 @@ def walk(page, persona: str, urls: list[str], data: dict, screenshot) -> list[st
     for template in urls:
         url = template.format(**data)
         response = page.goto(url)
-        assert response is not None and response.status == 200, f"{persona} {url}: {response and response.status}"
+        assert response is not None and response.status == 200, (
+            f"{persona} {url}: {response and response.status}"
+        )
         slug = template.strip("/").replace("/", "_").replace("{", "").replace("}", "")
         screenshot(page, f"390-{persona}-{slug}")
         width = scroll_width(page)
@@ -182,7 +186,10 @@ def test_tables_stack_into_labelled_rows_at_390_px(portal_data, reviewer, new_pa
     page.goto("/reviews/mine/")
     cell = page.locator("#review-items tbody tr[data-item] td.principal")
     assert cell.get_attribute("data-label") == "Principal"
-    assert page.evaluate("getComputedStyle(document.querySelector('#review-items tr[data-item]')).display") == "block"
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#review-items tr[data-item]')).display")
+        == "block"
+    )
 
 
 def test_focus_moves_to_the_first_error_after_a_refused_form(portal_data, admin, new_page):
@@ -193,7 +200,9 @@ def test_focus_moves_to_the_first_error_after_a_refused_form(portal_data, admin,
     page.click("#save-review")
     page.wait_for_load_state()
     assert page.locator(".field-errors").count() >= 1
-    focused = page.evaluate("[document.activeElement.name, document.activeElement.getAttribute('aria-invalid')]")
+    focused = page.evaluate(
+        "[document.activeElement.name, document.activeElement.getAttribute('aria-invalid')]"
+    )
     assert focused == ["name", "true"]
 
 
