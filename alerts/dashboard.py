@@ -148,8 +148,10 @@ def rows(
     unit: str = "",
 ) -> Chart:
     """Horizontal bars, one per category: (label, value, caption), over a scale."""
-    end, ticks = (top, [0, top // 4, top // 2, 3 * top // 4, top]) if top else nice_scale(
-        max((value for _, value, _ in points), default=0)
+    end, ticks = (
+        (top, [0, top // 4, top // 2, 3 * top // 4, top])
+        if top
+        else nice_scale(max((value for _, value, _ in points), default=0))
     )
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     bars = [

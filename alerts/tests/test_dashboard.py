@@ -140,7 +140,9 @@ def test_the_charts_have_a_scale_and_labels_that_fit(verified_client, admin):
     columns = svg_of(page, "chart-activations")
     assert re.findall(r'<text class="tick"[^>]*>(\d+)</text>', columns) == ["0", "1", "2", "3"]
     assert columns.count('class="gridline"') == 4
-    labels = re.findall(r'<text class="axis-label" x="([\d.]+)"[^>]*text-anchor="(\w+)"[^>]*>([^<]+)</text>', columns)
+    labels = re.findall(
+        r'<text class="axis-label" x="([\d.]+)"[^>]*text-anchor="(\w+)"[^>]*>([^<]+)</text>', columns
+    )
     assert labels[0][1] == "start" and labels[-1][1] == "end"  # neither end is cut
     assert labels[-1][2] == f"{now.astimezone(UTC):%m-%d}" and float(labels[-1][0]) <= 480
     assert float(labels[0][0]) >= 36  # right of the scale's labels
@@ -153,7 +155,12 @@ def test_the_charts_have_a_scale_and_labels_that_fit(verified_client, admin):
 
 @pytest.mark.parametrize(
     ("top", "expected"),
-    [(0, (1, [0, 1])), (3, (3, [0, 1, 2, 3])), (7, (8, [0, 2, 4, 6, 8])), (42, (50, [0, 10, 20, 30, 40, 50]))],
+    [
+        (0, (1, [0, 1])),
+        (3, (3, [0, 1, 2, 3])),
+        (7, (8, [0, 2, 4, 6, 8])),
+        (42, (50, [0, 10, 20, 30, 40, 50])),
+    ],
 )
 def test_the_scale_ends_on_a_round_number(top, expected):
     from alerts.dashboard import nice_scale
