@@ -2,7 +2,7 @@
 portal says what it found instead of "no open alerts" from a rule that never ran."""
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 
 from common.broker import task_publish
 
@@ -15,6 +15,8 @@ def evaluate_after_migrate(sender, using: str = "default", **kwargs) -> None:
     evaluation is the first."""
     if not settings.PIM_ALERTS_EVALUATE_AFTER_MIGRATE:
         return
+    if RuleEvaluation._meta.db_table not in connections[using].introspection.table_names():
+        return  # migrated to a point before the table (e.g. `migrate alerts 0002`)
     if RuleEvaluation.objects.using(using).exists():
         return
     from .tasks import alerts_evaluate_first
