@@ -436,6 +436,9 @@ SPECTACULAR_SETTINGS = {
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
         "AlertStatusEnum": "alerts.models.Alert.Status",
+        # Two choice sets share the field name "decision": an approver's and a reviewer's.
+        "DecisionEnum": "activations.models.Approval.Decision",
+        "ReviewDecisionEnum": "reviews.models.ReviewItem.Decision",
     },
 }
 
