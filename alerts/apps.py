@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AlertsConfig(AppConfig):
@@ -6,4 +7,8 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the signal receivers)
+        from . import receivers  # connects the signal receivers
+
+        post_migrate.connect(
+            receivers.evaluate_after_migrate, sender=self, dispatch_uid="alerts_evaluate_after_migrate"
+        )

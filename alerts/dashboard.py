@@ -23,12 +23,18 @@ TOP = 8
 SEVERITY_FILL = {"high": "#b71c1c", "medium": "#e65100", "low": "#607d8b"}
 FILL = "#1565c0"
 
-# Chart sizes in SVG user units (the picture scales to its column).
-WIDTH = 600
-COLUMN_HEIGHT = 150
-ROW_HEIGHT = 22
-LABEL_WIDTH = 230
-VALUE_WIDTH = 60
+# Chart sizes in SVG user units (the picture scales to its column). Narrow enough that the
+# labels stay readable when a phone shrinks the picture to about 360 px.
+WIDTH = 480
+COLUMN_HEIGHT = 190
+PLOT_TOP = 10  # room for the top tick's label
+AXIS_BOTTOM = 24  # the day labels under the columns
+AXIS_LEFT = 36  # the scale's labels left of the columns
+ROW_HEIGHT = 24
+LABEL_WIDTH = 170
+VALUE_WIDTH = 44
+SCALE_HEIGHT = 22  # the scale under the rows
+FONT = 13
 
 
 @dataclass
@@ -42,11 +48,29 @@ class Bar:
     fill: str = FILL
     caption: str = ""  # the value as written next to the bar
     show_label: bool = True
+    anchor: str = "middle"  # of the label under a column: the first starts, the last ends there
 
     @property
     def text_y(self) -> float:
         """The baseline of the row's label and value text."""
         return round(self.y + 13, 1)
+
+    @property
+    def label_x(self) -> float:
+        """Where the label under a column is anchored."""
+        if self.anchor == "start":
+            return self.x
+        if self.anchor == "end":
+            return round(self.x + self.width, 1)
+        return round(self.x + self.width / 2, 1)
+
+
+@dataclass
+class Tick:
+    """A mark of the scale: its value as written, and where it is (x for rows, y for columns)."""
+
+    label: str
+    at: float
 
 
 @dataclass
@@ -58,40 +82,77 @@ class Chart:
     bars: list[Bar] = field(default_factory=list)
     total: int = 0
     oldest: datetime | None = None
+    ticks: list[Tick] = field(default_factory=list)
+    plot_left: float = 0
+    plot_right: float = 0
+    plot_top: float = 0
+    plot_bottom: float = 0
 
     @property
     def empty(self) -> bool:
         return not any(bar.value for bar in self.bars)
 
 
-def columns(title: str, points: list[tuple[str, int]], *, every: int = 5) -> Chart:
-    """Vertical bars left to right (a time series); every n-th one is labelled."""
-    top = max((value for _, value in points), default=0) or 1
-    slot = WIDTH / max(len(points), 1)
-    plot = COLUMN_HEIGHT - 20  # room for the labels under the bars
+def nice_scale(top: int, *, most: int = 5) -> tuple[int, list[int]]:
+    """A scale from 0 to at least top in round steps (1, 2 or 5 times a power of ten), at
+    most `most` steps: (the scale's end, its tick values)."""
+    top = max(top, 1)
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if -(-top // step) <= most:
+                end = -(-top // step) * step
+                return end, list(range(0, end + 1, step))
+        magnitude *= 10
+
+
+def columns(title: str, points: list[tuple[str, int]], *, every: int = 7) -> Chart:
+    """Vertical bars left to right (a time series) over a scale; every n-th day and the last
+    are labelled, the last one ending at the right edge so it is never cut."""
+    end, ticks = nice_scale(max((value for _, value in points), default=0))
+    plot_bottom = COLUMN_HEIGHT - AXIS_BOTTOM
+    plot = plot_bottom - PLOT_TOP
+    slot = (WIDTH - AXIS_LEFT) / max(len(points), 1)
+    last = len(points) - 1
     bars = []
     for index, (label, value) in enumerate(points):
-        height = round(plot * value / top, 1)
+        height = round(plot * value / end, 1)
+        labelled = index == last or (index % every == 0 and last - index >= every // 2)
         bars.append(
             Bar(
                 label=label,
                 value=value,
-                x=round(index * slot + 1, 1),
-                y=round(plot - height, 1),
+                x=round(AXIS_LEFT + index * slot + 1, 1),
+                y=round(plot_bottom - height, 1),
                 width=round(slot - 2, 1),
                 height=height,
                 caption=str(value),
-                show_label=index % every == 0 or index == len(points) - 1,
+                show_label=labelled,
+                anchor="end" if index == last else "start" if index == 0 else "middle",
             )
         )
-    return Chart(title, "columns", WIDTH, COLUMN_HEIGHT, bars, sum(v for _, v in points))
+    chart = Chart(title, "columns", WIDTH, COLUMN_HEIGHT, bars, sum(v for _, v in points))
+    chart.ticks = [Tick(str(value), round(plot_bottom - plot * value / end, 1)) for value in ticks]
+    chart.plot_left, chart.plot_right = AXIS_LEFT, WIDTH
+    chart.plot_top, chart.plot_bottom = PLOT_TOP, plot_bottom
+    return chart
 
 
 def rows(
-    title: str, points: list[tuple[str, int, str]], *, top: int | None = None, fills: dict | None = None
+    title: str,
+    points: list[tuple[str, int, str]],
+    *,
+    top: int | None = None,
+    fills: dict | None = None,
+    unit: str = "",
 ) -> Chart:
-    """Horizontal bars, one per category: (label, value, caption)."""
-    top = top or max((value for _, value, _ in points), default=0) or 1
+    """Horizontal bars, one per category: (label, value, caption), over a scale."""
+    end, ticks = (
+        (top, [0, top // 4, top // 2, 3 * top // 4, top])
+        if top
+        else nice_scale(max((value for _, value, _ in points), default=0))
+    )
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     bars = [
         Bar(
@@ -99,14 +160,19 @@ def rows(
             value=value,
             x=LABEL_WIDTH,
             y=index * ROW_HEIGHT + 3,
-            width=round(span * value / top, 1),
+            width=round(span * value / end, 1),
             height=ROW_HEIGHT - 6,
             fill=(fills or {}).get(label, FILL),
             caption=caption,
         )
         for index, (label, value, caption) in enumerate(points)
     ]
-    return Chart(title, "rows", WIDTH, max(len(points), 1) * ROW_HEIGHT, bars, sum(p[1] for p in points))
+    plot_bottom = max(len(points), 1) * ROW_HEIGHT
+    chart = Chart(title, "rows", WIDTH, plot_bottom + SCALE_HEIGHT, bars, sum(p[1] for p in points))
+    chart.ticks = [Tick(f"{value}{unit}", round(LABEL_WIDTH + span * value / end, 1)) for value in ticks]
+    chart.plot_left, chart.plot_right = LABEL_WIDTH, LABEL_WIDTH + span
+    chart.plot_top, chart.plot_bottom = 0, plot_bottom
+    return chart
 
 
 def dashboard_data(*, now: datetime | None = None) -> dict:
@@ -212,7 +278,7 @@ def review_progress() -> Chart:
         )
         for row in instances
     ]
-    return rows("Access reviews in progress (decided / total)", points, top=100)
+    return rows("Access reviews in progress (decided / total)", points, top=100, unit="%")
 
 
 def open_alerts_by_severity() -> Chart:

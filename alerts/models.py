@@ -92,3 +92,15 @@ class Alert(models.Model):
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS.get(self.status, set())
+
+
+class RuleEvaluation(models.Model):
+    """When each alert rule was last evaluated (written by alerts.services.alerts_evaluate in
+    its transaction). No row at all: the rules were never evaluated, and the pages say so
+    rather than claiming there is nothing to worry about."""
+
+    kind = models.CharField(max_length=48, primary_key=True)
+    evaluated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} evaluated {self.evaluated_at:%Y-%m-%d %H:%M}"

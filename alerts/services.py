@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
@@ -23,7 +24,7 @@ from notifications.services import email_queue
 from roles.selectors import pim_administrators
 
 from .fixes import FIXES
-from .models import Alert
+from .models import Alert, RuleEvaluation
 from .rules import KINDS, Finding
 
 MANAGE_PERMISSION = "alerts.manage_alert"
@@ -98,6 +99,12 @@ def _apply(findings: dict[str, list[Finding]], *, now: datetime, actor: User | N
                 alert.save(update_fields=["status", "resolved_at", "last_evaluated_at"])
                 result.resolved.append(alert)
                 entries.append(_entry("alert.resolved", actor, alert, {}))
+        RuleEvaluation.objects.bulk_create(
+            [RuleEvaluation(kind=kind, evaluated_at=now) for kind in findings],
+            update_conflicts=True,
+            unique_fields=["kind"],
+            update_fields=["evaluated_at"],
+        )
         audit_record_many(entries=entries, at=now)
         _notify([alert for alert in result.raised if alert.severity == Alert.Severity.HIGH], now=now)
     return result
@@ -126,6 +133,19 @@ def _entry(action: str, actor: User | None, alert: Alert, details: dict[str, Any
         target=alert,
         details={"kind": alert.kind, "key": alert.key, "severity": alert.severity, **details},
     )
+
+
+def alerts_last_evaluated_at() -> datetime | None:
+    """When the rules were last evaluated, or None if they never were."""
+    last: datetime | None = RuleEvaluation.objects.aggregate(last=Max("evaluated_at"))["last"]
+    return last
+
+
+def alerts_evaluate_if_never(*, now: datetime | None = None) -> Evaluation | None:
+    """The first evaluation (after migrate, or by the demo): only if none ever ran."""
+    if RuleEvaluation.objects.exists():
+        return None
+    return alerts_evaluate(now=now)
 
 
 def alert_recipients() -> list[User | str]:

@@ -8,7 +8,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, Count, IntegerField, Max, Q, Value, When
+from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -80,8 +80,8 @@ def alert_list(request):
     summary = Alert.objects.aggregate(
         open=Count("pk", filter=Q(status=Alert.Status.OPEN)),
         dismissed=Count("pk", filter=Q(status=Alert.Status.DISMISSED)),
-        last_evaluated_at=Max("last_evaluated_at"),
     )
+    summary["last_evaluated_at"] = alerts.alerts_last_evaluated_at()
     context = {
         "tab": tab,
         "alerts": [(alert, KINDS.get(alert.kind)) for alert in shown],
@@ -164,4 +164,5 @@ def alert_fix(request, pk):
 def dashboard(request):
     if not request.user.has_perm(DASHBOARD_PERMISSION):
         raise Http404("No such page.")
-    return render(request, "alerts/dashboard.html", {"dashboard": dashboard_data()})
+    context = {"dashboard": dashboard_data(), "alerts_evaluated_at": alerts.alerts_last_evaluated_at()}
+    return render(request, "alerts/dashboard.html", context)

@@ -336,7 +336,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
         choices=ReviewItem.Decision.choices,
         allow_blank=True,
         read_only=True,
-        help_text="approve or deny; empty: not decided yet.",
+        help_text="approve, deny or dont_know; empty: not decided yet.",
     )
     decided_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True, allow_null=True)
 

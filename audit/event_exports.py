@@ -61,10 +61,11 @@ def export_chunks(export: EventExport) -> Iterator:
     rows = iter_rows(export.events)
     if export.format == "jsonl":
         return jsonl_chunks(rows, through_seq=export.through_seq)
-    cells = (_cells(row) for row in rows)
     if export.format == "csv":
-        return csv_chunks(FIELDS, cells)
-    return xlsx_chunks(FIELDS, cells, title="Audit log")
+        return csv_chunks(FIELDS, (_cells(row) for row in rows))
+    # A real date-time cell in the spreadsheet (UTC, said in the header), not text.
+    header = [f"{name} (UTC)" if name == "occurred_at" else name for name in FIELDS]
+    return xlsx_chunks(header, (_xlsx_cells(row) for row in rows), title="Audit log")
 
 
 def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
@@ -161,3 +162,9 @@ def _cells(row: tuple) -> list:
     cells[_OCCURRED_AT] = chain.format_timestamp(row[_OCCURRED_AT])
     cells[_DETAILS] = json.dumps(row[_DETAILS], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return [value if isinstance(value, int | str) else str(value) for value in cells]
+
+
+def _xlsx_cells(row: tuple) -> list:
+    cells: list = _cells(row)
+    cells[_OCCURRED_AT] = row[_OCCURRED_AT]  # common.exports writes it as a UTC date-time
+    return cells

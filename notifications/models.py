@@ -39,3 +39,16 @@ class Email(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} to {self.to} ({self.status})"
+
+
+class EmailAttachment(models.Model):
+    """A file sent with an outbox email (a review's report), stored with the row so a resend
+    after an outage sends the same bytes."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=200)
+    content = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.content_type})"

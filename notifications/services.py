@@ -4,7 +4,8 @@ the subject and the text part are plain text, rendered with the "text" template 
 (settings.TEMPLATES), so "O'Brien & Co" reads as written there."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from common.broker import task_publish
 
-from .models import Email
+from .models import Email, EmailAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +29,25 @@ SEND_LEASE = timedelta(minutes=5)
 TEXT_ENGINE = "text"
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send with an email."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
 def email_queue(
-    *, recipients: Iterable[Any], template: str, context: dict[str, Any], now: datetime | None = None
+    *,
+    recipients: Iterable[Any],
+    template: str,
+    context: dict[str, Any],
+    now: datetime | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> list[Email]:
-    """Render the template for each recipient (a User or an address) and queue it; it is sent
-    after the surrounding transaction commits."""
+    """Render the template for each recipient (a User or an address) and queue it, with the
+    attachments (stored with each row); it is sent after the surrounding transaction commits."""
     now = now or timezone.now()
     emails = []
     seen = set()
@@ -56,6 +71,13 @@ def email_queue(
             )
         )
     Email.objects.bulk_create(emails)
+    EmailAttachment.objects.bulk_create(
+        EmailAttachment(
+            email=email, filename=file.filename, content_type=file.content_type, content=file.content
+        )
+        for email in emails
+        for file in attachments
+    )
     ids = [email.pk for email in emails if email.pk]
     if ids:
         transaction.on_commit(lambda: _enqueue_send(ids))
@@ -96,6 +118,8 @@ def email_send(*, email_id: int, now: datetime | None = None) -> bool:
         headers={"Message-ID": email_message_id(email)},
     )
     message.attach_alternative(email.body_html, "text/html")
+    for file in email.attachments.all():
+        message.attach(file.filename, bytes(file.content), file.content_type)
     try:
         message.send()
     except Exception as error:  # SMTP trouble of any kind: retry with back-off, then give up

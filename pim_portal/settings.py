@@ -404,6 +404,8 @@ if PIM_AUDIT_CHECKPOINT_SYSLOG and not (
 
 # Security alerts (SPEC 2.6, README "Alerts"): thresholds with Entra's defaults
 # (research/entra-pim.md §7). Alerts are evaluated hourly ("alerts-evaluate").
+# Queue the first evaluation of the alert rules after `migrate` (alerts.receivers).
+PIM_ALERTS_EVALUATE_AFTER_MIGRATE = env_bool("PIM_ALERTS_EVALUATE_AFTER_MIGRATE", True)
 PIM_ALERT_MAX_ACTIVATION_HOURS = env_int("PIM_ALERT_MAX_ACTIVATION_HOURS", 8)
 PIM_ALERT_UNUSED_DAYS = env_int("PIM_ALERT_UNUSED_DAYS", 30)
 PIM_ALERT_STALE_SIGN_IN_DAYS = env_int("PIM_ALERT_STALE_SIGN_IN_DAYS", 30)
@@ -550,6 +552,9 @@ SPECTACULAR_SETTINGS = {
         # Two choice sets share the field name "status": the activation's keeps StatusEnum.
         "StatusEnum": "activations.models.ActivationRequest.Status",
         "AlertStatusEnum": "alerts.models.Alert.Status",
+        # Two choice sets share the field name "decision": an approver's and a reviewer's.
+        "DecisionEnum": "activations.models.Approval.Decision",
+        "ReviewDecisionEnum": "reviews.models.ReviewItem.Decision",
     },
 }
 

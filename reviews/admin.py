@@ -15,7 +15,7 @@ from .models import ReviewDefinition, ReviewerAssignment, ReviewInstance, Review
 class ReviewDefinitionAdminForm(forms.ModelForm):
     class Meta:
         model = ReviewDefinition
-        fields = ("roles", "named_reviewers", *services.DEFINITION_FIELDS)
+        fields = ("roles", "named_reviewers", "owners", *services.DEFINITION_FIELDS)
 
     def clean(self):
         cleaned = super().clean()
@@ -35,7 +35,7 @@ class ReviewDefinitionAdmin(ServiceBackedAdmin):
     list_filter = ("recurrence", "reviewer_type", "enabled")
     search_fields = ("name", "description")
     filter_horizontal = ("roles",)
-    raw_id_fields = ("named_reviewers", "fallback_reviewer")
+    raw_id_fields = ("named_reviewers", "owners", "fallback_reviewer")
 
     def has_delete_permission(self, request, obj=None):
         return False  # runs keep pointing at it: disable it instead
@@ -48,6 +48,7 @@ class ReviewDefinitionAdmin(ServiceBackedAdmin):
                 actor=request.user,
                 roles=list(data["roles"]),
                 named_reviewers=list(data.get("named_reviewers", [])),
+                owners=list(data.get("owners", [])),
                 **fields,
             )
             obj.pk = created.pk
@@ -58,6 +59,7 @@ class ReviewDefinitionAdmin(ServiceBackedAdmin):
                 definition=ReviewDefinition.objects.get(pk=obj.pk),
                 roles=list(data["roles"]),
                 named_reviewers=list(data.get("named_reviewers", [])),
+                owners=list(data.get("owners", [])),
                 **fields,
             )
 

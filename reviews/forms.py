@@ -79,7 +79,30 @@ class ReviewDefinitionForm(forms.Form):
     )
     start_date = forms.DateField(widget=DateInput, help_text="Runs start at 00:00 UTC on their day.")
     duration_days = forms.IntegerField(
-        min_value=1, max_value=180, initial=14, label="Duration (days)", help_text="1 to 180 days."
+        min_value=1,
+        max_value=180,
+        initial=14,
+        label="Duration (days)",
+        help_text="1 to 180 days, and no longer than the gap between two runs (7 days for a weekly review).",
+    )
+    end_date = forms.DateField(
+        required=False,
+        widget=DateInput,
+        label="Series ends on",
+        help_text="No run starts after this day. Empty: the review recurs until disabled.",
+    )
+    max_runs = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1000,
+        label="Or ends after this many runs",
+        help_text="An end date or a number of runs, not both.",
+    )
+    owners = UsernamesField(
+        required=False,
+        label="Owners",
+        help_text="Usernames, one per line: emailed each run's report when it ends. "
+        "Empty: whoever created the review.",
     )
     justification_required = forms.BooleanField(
         required=False, initial=True, label="Reviewers must justify their decisions"
@@ -122,6 +145,7 @@ class ReviewDefinitionForm(forms.Form):
         initial = {name: getattr(definition, name) for name in cls.base_fields if hasattr(definition, name)}
         initial["roles"] = list(definition.roles.all())
         initial["named_reviewers"] = "\n".join(user.username for user in definition.named_reviewers.all())
+        initial["owners"] = "\n".join(user.username for user in definition.owners.all())
         initial["fallback_reviewer"] = (
             definition.fallback_reviewer.username if definition.fallback_reviewer is not None else ""
         )

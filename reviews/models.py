@@ -1,13 +1,14 @@
 """Access reviews: recurring definitions, their instances (one run each) and review items."""
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import SignInSource
+from accounts.models import SignInSource, latest_sign_in
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ class ReviewDefinition(models.Model):
     recurrence = models.CharField(max_length=16, choices=Recurrence.choices, default=Recurrence.QUARTERLY)
     start_date = models.DateField()
     duration_days = models.PositiveSmallIntegerField(default=14)
+    # When a recurring review stops: no run starts after end_date, nor beyond max_runs runs
+    # (both empty: it recurs until it is disabled; reviews.services refuses both at once).
+    end_date = models.DateField(null=True, blank=True)
+    max_runs = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Emailed each run's report when it ends (empty: the creator, else the PIM Administrators).
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     justification_required = models.BooleanField(default=True)
     reminders = models.BooleanField(default=True)
     recommendations = models.BooleanField(default=True)
@@ -107,6 +114,8 @@ class ReviewInstance(models.Model):
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
+    # When the owners were emailed the report (once per run, claimed by a conditional update).
+    report_emailed_at = models.DateTimeField(null=True, blank=True)
 
     # Set by the reviews.selectors that list runs.
     progress: "Progress"
@@ -141,6 +150,9 @@ class ReviewItem(models.Model):
     class Decision(models.TextChoices):
         APPROVE = "approve"
         DENY = "deny"
+        # The reviewer cannot tell: recorded (and counted as reviewed); the access is kept as
+        # it is, whatever the definition does with items nobody decided (as in Entra).
+        DONT_KNOW = "dont_know", "Don't know"
 
     class Outcome(models.TextChoices):
         KEPT = "kept"
@@ -176,9 +188,11 @@ class ReviewItem(models.Model):
     last_sign_in_source = models.CharField(
         max_length=32, choices=SignInSource.choices, blank=True, default=""
     )
-    recommendation = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    recommendation = models.CharField(max_length=16, choices=Decision.choices, blank=True)
     recommendation_reason = models.CharField(max_length=300, blank=True)
-    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    # The decision came from "Accept recommendations" rather than the reviewer's own choice.
+    from_recommendation = models.BooleanField(default=False)
     justification = models.TextField(blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -200,6 +214,25 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal_label}: {self.role_id} ({self.assignment_type})"
+
+    @property
+    def live_sign_in(self) -> tuple[datetime | None, str]:
+        """The latest sign-in now, from any source, and the source (with_live_usage's
+        annotations; latest_sign_in's rule)."""
+        return latest_sign_in(
+            getattr(self, "live_portal_sign_in_at", None),
+            getattr(self, "live_directory_sign_in_at", None),
+            getattr(self, "live_non_interactive_sign_in_at", None),
+        )
+
+    @property
+    def live_sign_in_at(self) -> datetime | None:
+        return self.live_sign_in[0]
+
+    @property
+    def live_sign_in_source_label(self) -> str:
+        source = self.live_sign_in[1]
+        return str(SignInSource(source).label) if source else ""
 
     @property
     def label(self) -> str:

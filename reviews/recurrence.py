@@ -44,3 +44,13 @@ def latest_due_occurrence(*, start: date, recurrence: str, now: datetime) -> int
     while k > 0 and occurrence_start(start=start, recurrence=recurrence, k=k) > now:
         k -= 1
     return k
+
+
+# The shortest gap between two runs of each recurrence, in days (month ends clamped: a monthly
+# run from 31 January comes back on 28 February; three months from 1 February is 89 days).
+SHORTEST_INTERVAL_DAYS = {"weekly": 7, "monthly": 28, "quarterly": 89, "semiannually": 181, "annually": 365}
+
+
+def shortest_interval_days(recurrence: str) -> int | None:
+    """The fewest days between two runs, or None for a one-off review."""
+    return SHORTEST_INTERVAL_DAYS.get(recurrence)

@@ -1,4 +1,5 @@
-"""Review reports for auditors (SPEC 2.5): every item of a run, as CSV or XLSX.
+"""Review reports for auditors (SPEC 2.5): every item of a run, as CSV or XLSX, and the
+history of a recurring review (every item of every run, a run per block of rows).
 
 Both are produced in constant memory: items come from the database in chunks and the files
 are written and sent in pieces by common.exports (the same streaming, formula-safe writers as
@@ -13,7 +14,7 @@ from audit.services import audit_record
 from common.exports import csv_chunks, xlsx_chunks
 
 from . import selectors
-from .models import ReviewInstance, ReviewItem
+from .models import ReviewDefinition, ReviewInstance, ReviewItem
 
 CHUNK = 2000
 COLUMNS = (
@@ -23,6 +24,7 @@ COLUMNS = (
     "Assignment type",
     "Reviewers",
     "Decision",
+    "Accepted recommendation",
     "Decided by",
     "Justification",
     "Recommendation",
@@ -59,6 +61,7 @@ def _row(item: ReviewItem, timestamp: Callable) -> list:
         item.get_assignment_type_display(),
         ", ".join(link.reviewer.label for link in item.reviewer_links.all()),
         item.get_decision_display() if item.decision else "Not decided",
+        "Yes" if item.from_recommendation else "",
         item.decided_by.label if item.decided_by is not None else "",
         item.justification,
         item.get_recommendation_display() if item.recommendation else "",
@@ -78,6 +81,53 @@ def csv_stream(instance: ReviewInstance) -> Iterator[str]:
 def xlsx_stream(instance: ReviewInstance) -> Iterator[bytes]:
     """The report as an XLSX workbook, in pieces (written to a temporary file first)."""
     return xlsx_chunks(COLUMNS, report_rows(instance, timestamp=_utc_naive), title="Review items")
+
+
+HISTORY_COLUMNS = ("Run", "Run started (UTC)", "Run ended (UTC)", "Run status", *COLUMNS)
+
+
+def history_rows(definition: ReviewDefinition, *, timestamp: Callable = _utc_text) -> Iterator[list]:
+    """Every item of every run of the definition, oldest run first, each row led by its run."""
+    for instance in selectors.definition_instances(definition=definition)[::-1]:
+        run = [
+            instance.occurrence + 1,
+            timestamp(instance.starts_at),
+            timestamp(instance.ends_at),
+            instance.get_status_display(),
+        ]
+        for item in selectors.report_items(instance=instance).iterator(chunk_size=CHUNK):
+            yield run + _row(item, timestamp)
+
+
+def history_csv_stream(definition: ReviewDefinition) -> Iterator[str]:
+    return csv_chunks(HISTORY_COLUMNS, history_rows(definition))
+
+
+def history_xlsx_stream(definition: ReviewDefinition) -> Iterator[bytes]:
+    return xlsx_chunks(
+        HISTORY_COLUMNS, history_rows(definition, timestamp=_utc_naive), title="Review history"
+    )
+
+
+def history_filename(definition: ReviewDefinition, extension: str) -> str:
+    name = "".join(c if c.isalnum() else "-" for c in definition.name.lower()).strip("-")[:60]
+    return f"review-history-{name or 'report'}.{extension}"
+
+
+def review_history_exported(*, actor: User, definition: ReviewDefinition, file_format: str) -> None:
+    """Audit that someone took the history of a recurring review away."""
+    audit_record(
+        action="review.history_exported",
+        actor=actor,
+        target=definition,
+        details={"format": file_format, "runs": definition.instances.count(), "definition": definition.name},
+    )
+
+
+def report_summary(instance: ReviewInstance) -> dict[str, int]:
+    """Counts for the completion email: decided / total, per decision and per outcome."""
+    counts = selectors.instance_decision_counts(instance=instance)
+    return counts
 
 
 def report_filename(instance: ReviewInstance, extension: str) -> str:

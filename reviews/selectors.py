@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
+from roles.models import ActiveAssignment
 
 from .models import ReviewDefinition, ReviewerAssignment, ReviewInstance, ReviewItem
 
@@ -26,7 +27,19 @@ DECISION_FILTERS = {
     "undecided": Q(decision=""),
     "approve": Q(decision=ReviewItem.Decision.APPROVE),
     "deny": Q(decision=ReviewItem.Decision.DENY),
+    "dont_know": Q(decision=ReviewItem.Decision.DONT_KNOW),
 }
+
+
+def _run_counts() -> dict[str, Count]:
+    """Per run: items by decision and removed by the results (the history of a review)."""
+    return {
+        "approved": Count("items", filter=Q(items__decision=ReviewItem.Decision.APPROVE)),
+        "denied": Count("items", filter=Q(items__decision=ReviewItem.Decision.DENY)),
+        "dont_know": Count("items", filter=Q(items__decision=ReviewItem.Decision.DONT_KNOW)),
+        "accepted": Count("items", filter=Q(items__from_recommendation=True)),
+        "removed": Count("items", filter=Q(items__outcome=ReviewItem.Outcome.REMOVED)),
+    }
 
 
 @dataclass(frozen=True)
@@ -91,8 +104,11 @@ def definition_get_for_admin(
 
 
 def definition_instances(*, definition: ReviewDefinition) -> Sequence[ReviewInstance]:
-    """The history of a definition's runs, newest first, each with its `progress`."""
-    instances = list(definition.instances.annotate(decided=_decided_count()).order_by("-starts_at"))
+    """The history of a definition's runs, newest first, each with its `progress` and counts
+    per decision (one query)."""
+    instances = list(
+        definition.instances.annotate(decided=_decided_count(), **_run_counts()).order_by("-starts_at")
+    )
     for instance in instances:
         instance.progress = Progress(decided=instance.decided, total=instance.item_count)
     return instances
@@ -110,6 +126,37 @@ def instance_get_for_viewer(*, user: User, pk: uuid.UUID | str, perm: str = VIEW
 def instance_progress(*, instance: ReviewInstance) -> Progress:
     decided = instance.items.exclude(decision="").count()
     return Progress(decided=decided, total=instance.item_count)
+
+
+def instance_decision_counts(*, instance: ReviewInstance) -> dict[str, int]:
+    """The run's items by decision and outcome (one query), for its report email."""
+    counts = ReviewInstance.objects.filter(pk=instance.pk).aggregate(
+        decided=_decided_count(), **_run_counts()
+    )
+    return {"total": instance.item_count, **counts}
+
+
+def with_live_usage(items: QuerySet[ReviewItem], *, at: datetime) -> QuerySet[ReviewItem]:
+    """The items with their principal's use *now* beside the snapshot taken at the run's start:
+    the user's last sign-ins (portal, Entra, Entra non-interactive: ReviewItem.live_sign_in
+    takes the latest) and `live_activation_at` (their last activation of the role up to `at`);
+    None for groups."""
+    last_activation = (
+        ActiveAssignment.objects.filter(
+            user_id=OuterRef("user_id"),
+            role_id=OuterRef("role_id"),
+            origin=ActiveAssignment.Origin.ACTIVATION,
+            starts_at__lte=at,
+        )
+        .order_by("-starts_at")
+        .values("starts_at")[:1]
+    )
+    return items.annotate(
+        live_portal_sign_in_at=F("user__last_sign_in_at"),
+        live_directory_sign_in_at=F("user__directory_sign_in_at"),
+        live_non_interactive_sign_in_at=F("user__directory_non_interactive_sign_in_at"),
+        live_activation_at=Subquery(last_activation),
+    )
 
 
 def instance_items(*, instance: ReviewInstance, decision: str = "") -> QuerySet[ReviewItem]:
@@ -175,6 +222,20 @@ def reviewer_progress(*, user: User, at: datetime | None = None) -> list[dict[st
         }
         for row in rows
     ]
+
+
+def recommendations_to_accept(
+    *, user: User, instance_id: uuid.UUID | None = None, at: datetime | None = None
+) -> int:
+    """How many of the user's undecided items in open runs have a recommendation to accept."""
+    items = (
+        _reviewer_items(user, at or timezone.now())
+        .filter(decision="", instance__definition__recommendations=True)
+        .exclude(recommendation="")
+    )
+    if instance_id is not None:
+        items = items.filter(instance_id=instance_id)
+    return items.count()
 
 
 def review_item_get_for_reviewer(*, user: User, pk: uuid.UUID | str) -> ReviewItem:

@@ -7,7 +7,9 @@ urlpatterns = [
     # Reviewers
     path("mine/", views.my_reviews, name="my_reviews"),
     path("mine/decide/", views.items_decide, name="items_decide"),
+    path("mine/accept-recommendations/", views.accept_recommendations, name="accept_recommendations"),
     path("items/<uuid:pk>/decide/", views.item_decide, name="item_decide"),
+    path("items/<uuid:pk>/reset/", views.item_reset, name="item_reset"),
     # Administrators (and, read only, auditors)
     path("", views.definition_list, name="definition_list"),
     path("new/", views.definition_create, name="definition_create"),
@@ -19,4 +21,6 @@ urlpatterns = [
     # Auditors
     path("runs/<uuid:pk>/report.csv", views.report_csv, name="report_csv"),
     path("runs/<uuid:pk>/report.xlsx", views.report_xlsx, name="report_xlsx"),
+    path("<uuid:pk>/history.csv", views.history_csv, name="history_csv"),
+    path("<uuid:pk>/history.xlsx", views.history_xlsx, name="history_xlsx"),
 ]

@@ -39,11 +39,12 @@ def my_reviews(request):
     items = selectors.review_items_for_reviewer(
         user=request.user, decision=decision, instance_id=review, at=now
     )
-    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.with_live_usage(items, at=now), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "items": list(page.object_list),
         "progress": selectors.reviewer_progress(user=request.user, at=now),
+        "to_accept": selectors.recommendations_to_accept(user=request.user, instance_id=review, at=now),
         "decision": decision,
         "review": review,
         "filter_query": _my_reviews_query({"decision": decision, "review": review}),
@@ -105,6 +106,47 @@ def items_decide(request):
     return redirect(_back_to_my_reviews(request.POST))
 
 
+@safe_methods_and_post
+@verified_required
+def item_reset(request, pk):
+    """Take a decision back (the item is undecided again) while the run is open."""
+    if request.method != "POST":
+        return redirect("reviews:my_reviews")
+    item = selectors.review_item_get_for_reviewer(user=request.user, pk=pk)
+    try:
+        services.review_item_reset(reviewer=request.user, item=item)
+    except PermissionDenied:
+        raise Http404("No such review item.") from None
+    except ValidationError as error:
+        messages.error(request, _refusal(error))
+    else:
+        messages.success(request, f"Decision reset: {item.principal_label} is not decided.")
+    return redirect(_back_to_my_reviews(request.POST, anchor=f"item-{item.pk}"))
+
+
+@safe_methods_and_post
+@verified_required
+def accept_recommendations(request):
+    """Take the recommendation on every item not decided yet (in one run, or all open runs)."""
+    if request.method != "POST":
+        return redirect("reviews:my_reviews")
+    try:
+        accepted = services.review_items_accept_recommendations(
+            reviewer=request.user, instance_id=_uuid_or_none(request.POST.get("review"))
+        )
+    except PermissionDenied:
+        raise Http404("No such review item.") from None
+    except ValidationError as error:
+        messages.error(request, _refusal(error))
+    else:
+        count = len(accepted)
+        if count:
+            messages.success(request, f"Recommendations accepted: {count} item{'s' if count != 1 else ''}.")
+        else:
+            messages.info(request, "No undecided item has a recommendation to accept.")
+    return redirect(_back_to_my_reviews(request.POST))
+
+
 def _decision_filter(data) -> str:
     value = data.get("decision", "")
     return value if value in selectors.DECISION_FILTERS else ""
@@ -137,7 +179,7 @@ def _back_to_my_reviews(data, anchor: str = "") -> str:
 
 
 def _verb(decision: str) -> str:
-    return "Approved" if decision == "approve" else "Denied"
+    return {"approve": "Approved", "deny": "Denied"}.get(decision, "Marked \u201cdon\u2019t know\u201d")
 
 
 def _refusal(error: ValidationError) -> str:
@@ -220,7 +262,8 @@ def instance_detail(request, pk):
     """One run: its progress and items (filtered by decision), End now and Apply results."""
     instance = selectors.instance_get_for_viewer(user=request.user, pk=pk)
     decision = _decision_filter(request.GET)
-    items = selectors.instance_items(instance=instance, decision=decision)
+    now = timezone.now()
+    items = selectors.with_live_usage(selectors.instance_items(instance=instance, decision=decision), at=now)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "instance": instance,
@@ -230,7 +273,7 @@ def instance_detail(request, pk):
         "items": list(page.object_list),
         "decision": decision,
         "filter_query": _my_reviews_query({"decision": decision}),
-        "now": timezone.now(),
+        "now": now,
     }
     return render(request, "reviews/instance_detail.html", context)
 
@@ -299,4 +342,28 @@ def _report(request, pk, file_format, stream, content_type):
     response = StreamingHttpResponse(stream(instance), content_type=content_type)
     filename = reports.report_filename(instance, file_format)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET  # not HEAD: every export is audited
+@verified_required
+def history_csv(request, pk):
+    return _history(request, pk, "csv", reports.history_csv_stream, reports.CSV_TYPE)
+
+
+@require_GET
+@verified_required
+def history_xlsx(request, pk):
+    return _history(request, pk, "xlsx", reports.history_xlsx_stream, reports.XLSX_TYPE)
+
+
+def _history(request, pk, file_format, stream, content_type):
+    """Every run of a recurring review, item by item, streamed, its export audited."""
+    selectors.require_permission(user=request.user, perm=selectors.VIEW_ITEMS)
+    definition = selectors.definition_get_for_admin(user=request.user, pk=pk)
+    reports.review_history_exported(actor=request.user, definition=definition, file_format=file_format)
+    response = StreamingHttpResponse(stream(definition), content_type=content_type)
+    response["Content-Disposition"] = (
+        f'attachment; filename="{reports.history_filename(definition, file_format)}"'
+    )
     return response

@@ -12,6 +12,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 SECURE_SSL_REDIRECT = False
+# The test database is migrated (and flushed) without a first alert evaluation: tests start
+# from "not evaluated yet" (alerts.tests test the receiver itself).
+PIM_ALERTS_EVALUATE_AFTER_MIGRATE = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 # The refusal counter in process memory, emptied before each test (root conftest): a Redis one

@@ -98,3 +98,12 @@ def test_demo_never_touches_an_account_it_did_not_create(development):
         not EligibleAssignment.objects.exists()
         or not EligibleAssignment.objects.filter(user__username__in=["ada", "alice"]).exists()
     )
+
+
+def test_the_demo_runs_the_first_alert_evaluation(development, capsys):
+    from alerts.models import RuleEvaluation
+    from alerts.rules import KINDS
+
+    assert not RuleEvaluation.objects.exists()
+    call_command("demo")
+    assert RuleEvaluation.objects.count() == len(KINDS)

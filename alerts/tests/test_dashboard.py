@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activations.models import ActivationRequest
-from alerts.models import Alert
+from alerts.models import Alert, RuleEvaluation
 from reviews.models import ReviewDefinition, ReviewInstance, ReviewItem
 from tests.factories import ActiveAssignmentFactory, EligibleAssignmentFactory, RoleFactory
 
@@ -50,6 +50,7 @@ def known_data(now, suffix=""):
     activation(seldom, at=now - timedelta(hours=2), status=ActivationRequest.Status.PENDING_APPROVAL)
     ActiveAssignmentFactory(ends_at=None, role=RoleFactory(name=f"Standing Role{suffix}"))
     Alert.objects.create(kind=f"x{suffix}", severity="high", first_raised_at=now, last_evaluated_at=now)
+    RuleEvaluation.objects.update_or_create(kind=f"x{suffix}", defaults={"evaluated_at": now})
     definition = ReviewDefinition.objects.create(name=f"Quarterly{suffix}", start_date=now.date())
     instance = ReviewInstance.objects.create(
         definition=definition,
@@ -83,7 +84,8 @@ def test_dashboard_draws_the_right_bars_for_known_data(verified_client, admin):
     now = timezone.now()
     known_data(now)
     page = verified_client(admin).get("/audit/dashboard/").text
-    assert "<svg" in page and "style=" not in page and "<script" not in page
+    assert "<svg" in page and "style=" not in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page)  # no inline script: only the portal's file
     per_day = bars(page, "chart-activations")
     assert len(per_day) == 30
     today = now.astimezone(UTC)
@@ -125,3 +127,42 @@ def test_dashboard_runs_a_fixed_number_of_queries(verified_client, admin):
     known_data(timezone.now())
     known_data(timezone.now() - timedelta(days=3), suffix=" 2")
     assert count() == empty
+
+
+def svg_of(page: str, chart_id: str) -> str:
+    return page.split(f'id="{chart_id}"', 1)[1].split("</svg>", 1)[0]
+
+
+def test_the_charts_have_a_scale_and_labels_that_fit(verified_client, admin):
+    now = timezone.now()
+    known_data(now)
+    page = verified_client(admin).get("/audit/dashboard/").text
+    columns = svg_of(page, "chart-activations")
+    assert re.findall(r'<text class="tick"[^>]*>(\d+)</text>', columns) == ["0", "1", "2", "3"]
+    assert columns.count('class="gridline"') == 4
+    labels = re.findall(
+        r'<text class="axis-label" x="([\d.]+)"[^>]*text-anchor="(\w+)"[^>]*>([^<]+)</text>', columns
+    )
+    assert labels[0][1] == "start" and labels[-1][1] == "end"  # neither end is cut
+    assert labels[-1][2] == f"{now.astimezone(UTC):%m-%d}" and float(labels[-1][0]) <= 480
+    assert float(labels[0][0]) >= 36  # right of the scale's labels
+    assert len(labels) == 5  # every 7th day and the last, none crowding the last
+    rows = svg_of(page, "chart-reviews")
+    assert re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', rows) == ["0%", "25%", "50%", "75%", "100%"]
+    top = svg_of(page, "chart-top-roles")
+    assert re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', top) == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        (0, (1, [0, 1])),
+        (3, (3, [0, 1, 2, 3])),
+        (7, (8, [0, 2, 4, 6, 8])),
+        (42, (50, [0, 10, 20, 30, 40, 50])),
+    ],
+)
+def test_the_scale_ends_on_a_round_number(top, expected):
+    from alerts.dashboard import nice_scale
+
+    assert nice_scale(top) == expected

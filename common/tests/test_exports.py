@@ -3,6 +3,7 @@ import io
 import json
 import tempfile
 import tracemalloc
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -108,9 +109,15 @@ def test_xlsx_rows_read_back(verified_client, auditor, events):
 
     rows = _xlsx_rows(body)
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    assert list(rows[0]) == list(FIELDS)
+    assert list(rows[0]) == [f"{name} (UTC)" if name == "occurred_at" else name for name in FIELDS]
     assert [row[0] for row in rows[1:]] == [event.seq for event in events]
     assert rows[1][FIELDS.index("hash")] == events[0].hash
+    # A real date-time (UTC, to the millisecond a spreadsheet keeps), not text.
+    occurred = rows[1][FIELDS.index("occurred_at")]
+    assert isinstance(occurred, datetime)
+    assert abs(occurred - events[0].occurred_at.astimezone(UTC).replace(tzinfo=None)) < timedelta(
+        milliseconds=1
+    )
 
 
 def test_json_lines_carry_what_the_chain_hashes(verified_client, auditor, events):
@@ -202,6 +209,66 @@ def test_the_shared_writers_neutralise_headers_too():
 
     assert _csv_rows(csv_text.encode()) == [["'=header"], ["'-1"]]
     assert _xlsx_rows(xlsx) == [("'=header",), ("'@x",)]
+
+
+# --- XLSX made to be read: widths, frozen header, autofilter, date-times ----------------------
+
+
+def test_xlsx_sheets_have_widths_a_frozen_bold_header_an_autofilter_and_real_datetimes():
+    moment = datetime(2026, 3, 2, 10, 30, 15, tzinfo=UTC)
+    header = ["Principal", "Decided at (UTC)", "Due", "Count", "=formula"]
+    rows = [
+        [
+            "Ada Lovelace <ada> — a rather long display name that goes on and on and on",
+            moment,
+            date(2026, 4, 1),
+            3,
+            "=1+1",
+        ],
+        ["bo", None, None, 12, "-2"],
+    ]
+    workbook = load_workbook(io.BytesIO(b"".join(xlsx_chunks(header, rows, title="Review items"))))
+    sheet = workbook["Review items"]
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:E3"
+    widths = {letter: sheet.column_dimensions[letter].width for letter in "ABCDE"}
+    assert widths["A"] == 60  # the longest value, capped
+    assert widths["B"] == 19 + 2 and widths["C"] == 10 + 2  # yyyy-mm-dd hh:mm:ss, yyyy-mm-dd
+    assert widths["D"] == 8  # a floor for short columns
+    assert all(sheet.cell(row=1, column=n).font.b for n in range(1, 6))
+    decided = sheet["B2"]
+    assert decided.is_date and decided.value == moment.replace(tzinfo=None)  # UTC, naive
+    assert decided.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet["C2"].is_date and sheet["C2"].number_format == "yyyy-mm-dd"
+    assert sheet["D3"].value == 12
+    # Still formula-safe, header included.
+    assert (sheet["E1"].value, sheet["E2"].value, sheet["E3"].value) == ("'=formula", "'=1+1", "'-2")
+    assert sheet["E2"].data_type == "s"
+
+
+def test_an_empty_xlsx_export_still_has_its_header_filter_and_widths():
+    sheet = load_workbook(io.BytesIO(b"".join(xlsx_chunks(["Principal", "Role"], [])))).active
+    assert sheet.auto_filter.ref == "A1:B1" and sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["A"].width == len("Principal") + 2
+
+
+def test_the_review_report_xlsx_has_datetime_cells(auditor, reviewer, verified_client):
+    from reviews import services as reviews
+    from reviews.tests.helpers import definition_create, start
+    from tests.factories import EligibleAssignmentFactory, RoleFactory
+
+    role = RoleFactory(name="Payroll Administrator")
+    EligibleAssignmentFactory(user=UserFactory(manager=reviewer), role=role, ends_at=None)
+    run = start(definition_create(roles=[role]))
+    reviews.review_item_decide(
+        reviewer=reviewer, item=run.items.get(), decision="approve", justification="ok"
+    )
+    response = verified_client(auditor).get(reverse("reviews:report_xlsx", args=[run.pk]))
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    header = [cell.value for cell in sheet[1]]
+    decided = sheet.cell(row=2, column=header.index("Decided at (UTC)") + 1)
+    assert decided.is_date and sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
 
 
 # --- Filters, pinning and the export's own audit event ----------------------------------------

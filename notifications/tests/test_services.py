@@ -176,3 +176,30 @@ def test_every_text_template_renders_without_escaping(requester, approver):
     for email in emails:
         assert f"{AWKWARD} Administrator" in email.body_text, email.template
         assert "&amp;" not in email.body_text + email.subject, email.template
+
+
+# --- Attachments -------------------------------------------------------------------------------
+
+
+def test_attachments_are_stored_with_each_row_and_sent_with_every_attempt(
+    requester, approver, pending_request, django_capture_on_commit_callbacks
+):
+    report = services.Attachment(
+        filename="report.xlsx", content=b"PK\x03\x04 bytes", content_type="application/zip"
+    )
+    with mock.patch(SEND, side_effect=SMTPServerDisconnected("gone")):
+        with django_capture_on_commit_callbacks(execute=True):
+            emails = services.email_queue(
+                recipients=[requester, approver],
+                template="request-closed",
+                context={"request": pending_request},
+                attachments=[report],
+            )
+    assert [email.attachments.count() for email in emails] == [1, 1]
+    assert mail.outbox == []  # the first attempt failed: the rows (and their files) wait
+    services.email_outbox_drain(now=T0 + timedelta(hours=1))
+    with_files = {message.to[0]: message.attachments for message in mail.outbox if message.attachments}
+    assert with_files == {
+        address: [("report.xlsx", b"PK\x03\x04 bytes", "application/zip")]
+        for address in (requester.email, approver.email)
+    }

@@ -6,7 +6,12 @@ Applying a denial removes the assignment through the same audited roles services
 administrator uses (ending any live activation of it).
 """
 
-from .decisions import review_item_decide, review_items_decide
+from .decisions import (
+    review_item_decide,
+    review_item_reset,
+    review_items_accept_recommendations,
+    review_items_decide,
+)
 from .definitions import DEFINITION_FIELDS, review_definition_create, review_definition_update
 from .instances import (
     BULK_BATCH,
@@ -37,6 +42,8 @@ __all__ = [
     "review_instances_close_due",
     "review_instances_start_due",
     "review_item_decide",
+    "review_item_reset",
+    "review_items_accept_recommendations",
     "review_items_decide",
     "review_reminders_send_due",
 ]

@@ -31,11 +31,13 @@ def review_instances_start_due(*, now: datetime | None = None) -> list[ReviewIns
     started = []
     for definition in ReviewDefinition.objects.filter(enabled=True):
         k = latest_due_occurrence(start=definition.start_date, recurrence=definition.recurrence, now=now)
-        if k is None:
-            continue
+        if k is None or (definition.max_runs is not None and k >= definition.max_runs):
+            continue  # not started yet, or the series is over
         starts_at = occurrence_start(start=definition.start_date, recurrence=definition.recurrence, k=k)
         if starts_at + timedelta(days=definition.duration_days) <= now:
             continue
+        if definition.end_date is not None and starts_at.date() > definition.end_date:
+            continue  # the series ended
         if ReviewInstance.objects.filter(definition=definition, occurrence=k).exists():
             continue
         instance = review_instance_start(definition=definition, occurrence=k, starts_at=starts_at, now=now)

@@ -8,10 +8,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
-from notifications.services import email_queue
+from notifications.services import Attachment, email_queue
 from roles.models import ActiveAssignment, EligibleAssignment
+from roles.selectors import pim_administrators
 from roles.services import active_remove, eligible_remove
 
+from .. import reports
 from ..models import ReviewDefinition, ReviewInstance, ReviewItem
 from .shared import Decision, Outcome, ReviewError, _require_perm
 
@@ -33,6 +35,8 @@ def review_instances_close_due(*, now: datetime | None = None) -> int:
             audit_record(
                 action="review.closed", target=instance, details={"items": instance.item_count}, at=now
             )
+            if not instance.definition.auto_apply:
+                review_report_email(instance=instance, now=now)  # else once the results are applied
         closed += 1
         if instance.definition.auto_apply:
             review_instance_apply(actor=None, instance=instance, now=now)
@@ -53,6 +57,8 @@ def review_instance_end_early(
             raise ReviewError("This review is not running.")
         instance.refresh_from_db()
         audit_record(action="review.ended_early", actor=actor, target=instance, at=now)
+        if not instance.definition.auto_apply:
+            review_report_email(instance=instance, now=now)
     if instance.definition.auto_apply:  # as review_instances_close_due would at the end
         review_instance_apply(actor=actor, instance=instance, now=now)
         instance.refresh_from_db()
@@ -87,7 +93,51 @@ def review_instance_apply(
             audit_record(
                 action="review.applied", actor=actor, target=instance, details={"outcomes": counts}, at=now
             )
+            review_report_email(instance=instance, now=now)
     return counts
+
+
+def review_report_owners(definition: ReviewDefinition, *, now: datetime) -> list[User]:
+    """Who gets a run's report: the definition's owners, else its creator, else the PIM
+    Administrators (active accounts only)."""
+    owners = list(definition.owners.filter(is_active=True))
+    if owners:
+        return owners
+    if definition.created_by is not None and definition.created_by.is_active:
+        return [definition.created_by]
+    return list(pim_administrators(at=now))
+
+
+def review_report_email(*, instance: ReviewInstance, now: datetime) -> bool:
+    """Email the owners that the run has ended, with its report (XLSX) attached: once per run
+    (claimed by a conditional update), in the caller's transaction, sent after commit."""
+    with transaction.atomic():
+        if not ReviewInstance.objects.filter(pk=instance.pk, report_emailed_at__isnull=True).update(
+            report_emailed_at=now
+        ):
+            return False
+        instance = ReviewInstance.objects.select_related("definition__created_by").get(pk=instance.pk)
+        owners = review_report_owners(instance.definition, now=now)
+        report = Attachment(
+            filename=reports.report_filename(instance, "xlsx"),
+            content=b"".join(reports.xlsx_stream(instance)),
+            content_type=reports.XLSX_TYPE,
+        )
+        summary = reports.report_summary(instance)
+        email_queue(
+            recipients=owners,
+            template="review-completed",
+            context={"instance": instance, "definition": instance.definition, "summary": summary},
+            attachments=[report],
+            now=now,
+        )
+        audit_record(
+            action="review.report_emailed",
+            target=instance,
+            details={"to": sorted(owner.username for owner in owners), "file": report.filename},
+            at=now,
+        )
+    return True
 
 
 def effective_decision(item: ReviewItem, definition: ReviewDefinition) -> str:

@@ -199,3 +199,20 @@ def no_secret_in_the_logs(request, monkeypatch):
 
 # The loopback OpenID Connect provider (tests/oidc.py) for the single sign-on journeys.
 from tests.oidc import oidc_provider, oidc_server  # noqa: E402, F401
+
+# Where browser tests leave their screenshots (CI keeps the folder as an artefact).
+SCREENSHOT_DIR = os.environ.get("PIM_TEST_SCREENSHOTS", "/tmp/pim-screenshots")  # noqa: S108
+
+
+@pytest.fixture
+def screenshot(request):
+    """A function saving a page's full screenshot as <test module>-<name>.png in SCREENSHOT_DIR."""
+    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+
+    def take(page, name: str) -> str:
+        path = os.path.join(SCREENSHOT_DIR, f"{prefix}-{name}.png")
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take

@@ -19,6 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DirectoryGroup, User
+from alerts.services import alerts_evaluate_if_never
 from reviews.models import ReviewDefinition
 from reviews.services import review_definition_create, review_instances_start_due
 from roles import services
@@ -93,6 +94,8 @@ class Command(BaseCommand):
             self._groups(people)
             self._assignments(people)
             self._review(people)
+        # The first alert evaluation (migrate queues one too): the demo's alerts are there at once.
+        alerts_evaluate_if_never()
         self._print_sign_ins()
 
     def _people(self) -> dict[str, User]:
