@@ -1,6 +1,8 @@
+from typing import cast
+
 from django import forms
 
-from .services import CODE_FORMAT_MESSAGE, MAX_CODE_INPUT, MfaError, mfa_code_normalize
+from .services import CODE_FORMAT_MESSAGE, MAX_CODE_INPUT, MfaError, mfa_code_normalize, time_zones
 
 
 class CodeForm(forms.Form):
@@ -24,3 +26,21 @@ class CodeForm(forms.Form):
         except MfaError as error:
             raise forms.ValidationError(error.messages[0], code=error.code) from None
         return token
+
+
+class TimeZoneForm(forms.Form):
+    """The time zone the portal shows one's times in."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Times in the portal are shown in this zone; they are stored in UTC.",
+        error_messages={"invalid_choice": "Choose a time zone from the list (such as Europe/Paris)."},
+    )
+    # Set by static/js/time-zone.js: the browser's zone, recorded only if none is chosen yet.
+    detected = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = [
+            (name, name) for name in sorted(time_zones())
+        ]

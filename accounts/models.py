@@ -17,6 +17,9 @@ class User(AbstractUser):
     # Bumped to end every session of the user at once (deactivation, reset).
     session_epoch = models.PositiveIntegerField(default=0, editable=False)
     last_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # IANA name (Europe/Paris) the portal shows times in; empty: not chosen yet, the browser's
+    # is recorded on the next page view (static/js/time-zone.js), UTC until then.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [

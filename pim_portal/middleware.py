@@ -4,8 +4,10 @@ import ipaddress
 import logging
 import re
 import uuid
+import zoneinfo
 
 from django.conf import settings
+from django.utils import timezone
 
 from audit import context
 
@@ -89,3 +91,25 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record):
         record.request_id = context.current().request_id or "-"
         return True
+
+
+class TimeZoneMiddleware:
+    """Show times in the signed-in person's time zone (accounts.User.time_zone), UTC for
+    everyone else. Storage stays UTC; only template rendering and form input use this zone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = getattr(getattr(request, "user", None), "time_zone", "")
+        try:
+            if zone:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+            else:
+                timezone.deactivate()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

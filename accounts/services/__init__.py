@@ -22,11 +22,13 @@ from .mfa import (
 from .shared import AccountError
 from .users import (
     USER_EDITABLE_FIELDS,
+    time_zones,
     user_create,
     user_deactivate,
     user_reactivate,
     user_sign_in_failure_record,
     user_sign_in_record,
+    user_time_zone_set,
     user_update,
 )
 
@@ -50,10 +52,12 @@ __all__ = [
     "mfa_enrolment_start",
     "mfa_recovery_codes_regenerate",
     "mfa_verify_code",
+    "time_zones",
     "user_create",
     "user_deactivate",
     "user_reactivate",
     "user_sign_in_failure_record",
     "user_sign_in_record",
+    "user_time_zone_set",
     "user_update",
 ]
