@@ -10,7 +10,7 @@ from django.http import Http404
 from accounts.models import User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
-from activations.selectors import request_visible_to
+from activations.selectors import InboxFilters, request_visible_to
 from alerts.models import Alert
 from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from roles.models import Role
@@ -71,6 +71,12 @@ def activation_request_get_for_viewer(*, user: User, pk: object) -> ActivationRe
     return request
 
 
+def activation_requests_for_viewer(*, user: User, pks: list[uuid.UUID]) -> list[ActivationRequest]:
+    """Requests by id with what the API shows, in the order given, those the user may see."""
+    found = {request.pk: request for request in _requests_with_details().filter(pk__in=pks)}
+    return [found[pk] for pk in pks if pk in found and request_visible_to(user=user, request=found[pk])]
+
+
 def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> QuerySet[ActivationRequest]:
     """activations.selectors.approvals_pending_for_user, with what the API shows."""
     return (
@@ -102,3 +108,14 @@ def alert_get_for_viewer(*, user: User, pk: int | str) -> Alert:
     if alert is None:
         raise Http404("No such alert.")
     return alert
+
+
+def approvals_inbox_for_user(
+    *, user: User, filters: InboxFilters, at: datetime | None = None
+) -> QuerySet[ActivationRequest]:
+    """activations.selectors.approvals_inbox_for_user (paged, filtered), with what the API shows."""
+    return (
+        activation_selectors.approvals_inbox_for_user(user=user, filters=filters, at=at)
+        .prefetch_related("approvers__user", "approvals__approver")
+        .select_related("decided_by")
+    )
