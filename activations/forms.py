@@ -432,13 +432,7 @@ class BulkDecisionForm(CodeFieldMixin, forms.Form):
         choices=[("approve", "Approve"), ("deny", "Deny")],
         error_messages={"required": "Choose Approve or Deny.", "invalid_choice": "Choose Approve or Deny."},
     )
-    requests = forms.TypedMultipleChoiceField(
-        coerce=uuid.UUID,
-        error_messages={
-            "required": "Tick at least one request.",
-            "invalid_choice": "Tick requests from the list.",
-        },
-    )
+    requests = UUIDListField(error_messages={"required": "Tick at least one request."})
     reason = forms.CharField(
         label="Reason",
         required=False,
