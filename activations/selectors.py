@@ -2,6 +2,7 @@
 404 for objects the user may not see (same as not found)."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -283,10 +284,10 @@ class MyRoles:
       `renewal_pending`.
     """
 
-    eligible: list[EligibleAssignment]
-    active: list[ActiveAssignment]
-    expired_eligible: list[EligibleAssignment]
-    expired_active: list[ActiveAssignment]
+    eligible: Sequence[EligibleAssignment]
+    active: Sequence[ActiveAssignment]
+    expired_eligible: Sequence[EligibleAssignment]
+    expired_active: Sequence[ActiveAssignment]
 
     @property
     def expired_count(self) -> int:

@@ -246,7 +246,7 @@ def _decide_ticked(request, form) -> None:
         messages.success(request, f"{verb}: {len(done)} request{'s' if len(done) != 1 else ''}.")
     for outcome in outcomes:
         if not outcome.ok:
-            activation = outcome.key
+            activation = cast(ActivationRequest, outcome.key)
             messages.error(
                 request,
                 f"Not decided: {activation.role} for {activation.requester} — {' '.join(outcome.errors)}",

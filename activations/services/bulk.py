@@ -130,7 +130,12 @@ def activations_request_many(
 
 
 def _decide(
-    decision: str, approver: User, request: ActivationRequest, reason: str, mfa_verified_at, now
+    decision: str,
+    approver: User,
+    request: ActivationRequest,
+    reason: str,
+    mfa_verified_at: datetime | None,
+    now: datetime,
 ) -> ActivationRequest:
     service = activation_approve if decision == Approval.Decision.APPROVE else activation_deny
     return service(

@@ -341,11 +341,9 @@ def _longest_allowed(request: ActivationRequest, role_settings: RoleSettings, no
         return maximum
     # An extension is added to the current end, and the extended assignment may last at most
     # the maximum from now (roles.services' rule for extending).
-    ends_at = (
-        ActiveAssignment.objects.filter(pk=request.active_target_id)
-        if on_active
-        else EligibleAssignment.objects.filter(pk=request.eligible_id)
-    ).values_list("ends_at", flat=True)[0]
+    target_pk = cast(uuid.UUID, request.active_target_id if on_active else request.eligible_id)
+    model = ActiveAssignment if on_active else EligibleAssignment
+    ends_at = model.objects.values_list("ends_at", flat=True).get(pk=target_pk)
     return maximum - (max(ends_at or now, now) - now)
 
 
@@ -408,7 +406,7 @@ def _apply_approved(request: ActivationRequest, now: datetime) -> None:
     eligible = (
         EligibleAssignment.objects.select_for_update(of=("self",))
         .select_related("role")
-        .get(pk=request.eligible_id)
+        .get(pk=cast(uuid.UUID, request.eligible_id))  # request_one_target: an eligibility here
     )
     if request.kind == Kind.ACTIVATE:
         if not _eligibility_applies(eligible, request.requester, now):
@@ -436,7 +434,7 @@ def _apply_approved_active(request: ActivationRequest, now: datetime) -> None:
     assignment = (
         ActiveAssignment.objects.select_for_update(of=("self",))
         .select_related("role")
-        .get(pk=request.active_target_id)
+        .get(pk=cast(uuid.UUID, request.active_target_id))
     )
     if request.kind == Kind.EXTEND:
         if not assignment.is_current(now) or assignment.ended_at is not None:

@@ -141,7 +141,9 @@ def test_an_unknown_or_hidden_request_id_is_left_alone(approver, outsider, clock
 
     response = decide(client, [hidden])
 
-    assert messages_of(response) == ["A ticked request does not exist or is not yours to see; it was left alone."]
+    assert messages_of(response) == [
+        "A ticked request does not exist or is not yours to see; it was left alone."
+    ]
     assert reloaded(hidden).status == Status.PENDING_APPROVAL
 
 
@@ -187,7 +189,9 @@ def test_the_inbox_filters_by_role_requester_and_age(approver, clock):
     assert listed(role="not-a-role") == [old.pk, recent.pk]  # an unknown choice filters nothing
 
 
-def test_the_inbox_is_paged_and_its_queries_do_not_grow_with_its_size(approver, clock, django_assert_num_queries):
+def test_the_inbox_is_paged_and_its_queries_do_not_grow_with_its_size(
+    approver, clock, django_assert_num_queries
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -258,7 +262,12 @@ def test_a_refused_role_is_named_and_the_others_are_activated(requester, clock):
 
     response = client.post(
         SEVERAL,
-        {"confirm": "1", "eligible": picked, "justification": "x", **{f"duration_{pk}": "60" for pk in picked}},
+        {
+            "confirm": "1",
+            "eligible": picked,
+            "justification": "x",
+            **{f"duration_{pk}": "60" for pk in picked},
+        },
         follow=True,
     )
 
@@ -292,7 +301,8 @@ def test_a_duration_beyond_a_roles_maximum_is_refused_on_the_form(requester, clo
     client = sign_in(requester)
 
     response = client.post(
-        SEVERAL, {"confirm": "1", "eligible": [str(short.pk)], "justification": "x", f"duration_{short.pk}": "120"}
+        SEVERAL,
+        {"confirm": "1", "eligible": [str(short.pk)], "justification": "x", f"duration_{short.pk}": "120"},
     )
 
     assert "Choose one of the offered durations for" in page(response)
@@ -311,7 +321,9 @@ def test_someone_elses_eligibility_cannot_be_picked(requester, outsider, clock):
 def test_get_changes_nothing(requester, clock):
     eligible = eligible_for(requester, role_with())
 
-    sign_in(requester).get(SEVERAL, {"eligible": [str(eligible.pk)], "confirm": "1", f"duration_{eligible.pk}": "60"})
+    sign_in(requester).get(
+        SEVERAL, {"eligible": [str(eligible.pk)], "confirm": "1", f"duration_{eligible.pk}": "60"}
+    )
 
     assert not ActivationRequest.objects.exists()
 
