@@ -13,7 +13,9 @@
   data.append("detected", "1");
   data.append("csrfmiddlewaretoken", body.getAttribute("data-csrf-token"));
   fetch(url, { method: "POST", body: data, credentials: "same-origin" }).then(function (response) {
-    if (response.status === 204 && body.hasAttribute("data-time-zone-reload")) {
+    // Reload (a page that was a GET) only when its times were shown in another zone (UTC).
+    var shown = body.getAttribute("data-time-zone-shown");
+    if (response.status === 204 && body.hasAttribute("data-time-zone-reload") && zone !== shown) {
       window.location.reload();
     }
   });

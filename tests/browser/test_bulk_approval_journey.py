@@ -34,7 +34,9 @@ def test_an_approver_approves_20_requests_with_one_code(new_page):
     second = UserFactory(username="bea", display_name="Bea Second")
     device = totp_device(approver)
     role = RoleFactory(name="Vault Keeper")
-    role_settings_update(actor=None, role=role, changes={"require_approval": True}, approvers=[approver, second])
+    role_settings_update(
+        actor=None, role=role, changes={"require_approval": True}, approvers=[approver, second]
+    )
     page = new_page()
 
     with time_machine.travel(timezone.now(), tick=True) as clock:
@@ -65,7 +67,9 @@ def test_an_approver_approves_20_requests_with_one_code(new_page):
         shoot(page, "inbox-wrong-code")
 
         # Someone decides one of them meanwhile; the approver approves the page with one code.
-        activation_deny(approver=second, request=requests[0], reason="Not tonight", mfa_verified_at=timezone.now())
+        activation_deny(
+            approver=second, request=requests[0], reason="Not tonight", mfa_verified_at=timezone.now()
+        )
         clock.shift(CODE_STEP)
         page.fill("textarea[name=reason]", "Planned maintenance")
         page.fill("input[name=otp_token]", totp_code(device))
@@ -74,7 +78,10 @@ def test_an_approver_approves_20_requests_with_one_code(new_page):
         page.wait_for_url("**/activations/approvals/")
         messages = page.locator("ul.messages").inner_text()
         assert "Approved: 20 requests." in messages
-        assert "Not decided: Vault Keeper for night00 — This request was already denied by Bea Second" in messages
+        assert (
+            "Not decided: Vault Keeper for Night00 — This request was already denied by Bea Second"
+            in messages
+        )
         assert ActivationRequest.objects.filter(status=Status.GRANTED).count() == 20
         assert "Nothing is waiting for you." in page.locator("main").inner_text()
         shoot(page, "inbox-approved-20")
@@ -85,7 +92,9 @@ def test_the_inbox_at_390_px_and_a_requester_cannot_approve_their_own(new_page):
     colleague = UserFactory(username="carl", display_name="Carl Colleague")
     device = totp_device(requester)
     role = RoleFactory(name="Vault Keeper")
-    role_settings_update(actor=None, role=role, changes={"require_approval": True}, approvers=[requester, colleague])
+    role_settings_update(
+        actor=None, role=role, changes={"require_approval": True}, approvers=[requester, colleague]
+    )
     page = new_page()
 
     with time_machine.travel(timezone.now(), tick=True):
@@ -96,7 +105,7 @@ def test_the_inbox_at_390_px_and_a_requester_cannot_approve_their_own(new_page):
         sign_in(page, requester, device)
         page.wait_for_url("**/activations/approvals/")
         # Only the colleague's request waits for her: her own is not hers to decide.
-        assert page.locator("#approvals tbody tr").count() == 1
+        assert page.locator("#approvals tbody tr").count() == 1, page.locator("main").inner_text()
         shoot(page, "inbox-one")
         # Ticking her own by hand (a forged box) is refused, the colleague's approved.
         page.evaluate(

@@ -131,7 +131,9 @@ def test_requester_sees_the_pending_request_activates_three_roles_and_extends_on
         messages = page.locator("ul.messages").inner_text()
         assert "Ledger Viewer: active until" in messages and "Desk Operator: active until" in messages
         assert "Sent for approval to 1 approver." in messages
-        assert ActivationRequest.objects.filter(requester=requester, justification="Quarter close").count() == 3
+        assert (
+            ActivationRequest.objects.filter(requester=requester, justification="Quarter close").count() == 3
+        )
         assert "Active" in page.locator("tr[data-role='Ledger Viewer'] .row-status").inner_text()
         assert "Pending approval" in page.locator("tr[data-role='Vault Keeper']").inner_text()
         shoot(page, "my-roles-after-activating-three")
@@ -152,4 +154,3 @@ def test_requester_sees_the_pending_request_activates_three_roles_and_extends_on
         assert "Extension requested" in page.locator(f"tr[data-active='{direct.pk}']").inner_text()
         shoot(page, "my-roles-extension-requested")
         assert ActiveAssignment.objects.get(pk=direct.pk).ends_at == direct.ends_at  # until approved
-
