@@ -21,11 +21,13 @@ def relative(value: datetime | None, now: datetime | None = None) -> str:
     if not isinstance(value, datetime):
         return ""
     now = now or timezone.now()
-    if abs(value - now) < timedelta(minutes=1):
+    # To the nearest minute: an end 7 hours 59 minutes 59 seconds away is "in 8 hours".
+    span = timedelta(minutes=round(abs((value - now).total_seconds()) / 60))
+    if span < timedelta(minutes=1):
         return "now"
     if value > now:
-        return f"in {timeuntil(value, now, depth=1)}"
-    return f"{timesince(value, now, depth=1)} ago"
+        return f"in {timeuntil(now + span, now, depth=1)}"
+    return f"{timesince(now - span, now, depth=1)} ago"
 
 
 @register.filter

@@ -247,3 +247,12 @@ def test_the_time_zone_page_needs_a_signed_in_person(client):
 
     assert response.status_code == 302
     assert not AuditEvent.objects.filter(action="user.time_zone_changed").exists()
+
+
+def test_relative_times_are_said_to_the_nearest_minute():
+    from activations.templatetags.activations_extras import relative
+
+    assert relative(NOON + timedelta(hours=8, seconds=-1), NOON) == "in 8\xa0hours"
+    assert relative(NOON - 2 * DAY, NOON) == "2\xa0days ago"
+    assert relative(NOON + timedelta(seconds=20), NOON) == "now"
+    assert relative(None, NOON) == ""
