@@ -216,9 +216,9 @@ class ActiveAssignmentSerializer(_AssignmentSerializer):
 
 
 class ChangeRequestInputSerializer(StrictInputSerializer):
-    """Extension (or renewal) of one of the caller's eligibilities."""
+    """Extension (or renewal) of one of the caller's eligibilities or direct active assignments."""
 
-    duration = DurationField(help_text="How much longer the eligibility should last.")
+    duration = DurationField(help_text="How much longer the assignment should last.")
     justification = TextField(required=True)
 
 

@@ -230,10 +230,45 @@ class ActiveAssignmentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ActiveAssignmentSerializer
     pagination_class = None
 
+    lookup_value_regex = UUID_PATTERN
+    throttle_scope = "activation"
+
     def get_queryset(self):
         return role_selectors.active_assignments_for_user(user=self.request.user).select_related(
             "activation_request"
         )
+
+    def get_throttles(self):
+        return [FailOpenScopedRateThrottle()] if self.action in {"extend", "renew"} else []
+
+    @extend_schema(
+        summary="Ask for my direct active assignment to be extended (it ends within 14 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request, pk=None):
+        return self._change(activation_services.active_extension_request, pk)
+
+    @extend_schema(
+        summary="Ask for my direct active assignment to be renewed (it ended within the last 30 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def renew(self, request, pk=None):
+        return self._change(activation_services.active_renewal_request, pk)
+
+    def _change(self, service, pk):
+        assignment = activation_selectors.active_get_own(user=self.request.user, pk=pk)
+        data = _valid(ChangeRequestInputSerializer, self.request.data)
+        created = service(
+            requester=self.request.user,
+            assignment=assignment,
+            duration=data["duration"],
+            justification=data["justification"],
+        )
+        return _request_response(self.request.user, created, status.HTTP_201_CREATED)
 
 
 # --- Activation requests ---------------------------------------------------------------------

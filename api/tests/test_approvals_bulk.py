@@ -12,7 +12,14 @@ from activations.models import ActivationRequest, Approval
 from activations.services import activation_deny, activation_request
 from audit.models import AuditEvent
 from roles.models import RoleSettings
-from tests.factories import EligibleAssignmentFactory, RoleFactory, UserFactory, totp_code, totp_device
+from tests.factories import (
+    ActiveAssignmentFactory,
+    EligibleAssignmentFactory,
+    RoleFactory,
+    UserFactory,
+    totp_code,
+    totp_device,
+)
 
 from .helpers import error
 
@@ -249,3 +256,33 @@ def test_the_schema_documents_the_bulk_endpoint_and_the_filters(anonymous):
     assert {"200", "400", "403", "404", "409"} <= set(operation["responses"])
     names = {parameter["name"] for parameter in schema["paths"]["/api/v1/approvals/"]["get"]["parameters"]}
     assert {"role", "requester", "older_than_hours", "cursor", "page_size"} <= names
+
+
+# --- Extending a direct active assignment --------------------------------------------------------
+
+
+def test_my_direct_active_assignment_is_extended_through_the_api(requester, approver, outsider, token_client):
+    now = timezone.now()
+    mine = ActiveAssignmentFactory(
+        user=requester,
+        role=approval_role_for(approver),
+        starts_at=now - timedelta(days=9),
+        ends_at=now + timedelta(days=2),
+    )
+    theirs = ActiveAssignmentFactory(
+        user=outsider, starts_at=now - timedelta(days=9), ends_at=now + timedelta(days=2)
+    )
+    client = token_client(requester)
+    data = {"duration": "P30D", "justification": "Still on call"}
+
+    response = client.post(f"/api/v1/me/active-assignments/{mine.pk}/extend/", data, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["kind"] == "extend" and response.json()["status"] == "pending_approval"
+    again = client.post(f"/api/v1/me/active-assignments/{mine.pk}/extend/", data, format="json")
+    assert again.status_code == 409
+    renew = client.post(f"/api/v1/me/active-assignments/{mine.pk}/renew/", data, format="json")
+    assert renew.status_code == 400 and "ended within the last 30 days" in error(renew)["message"]
+    assert (
+        client.post(f"/api/v1/me/active-assignments/{theirs.pk}/extend/", data, format="json").status_code
+        == 404
+    )
