@@ -1,7 +1,9 @@
+from typing import cast
+
 from django import forms
 
 from .models import User
-from .services import CODE_FORMAT_MESSAGE, MAX_CODE_INPUT, MfaError, mfa_code_normalize
+from .services import CODE_FORMAT_MESSAGE, MAX_CODE_INPUT, MfaError, mfa_code_normalize, time_zones
 
 
 class CodeForm(forms.Form):
@@ -80,3 +82,21 @@ class InvitationPasswordForm(forms.Form):
         if cleaned.get("password1") and cleaned.get("password1") != cleaned.get("password2"):
             self.add_error("password2", "The two passwords differ.")
         return cleaned
+
+
+class TimeZoneForm(forms.Form):
+    """The time zone the portal shows one's times in."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Times in the portal are shown in this zone; they are stored in UTC.",
+        error_messages={"invalid_choice": "Choose a time zone from the list (such as Europe/Paris)."},
+    )
+    # Set by static/js/time-zone.js: the browser's zone, recorded only if none is chosen yet.
+    detected = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = [
+            (name, name) for name in sorted(time_zones())
+        ]

@@ -50,6 +50,9 @@ class User(AbstractUser):
     # interactive, and non-interactive (tokens refreshed by apps on the person's behalf).
     directory_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
     directory_non_interactive_sign_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # IANA name (Europe/Paris) the portal shows times in; empty: not chosen yet, the browser's
+    # is recorded on the next page view (static/js/time-zone.js), UTC until then.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -9,6 +9,7 @@ urlpatterns = [
     path("verify/", views.verify, name="verify"),
     path("mfa/", views.mfa_devices, name="mfa_devices"),
     path("mfa/enrol/", views.mfa_enrol, name="mfa_enrol"),
+    path("time-zone/", views.time_zone, name="time_zone"),
     path("mfa/recovery-codes/", views.mfa_recovery_codes, name="mfa_recovery_codes"),
     path("sso/start/", sso.SsoStartView.as_view(), name="sso_start"),
     path("sso/callback/", sso.SsoCallbackView.as_view(), name="sso_callback"),

@@ -4,9 +4,12 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
 
 from common.decorators import step_up_required, verification_redirect, verified_required
 from common.redirects import next_or_home, safe_next, with_next
@@ -14,7 +17,7 @@ from common.step_up import mark_step_up, mfa_is_enrolled, passkeys_enrolled, use
 
 from . import selectors, services, throttle
 from .backends import password_login_mode
-from .forms import CodeForm
+from .forms import CodeForm, TimeZoneForm
 from .mfa import totp_qr_data_uri, totp_secret_display
 from .sso import sso_context
 
@@ -191,3 +194,30 @@ def _show_recovery_codes(request, codes, *, next_url, enrolled):
     # Rendered in the POST's response, never stored readable: shown exactly once.
     context = {"codes": codes, "next": next_url, "enrolled": enrolled}
     return render(request, "accounts/mfa_recovery_codes_new.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@verified_required
+def time_zone(request):
+    """The person's time zone: chosen here, or the browser's, sent once by static/js/time-zone.js
+    (detected=1, answered 204 and never overriding a choice)."""
+    form = TimeZoneForm(
+        request.POST if request.method == "POST" else None,
+        initial={"time_zone": request.user.time_zone or "UTC"},
+    )
+    if request.method == "POST" and form.is_valid():
+        detected = form.cleaned_data["detected"]
+        try:
+            services.user_time_zone_set(
+                user=request.user, time_zone=form.cleaned_data["time_zone"], detected=detected
+            )
+        except ValidationError as error:
+            form.add_error("time_zone", error.messages)
+        else:
+            if detected:
+                return HttpResponse(status=204)
+            messages.success(request, f"Times are now shown in {form.cleaned_data['time_zone']}.")
+            return redirect(safe_next(request) or reverse("accounts:time_zone"))
+    if request.method == "POST" and form.cleaned_data.get("detected"):
+        return HttpResponse(status=400)
+    return render(request, "accounts/time_zone.html", {"form": form})

@@ -1,6 +1,7 @@
 """Forms of the activation pages. They check the shape of the input and give clear messages;
 the services check it again, with the policy as it is at that moment, and have the last word."""
 
+import uuid
 from datetime import UTC, timedelta
 from typing import cast
 
@@ -13,6 +14,9 @@ from accounts.services import MAX_CODE_INPUT, MfaError, mfa_code_normalize
 from common.text import clean_text
 from roles.models import EligibleAssignment, RoleSettings
 from roles.scopes import MAX_SCOPE_LENGTH, scope_covers, scope_validate
+
+from .selectors import InboxFilters
+from .services import MAX_BULK_ITEMS
 
 # Offered activation durations, in minutes: half hours up to two hours, then whole hours.
 _SHORT_STEPS = (30, 60, 90, 120)
@@ -111,12 +115,12 @@ class ActivateForm(CodeFieldMixin, forms.Form):
         },
     )
     starts_at = forms.DateTimeField(
-        label="Start (UTC, optional)",
+        label="Start (optional)",
         required=False,
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Leave empty to start as soon as it is granted. The time is read as UTC.",
-        error_messages={"invalid": "Enter a date and time such as 2030-01-31 14:30 (UTC)."},
+        help_text="Leave empty to start as soon as it is granted. The time is read in your time zone.",
+        error_messages={"invalid": "Enter a date and time such as 2030-01-31 14:30."},
     )
     scope = forms.CharField(
         label="Scope",
@@ -188,9 +192,9 @@ class ActivateForm(CodeFieldMixin, forms.Form):
         starts_at = self.cleaned_data["starts_at"]
         if starts_at is None:
             return None
-        # The page says UTC: read the wall-clock time typed as UTC whatever the active zone.
-        # Whether it is too early or too far ahead is the service's to say (activation_request).
-        return timezone.make_naive(starts_at).replace(tzinfo=UTC)
+        # Read in the person's time zone (the active one, pim_portal.middleware.TimeZoneMiddleware)
+        # and stored in UTC. Whether it is too early or too far ahead is the service's to say.
+        return starts_at.astimezone(UTC)
 
     def clean_scope(self):
         scope = self.cleaned_data["scope"].strip() or self.eligible.scope
@@ -307,3 +311,156 @@ class EligibilityChangeForm(forms.Form):
 
     def clean_justification(self):
         return _clean_text_field(self.cleaned_data["justification"], field="justification", required=True)
+
+
+class ActivateSeveralForm(CodeFieldMixin, forms.Form):
+    """Several eligibilities activated at once: a duration for each (its role's own choices),
+    one justification, one ticket and one code. Which of them a role requires is the service's
+    to say, role by role (a role refused does not stop the others)."""
+
+    justification = forms.CharField(
+        label="Justification",
+        required=False,
+        max_length=settings.PIM_MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One justification for every role chosen.",
+        error_messages={
+            "max_length": f"The justification is at most {settings.PIM_MAX_TEXT_LENGTH} characters."
+        },
+    )
+    ticket_system = forms.CharField(label="Ticket system", required=False, max_length=TICKET_MAX_LENGTH)
+    ticket_number = forms.CharField(label="Ticket number", required=False, max_length=TICKET_MAX_LENGTH)
+
+    def __init__(
+        self, *args, eligibilities: list[EligibleAssignment], code_required: bool, now=None, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.eligibilities = eligibilities
+        now = now or timezone.now()
+        self.rows = []
+        for eligible in eligibilities:
+            role_settings = eligible.role.settings
+            available = eligible.ends_at - now if eligible.ends_at else None
+            choices = duration_choices(role_settings.activation_max_duration, available)
+            name = f"duration_{eligible.pk}"
+            self.fields[name] = forms.TypedChoiceField(
+                label=f"Duration for {eligible.role.name}",
+                coerce=int,
+                choices=choices,
+                initial=choices[-1][0] if choices else None,
+                error_messages={
+                    "invalid_choice": f"Choose one of the offered durations for {eligible.role.name}.",
+                    "required": f"Choose a duration for {eligible.role.name}.",
+                },
+            )
+            self.rows.append((eligible, self[name]))
+        needs_ticket = any(eligible.role.settings.require_ticket for eligible in eligibilities)
+        self.fields["ticket_number"].help_text = (
+            "Required by at least one of these roles." if needs_ticket else ""
+        )
+        if any(eligible.role.settings.require_mfa for eligible in eligibilities):
+            self._add_code_field(required=code_required)
+
+    def clean_justification(self):
+        return _clean_text_field(self.cleaned_data["justification"], field="justification")
+
+    def clean_ticket_number(self):
+        return _clean_text_field(
+            self.cleaned_data["ticket_number"], field="ticket_number", max_length=TICKET_MAX_LENGTH
+        )
+
+    def clean_ticket_system(self):
+        return _clean_text_field(
+            self.cleaned_data["ticket_system"], field="ticket_system", max_length=TICKET_MAX_LENGTH
+        )
+
+    def durations(self) -> list[tuple[EligibleAssignment, timedelta]]:
+        return [
+            (eligible, timedelta(minutes=self.cleaned_data[f"duration_{eligible.pk}"]))
+            for eligible in self.eligibilities
+        ]
+
+
+class InboxFilterForm(forms.Form):
+    """The approvals inbox narrowed to a role, a requester, or requests waiting a while."""
+
+    AGES = (
+        ("", "Any time"),
+        ("1", "More than 1 hour"),
+        ("4", "More than 4 hours"),
+        ("24", "More than 1 day"),
+        ("72", "More than 3 days"),
+    )
+
+    role = forms.ChoiceField(label="Role", required=False)
+    requester = forms.ChoiceField(label="Requester", required=False)
+    age = forms.ChoiceField(label="Waiting", required=False, choices=AGES)
+
+    def __init__(self, *args, roles, requesters, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = [("", "All roles")] + [
+            (str(role.pk), role.name) for role in roles
+        ]
+        cast(forms.ChoiceField, self.fields["requester"]).choices = [("", "Everyone")] + [
+            (person.username, person.label) for person in requesters
+        ]
+
+    def filters(self):
+        """activations.selectors.InboxFilters from the valid form (unknown values: no filter)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return InboxFilters(
+            role=data.get("role") or None,
+            requester=data.get("requester", ""),
+            older_than=timedelta(hours=int(data["age"])) if data.get("age") else None,
+        )
+
+
+class UUIDListField(forms.Field):
+    """Several ids (ticked boxes of one name)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        try:
+            return list(dict.fromkeys(uuid.UUID(str(item)) for item in value))
+        except ValueError:
+            raise forms.ValidationError("Tick requests from the list.") from None
+
+
+class BulkDecisionForm(CodeFieldMixin, forms.Form):
+    """Approve or deny the requests ticked in the inbox: one reason, one code."""
+
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("deny", "Deny")],
+        error_messages={"required": "Choose Approve or Deny.", "invalid_choice": "Choose Approve or Deny."},
+    )
+    requests = UUIDListField(error_messages={"required": "Tick at least one request."})
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=settings.PIM_MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to deny; each requester will read it.",
+        error_messages={"max_length": f"The reason is at most {settings.PIM_MAX_TEXT_LENGTH} characters."},
+    )
+
+    def __init__(self, *args, code_required: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_code_field(required=code_required)
+
+    def clean_requests(self):
+        pks = self.cleaned_data["requests"]
+        if len(pks) > MAX_BULK_ITEMS:
+            raise forms.ValidationError(f"Tick at most {MAX_BULK_ITEMS} requests at once.")
+        return pks
+
+    def clean_reason(self):
+        return _clean_text_field(self.cleaned_data["reason"], field="reason")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == "deny" and "reason" in cleaned and not cleaned["reason"]:
+            self.add_error("reason", "A reason is required to deny requests.")
+        return cleaned

@@ -23,7 +23,8 @@ class TransitionNotAllowed(Exception):
 
 
 class ActivationRequest(models.Model):
-    """A requester's ask to activate an eligible role (or extend / renew the eligibility).
+    """A requester's ask to activate an eligible role, or to extend / renew one of their own
+    assignments: an eligibility (`eligible`), or a direct active assignment (`active_target`).
 
     The status only changes through activations.services, along TRANSITIONS.
     """
@@ -62,7 +63,14 @@ class ActivationRequest(models.Model):
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activation_requests"
     )
-    eligible = models.ForeignKey(EligibleAssignment, on_delete=models.PROTECT, related_name="requests")
+    # The eligibility activated, extended or renewed; None: the request extends or renews the
+    # direct active assignment `active_target` (activations_request_one_target).
+    eligible = models.ForeignKey(
+        EligibleAssignment, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    active_target = models.ForeignKey(
+        ActiveAssignment, null=True, blank=True, on_delete=models.PROTECT, related_name="change_requests"
+    )
     role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
     scope = models.CharField(max_length=400)
     status = models.CharField(max_length=20, choices=Status.choices)
@@ -111,6 +119,16 @@ class ActivationRequest(models.Model):
                 condition=Q(kind__in=["extend", "renew"], status="pending_approval"),
                 name="activations_request_one_open_extension",
             ),
+            models.UniqueConstraint(
+                fields=["requester", "active_target"],
+                condition=Q(kind__in=["extend", "renew"], status="pending_approval"),
+                name="activations_request_one_open_active_change",
+            ),
+            models.CheckConstraint(
+                condition=Q(eligible__isnull=False, active_target__isnull=True)
+                | Q(eligible__isnull=True, active_target__isnull=False, kind__in=["extend", "renew"]),
+                name="activations_request_one_target",
+            ),
             models.CheckConstraint(
                 condition=~Q(status="pending_approval") | Q(decide_by__isnull=False),
                 name="activations_request_pending_has_deadline",
@@ -143,6 +161,12 @@ class ActivationRequest(models.Model):
     @property
     def label(self) -> str:
         return f"{self.get_kind_display().lower()} request {self.role.name} by {self.requester.label}"
+
+    @property
+    def target(self) -> "EligibleAssignment | ActiveAssignment":
+        """The assignment the request is about: the eligibility, or the direct active assignment
+        an extension or renewal is for."""
+        return self.eligible if self.eligible_id else self.active_target  # type: ignore[return-value]
 
     @property
     def is_open(self) -> bool:

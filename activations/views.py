@@ -27,12 +27,20 @@ from common.step_up import (
     step_up_is_fresh,
     step_up_verified_at,
 )
-from roles import selectors as role_selectors
 from roles.directory_selectors import assignment_directory_status
 from roles.models import ActiveAssignment
 
 from . import evidence, selectors, services
-from .forms import ActivateForm, DecisionForm, EligibilityChangeForm, RevokeForm, duration_label
+from .forms import (
+    ActivateForm,
+    ActivateSeveralForm,
+    BulkDecisionForm,
+    DecisionForm,
+    EligibilityChangeForm,
+    InboxFilterForm,
+    RevokeForm,
+    duration_label,
+)
 from .models import ActivationRequest, TransitionNotAllowed
 from .tokens import approval_token_problem
 
@@ -48,20 +56,23 @@ safe_methods_and_post = require_http_methods(["GET", "HEAD", "POST"])
 # --- My roles ------------------------------------------------------------------------------
 
 
+MY_ROLES_TABS = ("eligible", "active", "expired")
+
+
+@require_http_methods(["GET", "HEAD"])
 @verified_required
 def my_roles(request):
-    """The requester's home: what they may activate (and extend or renew) and what they hold
-    right now."""
+    """The requester's home, in Entra's three tabs: Eligible (activate one or several; a
+    pending request on its row; "active until" instead of Activate on a role held now),
+    Active (deactivate, extend a direct assignment ending soon) and Expired (renew)."""
     now = timezone.now()
-    eligibilities = role_selectors.eligibilities_for_user(user=request.user, at=now)
-    active = role_selectors.active_assignments_for_user(user=request.user, at=now)
+    tab = request.GET.get("tab", "eligible")
+    if tab not in MY_ROLES_TABS:
+        tab = "eligible"
     context = {
         "now": now,
-        "extend_before": now + services.EXTEND_WINDOW,
-        "eligibilities": list(selectors.eligibilities_with_pending_extension(eligibilities)),
-        # The activation behind an assignment (reverse one-to-one, joined: no query per row).
-        "active_assignments": list(active.select_related("activation_request")),
-        "recently_ended": list(selectors.eligibilities_recently_ended_for_user(user=request.user, at=now)),
+        "tab": tab,
+        "roles": selectors.my_roles_for_user(user=request.user, at=now),
     }
     return render(request, "activations/my_roles.html", context)
 
@@ -129,10 +140,10 @@ def _requested_message(activation: ActivationRequest, now: datetime) -> str:
     ends_at = cast(datetime, activation.ends_at)
     if assignment.starts_at > now + timedelta(minutes=1):
         return (
-            f"{activation.role}: scheduled from {_moment(assignment.starts_at, now)} "
-            f"until {_moment(ends_at, now)} UTC."
+            f"{activation.role}: scheduled from {_moment(assignment.starts_at, now, zone=False)} "
+            f"until {_moment(ends_at, now)}."
         )
-    return f"{activation.role}: active until {_moment(ends_at, now)} UTC."
+    return f"{activation.role}: active until {_moment(ends_at, now)}."
 
 
 def _sent_for_approval(activation: ActivationRequest) -> str:
@@ -140,8 +151,56 @@ def _sent_for_approval(activation: ActivationRequest) -> str:
     return f"Sent for approval to {count} approver{'s' if count != 1 else ''}."
 
 
-def _moment(moment: datetime, now: datetime) -> str:
-    return f"{moment:%H:%M}" if moment.date() == now.date() else f"{moment:%Y-%m-%d %H:%M}"
+def _moment(moment: datetime, now: datetime, *, zone: bool = True) -> str:
+    """A time in the person's time zone (the active one): 13:30 CET today, else with its date."""
+    moment, now = timezone.localtime(moment), timezone.localtime(now)
+    text = f"{moment:%H:%M}" if moment.date() == now.date() else f"{moment:%Y-%m-%d %H:%M}"
+    return f"{text} {moment.tzname()}" if zone else text
+
+
+@safe_methods_and_post
+@verified_required
+def activate_several(request):
+    """Activate several eligibilities at once (ticked on My roles): one justification, one
+    ticket, one code; each role's own rules apply and each gets its own request."""
+    now = timezone.now()
+    pks = request.POST.getlist("eligible") if request.method == "POST" else request.GET.getlist("eligible")
+    eligibilities = selectors.eligibilities_get_for_requester(user=request.user, pks=pks, at=now)
+    if not eligibilities:
+        messages.error(request, "Tick the roles to activate first.")
+        return redirect("activations:my_roles")
+    form = ActivateSeveralForm(
+        request.POST if "confirm" in request.POST else None,
+        eligibilities=eligibilities,
+        code_required=not step_up_is_fresh(request),
+        now=now,
+    )
+    if form.is_bound and form.is_valid() and _verify_code(request, form):
+        try:
+            outcomes = services.activations_request_many(
+                requester=request.user,
+                choices=[services.ActivationChoice(eligible=e, duration=d) for e, d in form.durations()],
+                justification=form.cleaned_data["justification"],
+                ticket_number=form.cleaned_data["ticket_number"],
+                ticket_system=form.cleaned_data["ticket_system"],
+                mfa_verified_at=step_up_verified_at(request),
+                mfa_factor=step_up_factor(request),
+            )
+        except REFUSALS as error:
+            _show_refusal(form, error)
+        else:
+            _report_activations(request, outcomes, now)
+            return redirect("activations:my_roles")
+    context = {"form": form, "eligibilities": eligibilities, "now": now}
+    return render(request, "activations/activate_several.html", context)
+
+
+def _report_activations(request, outcomes, now: datetime) -> None:
+    for outcome in outcomes:
+        if outcome.ok:
+            messages.success(request, _requested_message(outcome.request, now))
+        else:
+            messages.error(request, f"{outcome.key.role}: {' '.join(outcome.errors)}")
 
 
 # --- Lists ---------------------------------------------------------------------------------
@@ -164,15 +223,71 @@ def my_requests(request):
     return render(request, "activations/my_requests.html", context)
 
 
-@require_http_methods(["GET", "HEAD"])
+@safe_methods_and_post
 @verified_required
 def inbox(request):
-    """Requests waiting for the user's decision, oldest first."""
+    """Requests waiting for the user's decision, oldest first, paged and filtered (role,
+    requester, waiting time). POST: approve or deny the ticked ones with one reason and one
+    code, each on its own (a request decided meanwhile or not the user's to decide is reported
+    with its reason; the others are decided)."""
     now = timezone.now()
-    pending = selectors.approvals_pending_for_user(user=request.user, at=now)
+    decision_form = None
+    if request.method == "POST":
+        decision_form = BulkDecisionForm(request.POST, code_required=not step_up_is_fresh(request))
+        if decision_form.is_valid() and _verify_code(request, decision_form):
+            _decide_ticked(request, decision_form)
+            return redirect(request.get_full_path())
+    roles, requesters = selectors.approvals_inbox_choices(user=request.user, at=now)
+    filter_form = InboxFilterForm(request.GET or None, roles=roles, requesters=requesters)
+    pending = selectors.approvals_inbox_for_user(user=request.user, filters=filter_form.filters(), at=now)
     page = Paginator(pending, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "activations": list(page.object_list), "now": now}
+    context = {
+        "page": page,
+        "activations": list(page.object_list),
+        "now": now,
+        "filter_form": filter_form,
+        "filtered": filter_form.is_bound and any(filter_form.data.get(name) for name in filter_form.fields),
+        "decision_form": decision_form or BulkDecisionForm(code_required=not step_up_is_fresh(request)),
+        "ticked": {
+            str(pk) for pk in (decision_form.cleaned_data.get("requests", []) if decision_form else [])
+        },
+        "page_query": _query_without_page(request),
+    }
     return render(request, "activations/inbox.html", context)
+
+
+def _decide_ticked(request, form) -> None:
+    decision = form.cleaned_data["decision"]
+    found, unknown = selectors.requests_get_for_decision(user=request.user, pks=form.cleaned_data["requests"])
+    for _pk in unknown:
+        messages.error(request, "A ticked request does not exist or is not yours to see; it was left alone.")
+    if not found:
+        return
+    outcomes = services.activations_decide_each(
+        approver=request.user,
+        requests=found,
+        decision=decision,
+        reason=form.cleaned_data["reason"],
+        mfa_verified_at=step_up_verified_at(request),
+        mfa_factor=step_up_factor(request),
+    )
+    done = [outcome for outcome in outcomes if outcome.ok]
+    if done:
+        verb = "Approved" if decision == "approve" else "Denied"
+        messages.success(request, f"{verb}: {len(done)} request{'s' if len(done) != 1 else ''}.")
+    for outcome in outcomes:
+        if not outcome.ok:
+            activation = cast(ActivationRequest, outcome.key)
+            messages.error(
+                request,
+                f"Not decided: {activation.role} for {activation.requester} — {' '.join(outcome.errors)}",
+            )
+
+
+def _query_without_page(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 # --- The request page ----------------------------------------------------------------------
@@ -404,6 +519,34 @@ def eligibility_change(request, pk, kind):
             messages.success(request, _sent_for_approval(activation))
             return redirect(activation)
     context = {"form": form, "eligible": eligible, "kind": kind, "now": timezone.now()}
+    return render(request, "activations/eligibility_change.html", context)
+
+
+@safe_methods_and_post
+@verified_required
+def active_change(request, pk, kind):
+    """Ask for one's own direct active assignment to be extended (ending within 14 days) or
+    renewed (ended within the last 30 days); approved like an activation."""
+    assignment = selectors.active_get_own(user=request.user, pk=pk)
+    max_days = max(1, assignment.role.settings.active_max_duration.days)
+    form = EligibilityChangeForm(request.POST if request.method == "POST" else None, max_days=max_days)
+    if request.method == "POST" and form.is_valid():
+        service = (
+            services.active_extension_request if kind == Kind.EXTEND else services.active_renewal_request
+        )
+        try:
+            activation = service(
+                requester=request.user,
+                assignment=assignment,
+                duration=timedelta(days=form.cleaned_data["days"]),
+                justification=form.cleaned_data["justification"],
+            )
+        except REFUSALS as error:
+            _show_refusal(form, error)
+        else:
+            messages.success(request, _sent_for_approval(activation))
+            return redirect(activation)
+    context = {"form": form, "eligible": assignment, "kind": kind, "now": timezone.now(), "active": True}
     return render(request, "activations/eligibility_change.html", context)
 
 

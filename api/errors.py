@@ -35,6 +35,18 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class RequestsRefused(exceptions.APIException):
+    """A call about several requests refused because of some of them (all or nothing): the
+    error's fields name each one, ``{"requests": ["<id>: why", ...]}``; nothing changed."""
+
+    default_code = "conflict"
+
+    def __init__(self, *, status_code: int, code: str, message: str, requests: dict) -> None:
+        self.status_code = status_code
+        self.requests = {str(pk): why for pk, why in requests.items()}
+        super().__init__(detail=message, code=code)
+
+
 def exception_handler(exc, context):
     exc = translate(exc)
     response = drf_exception_handler(exc, context)
@@ -80,7 +92,12 @@ def error_body(exc, data) -> dict:
         message = " ".join(general) or "Some fields are not valid: see fields."
         return {"code": code, "message": message, "fields": fields}
     detail = data.get("detail", "") if isinstance(data, dict) else data
-    return {"code": code, "message": str(detail), "fields": {}}
+    fields = (
+        {"requests": [f"{pk}: {why}" for pk, why in exc.requests.items()]}
+        if isinstance(exc, RequestsRefused)
+        else {}
+    )
+    return {"code": code, "message": str(detail), "fields": fields}
 
 
 def _messages(value) -> list[str]:

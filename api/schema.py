@@ -16,7 +16,10 @@ class ErrorDetailSerializer(serializers.Serializer):
     # (DRF's metaclass takes declared fields off the class: this is the error's field, not .fields)
     fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per input field (validation errors only).",
+        help_text=(
+            "Messages per input field (validation errors); for a call about several requests "
+            "refused all or nothing, `requests` names each one (`<id>: why`)."
+        ),
     )
 
 

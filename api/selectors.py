@@ -14,7 +14,7 @@ from django.http import Http404
 from accounts.models import User
 from activations import selectors as activation_selectors
 from activations.models import ActivationRequest
-from activations.selectors import request_visible_to
+from activations.selectors import InboxFilters, request_visible_to
 from alerts.models import Alert
 from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from common.db import fetchone_prepared
@@ -75,6 +75,12 @@ def activation_request_get_for_viewer(*, user: User, pk: object) -> ActivationRe
     if request is None or not request_visible_to(user=user, request=request):
         raise Http404("No such request.")
     return request
+
+
+def activation_requests_for_viewer(*, user: User, pks: list[uuid.UUID]) -> list[ActivationRequest]:
+    """Requests by id with what the API shows, in the order given, those the user may see."""
+    found = {request.pk: request for request in _requests_with_details().filter(pk__in=pks)}
+    return [found[pk] for pk in pks if pk in found and request_visible_to(user=user, request=found[pk])]
 
 
 def approvals_pending_for_user(*, user: User, at: datetime | None = None) -> QuerySet[ActivationRequest]:
@@ -181,4 +187,15 @@ def check_for_token(*, prefix: str, user: str, role: str, scope: str, at: dateti
         usable=bool(usable),
         last_used_at=from_db_column(fields.get_field("last_used_at"), last_used_at),
         holding=holding,
+    )
+
+
+def approvals_inbox_for_user(
+    *, user: User, filters: InboxFilters, at: datetime | None = None
+) -> QuerySet[ActivationRequest]:
+    """activations.selectors.approvals_inbox_for_user (paged, filtered), with what the API shows."""
+    return (
+        activation_selectors.approvals_inbox_for_user(user=user, filters=filters, at=at)
+        .prefetch_related("approvers__user", "approvals__approver")
+        .select_related("decided_by")
     )

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from accounts.models import User
 from accounts.services import MAX_CODE_INPUT
 from activations.models import ActivationRequest, Approval
+from activations.services import MAX_BULK_ITEMS as MAX_BULK_DECISIONS
 from alerts.models import Alert
 from audit.models import AuditEvent
 from reviews.forms import MAX_BULK_ITEMS
@@ -218,9 +219,9 @@ class ActiveAssignmentSerializer(_AssignmentSerializer):
 
 
 class ChangeRequestInputSerializer(StrictInputSerializer):
-    """Extension (or renewal) of one of the caller's eligibilities."""
+    """Extension (or renewal) of one of the caller's eligibilities or direct active assignments."""
 
-    duration = DurationField(help_text="How much longer the eligibility should last.")
+    duration = DurationField(help_text="How much longer the assignment should last.")
     justification = TextField(required=True)
 
 
@@ -313,6 +314,37 @@ class DecisionInputSerializer(StrictInputSerializer):
     decision = serializers.ChoiceField(choices=Approval.Decision.choices)
     reason = TextField(help_text="Required to deny.")
     otp_code = OtpCodeField()
+
+
+class BulkDecisionInputSerializer(StrictInputSerializer):
+    requests = serializers.ListField(
+        child=serializers.UUIDField(),
+        min_length=1,
+        max_length=MAX_BULK_DECISIONS,
+        help_text="Ids of requests waiting for your decision: all are decided, or none.",
+    )
+    decision = serializers.ChoiceField(choices=Approval.Decision.choices)
+    reason = TextField(help_text="One reason for all of them; required to deny.")
+    otp_code = OtpCodeField()
+
+
+class BulkDecisionSerializer(serializers.Serializer):
+    requests = ActivationRequestSerializer(many=True, read_only=True)
+
+
+class ApprovalFilterSerializer(StrictInputSerializer):
+    """The inbox's filters (query parameters)."""
+
+    role = serializers.UUIDField(required=False, help_text="Only requests for this role (its id).")
+    requester = serializers.CharField(
+        required=False, max_length=150, help_text="Only requests by this person (username)."
+    )
+    older_than_hours = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=24 * 365,
+        help_text="Only requests waiting at least this many hours.",
+    )
 
 
 class StepUpInputSerializer(StrictInputSerializer):

@@ -2,7 +2,7 @@
 is fetched through a selector that answers 404 for what the caller may not see."""
 
 import hmac
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -42,11 +42,11 @@ from roles.scopes import MAX_SCOPE_LENGTH, scope_normalised
 
 from . import selectors
 from .authentication import ApiTokenAuthentication, VerifiedSessionAuthentication
-from .errors import Conflict
+from .errors import Conflict, RequestsRefused
 from .filters import ApiAuditEventFilterSet
 from .models import ApiToken
 from .permissions import CanCheckRoles, CanReadAudit, CanViewAlerts
-from .schema import FilteredDownloadSchema
+from .schema import ErrorSerializer, FilteredDownloadSchema
 from .serializers import (
     ActivationCreateSerializer,
     ActivationRequestSerializer,
@@ -54,8 +54,11 @@ from .serializers import (
     AlertDismissInputSerializer,
     AlertFilterSerializer,
     AlertSerializer,
+    ApprovalFilterSerializer,
     AuditEventSerializer,
     AuditExportFormatSerializer,
+    BulkDecisionInputSerializer,
+    BulkDecisionSerializer,
     ChangeRequestInputSerializer,
     CheckQuerySerializer,
     CheckSerializer,
@@ -72,6 +75,7 @@ from .services import api_token_digest, api_token_parse, api_token_touch
 from .throttling import FailOpenScopedRateThrottle, TotpAttemptThrottle
 
 FRESH_CODE_MESSAGE = "Enter a fresh code from your authenticator app to continue."
+FILTER_NAMES = ("role", "requester", "older_than_hours")
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
@@ -253,10 +257,45 @@ class ActiveAssignmentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ActiveAssignmentSerializer
     pagination_class = None
 
+    lookup_value_regex = UUID_PATTERN
+    throttle_scope = "activation"
+
     def get_queryset(self):
         return role_selectors.active_assignments_for_user(user=self.request.user).select_related(
             "activation_request"
         )
+
+    def get_throttles(self):
+        return [FailOpenScopedRateThrottle()] if self.action in {"extend", "renew"} else []
+
+    @extend_schema(
+        summary="Ask for my direct active assignment to be extended (it ends within 14 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request, pk=None):
+        return self._change(activation_services.active_extension_request, pk)
+
+    @extend_schema(
+        summary="Ask for my direct active assignment to be renewed (it ended within the last 30 days)",
+        request=ChangeRequestInputSerializer,
+        responses={201: ActivationRequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def renew(self, request, pk=None):
+        return self._change(activation_services.active_renewal_request, pk)
+
+    def _change(self, service, pk):
+        assignment = activation_selectors.active_get_own(user=self.request.user, pk=pk)
+        data = _valid(ChangeRequestInputSerializer, self.request.data)
+        created = service(
+            requester=self.request.user,
+            assignment=assignment,
+            duration=data["duration"],
+            justification=data["justification"],
+        )
+        return _request_response(self.request.user, created, status.HTTP_201_CREATED)
 
 
 # --- Activation requests ---------------------------------------------------------------------
@@ -336,14 +375,32 @@ class ActivationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 # --- Approvals -------------------------------------------------------------------------------
 
 
-@extend_schema_view(list=extend_schema(summary="Requests waiting for my decision"))
+class OldestFirstPagination(_Cursor):
+    ordering = ("created_at", "id")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Requests waiting for my decision, oldest first (paged; filter by role, requester, age)",
+        parameters=[ApprovalFilterSerializer],
+    )
+)
 class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ActivationRequestSerializer
-    pagination_class = None
+    pagination_class = OldestFirstPagination
     lookup_value_regex = UUID_PATTERN
 
     def get_queryset(self):
-        return selectors.approvals_pending_for_user(user=self.request.user)
+        params = self.request.query_params
+        data = _valid(
+            ApprovalFilterSerializer, {name: params[name] for name in FILTER_NAMES if name in params}
+        )
+        filters = activation_selectors.InboxFilters(
+            role=data.get("role"),
+            requester=data.get("requester", ""),
+            older_than=timedelta(hours=data["older_than_hours"]) if "older_than_hours" in data else None,
+        )
+        return selectors.approvals_inbox_for_user(user=self.request.user, filters=filters)
 
     @extend_schema(
         summary="Approve or deny a request (a reason is required to deny; a fresh code always)",
@@ -374,6 +431,86 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         except ActivationError as error:
             raise conflict_unless_fields(error) from None
         return _request_response(request.user, target)
+
+    @extend_schema(
+        summary="Approve or deny several requests with one reason and one code: all of them, or none",
+        description=(
+            "Nothing is decided unless every request can be: a request you may not see is a 404, "
+            "one you may not decide (your own, or not its approver) a 403, and one that changed "
+            "meanwhile (decided, timed out, canceled) a 409; the error's `fields.requests` names "
+            "each (`<id>: why`)."
+        ),
+        request=BulkDecisionInputSerializer,
+        responses={
+            200: BulkDecisionSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Some requests are not yours to decide."),
+            404: OpenApiResponse(ErrorSerializer, description="Some requests do not exist (for you)."),
+            409: OpenApiResponse(ErrorSerializer, description="Some requests changed meanwhile."),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def decisions(self, request):
+        data = _valid(BulkDecisionInputSerializer, request.data)
+        if data["decision"] == Approval.Decision.DENY and not data.get("reason", "").strip():
+            raise ValidationError({"reason": ["A reason is required to deny requests."]})
+        found, unknown = activation_selectors.requests_get_for_decision(
+            user=request.user, pks=data["requests"]
+        )
+        if unknown:
+            raise RequestsRefused(
+                status_code=status.HTTP_404_NOT_FOUND,
+                code="not_found",
+                message="Some requests do not exist (or are not yours to see); nothing was decided.",
+                requests=dict.fromkeys(unknown, "No such request."),
+            )
+        refused = activation_services.activations_decide_check(approver=request.user, requests=found)
+        if refused:
+            raise RequestsRefused(
+                status_code=status.HTTP_403_FORBIDDEN,
+                code="permission_denied",
+                message="You may not decide some of these requests; nothing was decided.",
+                requests=refused,
+            )
+        _ensure_all_open(request.user, found)  # before a code is spent on a hopeless try
+        verified_at, factor = step_up(request, data.get("otp_code", ""))
+        if not verification_is_fresh(verified_at):
+            raise ValidationError({"otp_code": [_fresh_code_message(request)]})
+        try:
+            decided = activation_services.activations_decide_all(
+                approver=request.user,
+                requests=found,
+                decision=data["decision"],
+                reason=data.get("reason", ""),
+                mfa_verified_at=verified_at,
+                mfa_factor=factor,
+            )
+        except activation_services.DecisionsConflict as error:
+            raise _changed_meanwhile(error.changed) from None
+        except DjangoPermissionDenied as error:
+            raise PermissionDenied(str(error)) from None
+        fresh = selectors.activation_requests_for_viewer(user=request.user, pks=[r.pk for r in decided])
+        return Response(BulkDecisionSerializer({"requests": fresh}).data)
+
+
+def _ensure_all_open(user, requests: list[ActivationRequest]) -> None:
+    now = timezone.now()
+    changed = {}
+    for target in requests:
+        try:
+            activation_services.activation_decision_check(approver=user, request=target, now=now)
+        except ActivationError as error:
+            changed[target.pk] = " ".join(error.messages)
+    if changed:
+        raise _changed_meanwhile(changed)
+
+
+def _changed_meanwhile(changed: dict) -> RequestsRefused:
+    return RequestsRefused(
+        status_code=status.HTTP_409_CONFLICT,
+        code="conflict",
+        message=f"{len(changed)} of the requests changed meanwhile; nothing was decided.",
+        requests=changed,
+    )
 
 
 def _ensure_can_decide(user, target: ActivationRequest, data: dict) -> None:

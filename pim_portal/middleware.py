@@ -4,9 +4,11 @@ import logging
 import re
 import time
 import uuid
+import zoneinfo
 
 from django.conf import settings
 from django.http import HttpResponseNotAllowed
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from audit import context
@@ -187,3 +189,25 @@ class QueryStringRedactFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _QUERY.sub("?[redacted]", record.msg)
         return True
+
+
+class TimeZoneMiddleware:
+    """Show times in the signed-in person's time zone (accounts.User.time_zone), UTC for
+    everyone else. Storage stays UTC; only template rendering and form input use this zone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = getattr(getattr(request, "user", None), "time_zone", "")
+        try:
+            if zone:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+            else:
+                timezone.deactivate()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -130,6 +130,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.ProviderMfaMiddleware",
+    "pim_portal.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionIdleMiddleware",  # says why on the sign-in page (messages)
     "accounts.middleware.BreakGlassAuditMiddleware",

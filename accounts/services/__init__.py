@@ -42,12 +42,14 @@ from .sign_ins import users_directory_sign_ins_record
 from .sso import SsoRefused, sso_identity_key, sso_sign_in_resolve
 from .users import (
     USER_EDITABLE_FIELDS,
+    time_zones,
     user_break_glass_request_record,
     user_create,
     user_deactivate,
     user_reactivate,
     user_sign_in_failure_record,
     user_sign_in_record,
+    user_time_zone_set,
     user_update,
 )
 
@@ -89,10 +91,12 @@ __all__ = [
     "passkey_registration_complete",
     "passkey_remove",
     "passkey_verify",
+    "time_zones",
     "user_create",
     "user_deactivate",
     "user_reactivate",
     "user_sign_in_failure_record",
     "user_sign_in_record",
+    "user_time_zone_set",
     "user_update",
 ]

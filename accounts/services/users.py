@@ -1,5 +1,7 @@
 """People: sign-in records, creation, profile changes, deactivation and reactivation."""
 
+import functools
+import zoneinfo
 from typing import Any
 
 from django.conf import settings
@@ -209,3 +211,32 @@ def user_break_glass_request_record(*, user: User, method: str, path: str, statu
         target=user,
         details={"method": method[:10], "path": path[:500], "status": status},
     )
+
+
+def user_time_zone_set(*, user: User, time_zone: str, detected: bool = False) -> User:
+    """Set the time zone the portal shows the person's times in (an IANA name). `detected`:
+    the browser's zone recorded on a first visit, which never overrides one already chosen."""
+    time_zone = (time_zone or "").strip()
+    if time_zone not in time_zones():
+        raise AccountError({"time_zone": "Choose a time zone from the list (such as Europe/Paris)."})
+    with transaction.atomic():
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+        if locked.time_zone == time_zone or (detected and locked.time_zone):
+            return locked
+        before = locked.time_zone
+        locked.time_zone = time_zone
+        locked.save(update_fields=["time_zone"])
+        audit_record(
+            action="user.time_zone_changed",
+            actor=user,
+            target=locked,
+            details={"before": before, "after": time_zone, "source": "browser" if detected else "person"},
+        )
+    user.time_zone = time_zone
+    return locked
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names this system knows (zoneinfo, or the tzdata package)."""
+    return frozenset(zoneinfo.available_timezones())

@@ -25,6 +25,16 @@ ActivationConflict ("already active", "already ended"), both 409 in the API. A d
 serialization failure that still happens is retried once (common.db.retry_on_deadlock).
 """
 
+from .bulk import (
+    MAX_BULK_ITEMS,
+    ActivationChoice,
+    DecisionsConflict,
+    Outcome,
+    activations_decide_all,
+    activations_decide_check,
+    activations_decide_each,
+    activations_request_many,
+)
 from .decisions import (
     activation_approve,
     activation_approvers_refresh,
@@ -32,7 +42,14 @@ from .decisions import (
     activation_decision_check,
     activation_deny,
 )
-from .eligibility_changes import EXTEND_WINDOW, RENEW_WINDOW, extension_request, renewal_request
+from .eligibility_changes import (
+    EXTEND_WINDOW,
+    RENEW_WINDOW,
+    active_extension_request,
+    active_renewal_request,
+    extension_request,
+    renewal_request,
+)
 from .lifecycle import (
     activation_cancel,
     activation_close_for_ended_assignment,
@@ -45,11 +62,21 @@ from .requests import MAX_SCHEDULE_AHEAD, activation_request
 from .transitions import ActivationConflict, ActivationError, request_approvers
 
 __all__ = [
+    "MAX_BULK_ITEMS",
+    "ActivationChoice",
+    "DecisionsConflict",
+    "Outcome",
+    "activations_decide_all",
+    "activations_decide_check",
+    "activations_decide_each",
+    "activations_request_many",
     "ActivationConflict",
     "ActivationError",
     "EXTEND_WINDOW",
     "MAX_SCHEDULE_AHEAD",
     "RENEW_WINDOW",
+    "active_extension_request",
+    "active_renewal_request",
     "activation_approve",
     "activation_approvers_refresh",
     "activation_cancel",

@@ -30,8 +30,14 @@ from audit.refusals import audit_refusal
 from common.db import retry_on_deadlock
 from common.step_up import PHISHING_RESISTANT_FACTORS
 from common.text import clean_text
-from roles.models import EligibleAssignment, Role, RoleSettings
-from roles.services import eligible_extend, eligible_renew, role_approver_candidates
+from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
+from roles.services import (
+    active_extend,
+    active_renew,
+    eligible_extend,
+    eligible_renew,
+    role_approver_candidates,
+)
 
 from ..models import ActivationRequest, Approval, RequestApprover
 from .transitions import (
@@ -345,12 +351,16 @@ def _cap_duration(
 def _longest_allowed(request: ActivationRequest, role_settings: RoleSettings, now: datetime) -> timedelta:
     if request.kind == Kind.ACTIVATE:
         return role_settings.activation_max_duration
+    on_active = request.active_target_id is not None
+    maximum = role_settings.active_max_duration if on_active else role_settings.eligible_max_duration
     if request.kind == Kind.RENEW:
-        return role_settings.eligible_max_duration
-    # An extension is added to the current end, and the extended eligibility may last at most
+        return maximum
+    # An extension is added to the current end, and the extended assignment may last at most
     # the maximum from now (roles.services' rule for extending).
-    ends_at = EligibleAssignment.objects.values_list("ends_at", flat=True).get(pk=request.eligible_id)
-    return role_settings.eligible_max_duration - (max(ends_at or now, now) - now)
+    target_pk = cast(uuid.UUID, request.active_target_id if on_active else request.eligible_id)
+    model = ActiveAssignment if on_active else EligibleAssignment
+    ends_at = model.objects.values_list("ends_at", flat=True).get(pk=target_pk)
+    return maximum - (max(ends_at or now, now) - now)
 
 
 def _seconds(duration: timedelta) -> int:
@@ -409,10 +419,13 @@ def _approve(
 
 def _apply_approved(request: ActivationRequest, now: datetime) -> None:
     """Carry out an approved request, with the eligibility re-checked as it is now."""
+    if request.active_target_id is not None:
+        _apply_approved_active(request, now)
+        return
     eligible = (
         EligibleAssignment.objects.select_for_update(of=("self",))
         .select_related("role")
-        .get(pk=request.eligible_id)
+        .get(pk=cast(uuid.UUID, request.eligible_id))  # request_one_target: an eligibility here
     )
     if request.kind == Kind.ACTIVATE:
         if not _eligibility_applies(eligible, request.requester, now):
@@ -432,4 +445,32 @@ def _apply_approved(request: ActivationRequest, now: datetime) -> None:
         )
     else:
         eligible_renew(actor=None, assignment=eligible, ends_at=now + request.duration, now=now)
+    _transition(request, Status.GRANTED, now)
+
+
+def _apply_approved_active(request: ActivationRequest, now: datetime) -> None:
+    """Extend or renew the requester's direct active assignment, as it is now."""
+    assignment = (
+        ActiveAssignment.objects.select_for_update(of=("self",))
+        .select_related("role")
+        .get(pk=cast(uuid.UUID, request.active_target_id))
+    )
+    if request.kind == Kind.EXTEND:
+        if not assignment.is_current(now) or assignment.ended_at is not None:
+            raise ActivationError("The active assignment ended meanwhile; ask for a renewal instead.")
+        active_extend(
+            actor=None,
+            assignment=assignment,
+            ends_at=max(cast(datetime, assignment.ends_at), now) + request.duration,
+            justification=request.justification,
+            now=now,
+        )
+    else:
+        active_renew(
+            actor=None,
+            assignment=assignment,
+            ends_at=now + request.duration,
+            justification=request.justification,
+            now=now,
+        )
     _transition(request, Status.GRANTED, now)

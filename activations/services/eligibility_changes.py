@@ -1,5 +1,6 @@
-"""Asking for one's own eligibility to be extended (ending within 14 days) or renewed
-(ended within the last 30 days), approved like an activation."""
+"""Asking for one's own eligibility, or one's own direct active assignment, to be extended
+(ending within 14 days) or renewed (ended within the last 30 days), approved like an
+activation (SPEC 2.2)."""
 
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from common.db import retry_on_deadlock
 from common.text import clean_text
-from roles.models import EligibleAssignment, RoleSettings
+from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
 
 from ..models import ActivationRequest
 from .transitions import (
@@ -32,6 +33,12 @@ from .transitions import (
 EXTEND_WINDOW = timedelta(days=14)
 
 RENEW_WINDOW = timedelta(days=30)
+
+# The database's one-pending-change rules, for eligibilities and for direct active assignments.
+OPEN_CHANGE_CONSTRAINTS = (
+    "activations_request_one_open_extension",
+    "activations_request_one_open_active_change",
+)
 
 
 @retry_on_deadlock
@@ -61,10 +68,38 @@ def renewal_request(
     return _assignment_change_request(Kind.RENEW, requester, eligible, duration, justification, now)
 
 
+@retry_on_deadlock
+def active_extension_request(
+    *,
+    requester: User,
+    assignment: ActiveAssignment,
+    duration: timedelta,
+    justification: str,
+    now: datetime | None = None,
+) -> ActivationRequest:
+    """Ask for one's own direct active assignment ending within 14 days to be extended
+    (approved like an eligibility's extension; an activation is not extended: activate again)."""
+    return _assignment_change_request(Kind.EXTEND, requester, assignment, duration, justification, now)
+
+
+@retry_on_deadlock
+def active_renewal_request(
+    *,
+    requester: User,
+    assignment: ActiveAssignment,
+    duration: timedelta,
+    justification: str,
+    now: datetime | None = None,
+) -> ActivationRequest:
+    """Ask for one's own direct active assignment that ended within the last 30 days to be
+    granted again."""
+    return _assignment_change_request(Kind.RENEW, requester, assignment, duration, justification, now)
+
+
 def _assignment_change_request(
     kind: str,
     requester: User,
-    eligible: EligibleAssignment,
+    target: EligibleAssignment | ActiveAssignment,
     duration: timedelta,
     justification: str,
     now: datetime | None,
@@ -72,45 +107,42 @@ def _assignment_change_request(
     now = now or timezone.now()
     _ensure_active_user(requester, "request roles")
     justification = clean_text(justification, field="justification", required=True)
+    model = type(target)
+    what = "eligibility" if model is EligibleAssignment else "active assignment"
+    field = "eligible" if model is EligibleAssignment else "active_target"
     try:
         with transaction.atomic():
             if not _lock_person(requester.pk):
                 raise PermissionDenied("A deactivated account cannot request roles.")
-            eligible = (
-                EligibleAssignment.objects.select_for_update(of=("self",))
-                .select_related("role")
-                .get(pk=eligible.pk)
-            )
-            if eligible.user_id != requester.pk:
+            target = model.objects.select_for_update(of=("self",)).select_related("role").get(pk=target.pk)
+            if target.user_id != requester.pk:
                 raise ActivationError(
-                    "Only your own (not a group's) eligibility can be extended or renewed by you."
+                    f"Only your own (not a group's) {what} can be extended or renewed by you."
                 )
-            _check_change_window(kind, eligible, now)
+            if isinstance(target, ActiveAssignment) and target.origin != ActiveAssignment.Origin.DIRECT:
+                raise ActivationError("An activation cannot be extended or renewed: activate the role again.")
+            _check_change_window(kind, target, now, what)
             if ActivationRequest.objects.filter(
                 requester=requester,
-                eligible=eligible,
+                **{field: target},
                 kind__in=[Kind.EXTEND, Kind.RENEW],
                 status=Status.PENDING_APPROVAL,
             ).exists():
-                raise ActivationConflict("You already have a pending request for this eligibility.")
-            role_settings = RoleSettings.objects.select_related("role").get(role_id=eligible.role_id)
-            if (
-                duration < settings.PIM_MIN_ASSIGNMENT_DURATION
-                or duration > role_settings.eligible_max_duration
-            ):
-                raise ActivationError(
-                    {
-                        "duration": (
-                            f"Choose between 5 minutes and {role_settings.eligible_max_duration.days} days."
-                        )
-                    }
-                )
+                raise ActivationConflict(f"You already have a pending request for this {what}.")
+            role_settings = RoleSettings.objects.select_related("role").get(role_id=target.role_id)
+            longest = (
+                role_settings.eligible_max_duration
+                if model is EligibleAssignment
+                else role_settings.active_max_duration
+            )
+            if duration < settings.PIM_MIN_ASSIGNMENT_DURATION or duration > longest:
+                raise ActivationError({"duration": f"Choose between 5 minutes and {longest.days} days."})
             request = ActivationRequest.objects.create(
                 kind=kind,
                 requester=requester,
-                eligible=eligible,
-                role=eligible.role,
-                scope=eligible.scope,
+                **{field: target},
+                role=target.role,
+                scope=target.scope,
                 status=Status.PENDING_APPROVAL,
                 duration=duration,
                 justification=justification,
@@ -122,17 +154,19 @@ def _assignment_change_request(
             _audit(request, f"{kind}.requested", requester, now)
             _notify(request, "approval-request", request_approvers(request), now, with_links=True)
     except IntegrityError as error:
-        if "activations_request_one_open_extension" not in str(error):
+        if not any(name in str(error) for name in OPEN_CHANGE_CONSTRAINTS):
             raise
-        raise ActivationConflict("You already have a pending request for this eligibility.") from None
+        raise ActivationConflict(f"You already have a pending request for this {what}.") from None
     return request
 
 
-def _check_change_window(kind: str, eligible: EligibleAssignment, now: datetime) -> None:
-    if eligible.ended_at is not None and eligible.ended_at <= now and eligible.end_reason != "expired":
-        raise ActivationError("This eligibility was removed; it cannot be extended or renewed.")
+def _check_change_window(
+    kind: str, target: EligibleAssignment | ActiveAssignment, now: datetime, what: str = "eligibility"
+) -> None:
+    if target.ended_at is not None and target.ended_at <= now and target.end_reason != "expired":
+        raise ActivationError(f"This {what} was removed; it cannot be extended or renewed.")
     if kind == Kind.EXTEND:
-        if eligible.ends_at is None or not now < eligible.ends_at <= now + EXTEND_WINDOW:
-            raise ActivationError("Only an eligibility ending within the next 14 days can be extended.")
-    elif eligible.ends_at is None or not now - RENEW_WINDOW <= eligible.ends_at <= now:
-        raise ActivationError("Only an eligibility that ended within the last 30 days can be renewed.")
+        if target.ends_at is None or not now < target.ends_at <= now + EXTEND_WINDOW:
+            raise ActivationError(f"Only an {what} ending within the next 14 days can be extended.")
+    elif target.ends_at is None or not now - RENEW_WINDOW <= target.ends_at <= now:
+        raise ActivationError(f"Only an {what} that ended within the last 30 days can be renewed.")

@@ -13,7 +13,7 @@ from accounts.models import DirectoryGroup, User
 from audit.services import audit_record
 from common.step_up import Factor, passkeys_enrolled, verification_is_fresh
 from notifications.services import email_queue
-from roles.models import EligibleAssignment, RoleSettings
+from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
 from roles.services import (
     active_assignment_create_for_activation,
     role_approver_candidates,
@@ -51,12 +51,15 @@ def _lock_basis(request_pk: uuid.UUID) -> None:
     requester, then the role's settings and the eligibility. A decision needs them all: it
     re-checks them, and approving an extension or renewal changes the eligibility under the
     role's settings."""
-    requester_id, role_id, eligible_id = ActivationRequest.objects.values_list(
-        "requester_id", "role_id", "eligible_id"
+    requester_id, role_id, eligible_id, active_target_id = ActivationRequest.objects.values_list(
+        "requester_id", "role_id", "eligible_id", "active_target_id"
     ).get(pk=request_pk)
     _lock_person(requester_id)
     list(RoleSettings.objects.select_for_update().filter(role_id=role_id).values_list("pk"))
-    list(EligibleAssignment.objects.select_for_update().filter(pk=eligible_id).values_list("pk"))
+    if eligible_id is not None:
+        list(EligibleAssignment.objects.select_for_update().filter(pk=eligible_id).values_list("pk"))
+    else:  # an extension or renewal of a direct active assignment (activations_request_one_target)
+        list(ActiveAssignment.objects.select_for_update().filter(pk=active_target_id).values_list("pk"))
 
 
 def _eligibility_applies(eligible: EligibleAssignment, user: User, now: datetime) -> bool:
@@ -83,7 +86,7 @@ def _freeze_approvers(request: ActivationRequest, role_settings: RoleSettings) -
 
 def _grant(request: ActivationRequest, now: datetime, eligible: EligibleAssignment | None = None) -> None:
     """Create the active assignment; the clock starts now (or at the scheduled start)."""
-    eligible = eligible or request.eligible
+    eligible = cast(EligibleAssignment, eligible or request.eligible)  # an activation has one
     starts_at = max(request.starts_at or now, now)
     ends_at = starts_at + request.duration
     if eligible.ends_at is not None and ends_at > eligible.ends_at:

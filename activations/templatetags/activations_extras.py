@@ -1,8 +1,11 @@
 """Template helpers of the activation pages, the navigation bar and the emails."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
 
 from activations.forms import duration_label
 from activations.models import ActivationRequest
@@ -10,6 +13,41 @@ from activations.selectors import approvals_pending_count, request_effective_sta
 from common.step_up import user_is_verified
 
 register = template.Library()
+
+
+@register.filter
+def relative(value: datetime | None, now: datetime | None = None) -> str:
+    """When, said relative to now: "in 3 hours", "2 days ago", "now"."""
+    if not isinstance(value, datetime):
+        return ""
+    now = now or timezone.now()
+    # To the nearest minute: an end 7 hours 59 minutes 59 seconds away is "in 8 hours".
+    span = timedelta(minutes=round(abs((value - now).total_seconds()) / 60))
+    if span < timedelta(minutes=1):
+        return "now"
+    if value > now:
+        return f"in {timeuntil(now + span, now, depth=1)}"
+    return f"{timesince(now - span, now, depth=1)} ago"
+
+
+@register.filter
+def moment(value: datetime | None, now: datetime | None = None):
+    """A time in the person's time zone with its zone, and how long from now; the exact UTC
+    time as the element's title and datetime attribute."""
+    if not isinstance(value, datetime):
+        return ""
+    local = timezone.localtime(value)
+    utc = value.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{} {}</time> <small class="muted">({})</small>',
+        utc.isoformat(),
+        f"{utc:%Y-%m-%d %H:%M}",
+        f"{local:%Y-%m-%d %H:%M}",
+        local.tzname(),
+        relative(value, now),
+    )
+
+
 Status = ActivationRequest.Status
 
 

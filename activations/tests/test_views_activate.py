@@ -54,7 +54,7 @@ def test_the_form_shows_what_the_role_requires(requester, approver, verified_cli
     assert '<option value="300"' not in html
     for name in ("justification", "ticket_number", "ticket_system", "starts_at", "scope", "otp_token"):
         assert f'name="{name}"' in html
-    assert 'type="datetime-local"' in html and "read as UTC" in html
+    assert 'type="datetime-local"' in html and "read in your time zone" in html
     assert 'name="scope" value="/"' in html
     assert "Needs 1 approval;" in html
     assert "Request activation" in html
@@ -240,7 +240,7 @@ MAX_MESSAGE = "Choose one of the offered durations (at most 8 hours)."
         ({"starts_at": "2026-03-01T12:00"}, "A scheduled start cannot be in the past."),
         ({"starts_at": "2026-05-01T12:00"}, "A start can be scheduled at most 30 days ahead."),
         ({"starts_at": "9999-12-31T23:59"}, "A start can be scheduled at most 30 days ahead."),
-        ({"starts_at": "tomorrow"}, "Enter a date and time such as 2030-01-31 14:30 (UTC)."),
+        ({"starts_at": "tomorrow"}, "Enter a date and time such as 2030-01-31 14:30."),
         (
             {"scope": "/apps/other"},
             "You are eligible at /apps/payroll only; choose that scope or one below it.",

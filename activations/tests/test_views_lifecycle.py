@@ -230,17 +230,17 @@ def test_an_expired_eligibility_is_listed_and_can_be_renewed(requester, approver
     )
     client = sign_in(requester)
 
-    html = page(client.get(MY_ROLES))
-    assert "Expired eligibilities (last 30 days)" in html
+    html = page(client.get(MY_ROLES, {"tab": "expired"}))
+    assert 'id="tab-expired" aria-current="page">Expired <span class="badge">1</span>' in html
     assert url("renew", ended) in html and "Long gone" not in html
 
     client.post(url("renew", ended), {"days": "90", "justification": "Back on the project"})
     renewal = ActivationRequest.objects.get(kind="renew")
-    assert "Renewal requested" in page(client.get(MY_ROLES))
+    assert "Renewal requested" in page(client.get(MY_ROLES, {"tab": "expired"}))
 
     sign_in(approver).post(url("decide", renewal), {"decision": "approve"})
     assert EligibleAssignment.objects.filter(user=requester, role=role).current(NOON).exists()
-    assert url("renew", ended) not in page(client.get(MY_ROLES))  # renewed: no longer offered
+    assert url("renew", ended) not in page(client.get(MY_ROLES, {"tab": "expired"}))  # renewed
 
 
 def test_a_removed_eligibility_is_not_offered_for_renewal(requester, approver):
@@ -320,11 +320,16 @@ def test_my_roles_offers_activate_and_shows_the_activation_with_time_left(reques
     eligible = eligible_for(requester, role_with(name="Vault"))
     activation = granted_request(requester, role=eligible.role)
 
-    html = page(sign_in(requester).get(MY_ROLES))
+    other = eligible_for(requester, role_with(name="Ledger"))
+    client = sign_in(requester)
+    html = page(client.get(MY_ROLES))
 
-    assert url("activate", eligible) in html
+    # Active at the eligibility's role and scope: "active until", not Activate.
+    assert url("activate", eligible) not in html and url("activate", other) in html
+    assert "Active</span> until" in html and "(in 1\xa0hour)" in html
+    html = page(client.get(MY_ROLES, {"tab": "active"}))
     assert activation.get_absolute_url() in html and url("deactivate", activation) in html
-    assert "1\xa0hour" in html
+    assert "(in 1\xa0hour)" in html
 
 
 def test_my_roles_runs_the_same_queries_with_activations_and_expired_eligibilities(requester, clock):
@@ -341,7 +346,7 @@ def test_my_roles_runs_the_same_queries_with_activations_and_expired_eligibiliti
         eligible_for(requester, role_with(), ends_at=NOON + timedelta(days=n + 1))
     with CaptureQueriesContext(connection) as many:
         response = client.get(MY_ROLES)
-    assert len(response.context["recently_ended"]) == 10
+    assert len(response.context["roles"].expired_eligible) == 10
     assert len(many) == len(one), "\n".join(q["sql"] for q in many.captured_queries)
 
 

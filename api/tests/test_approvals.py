@@ -32,11 +32,11 @@ def decision_url(request) -> str:
 
 
 def test_my_approvals_lists_what_waits_for_me_only(approver, requester, outsider, pending, token_client):
-    assert [item["id"] for item in token_client(approver).get("/api/v1/approvals/").json()] == [
+    assert [item["id"] for item in token_client(approver).get("/api/v1/approvals/").json()["results"]] == [
         str(pending.pk)
     ]
-    assert token_client(requester).get("/api/v1/approvals/").json() == []
-    assert token_client(outsider).get("/api/v1/approvals/").json() == []
+    assert token_client(requester).get("/api/v1/approvals/").json()["results"] == []
+    assert token_client(outsider).get("/api/v1/approvals/").json()["results"] == []
 
 
 def test_an_approver_approves_with_a_fresh_code(approver, devices, pending, token_client, time_machine):

@@ -41,7 +41,7 @@ def test_token_journey_from_activation_to_the_exact_end(
     assert created.json()["approvers"] == ["approver"]
     assert as_checker.get(check_url).json() == {"active": False, "until": None, "assignment": None}
 
-    pending = as_approver.get("/api/v1/approvals/").json()
+    pending = as_approver.get("/api/v1/approvals/").json()["results"]
     assert [item["id"] for item in pending] == [request_id]
 
     time_machine.move_to(start + timedelta(minutes=1), tick=False)
