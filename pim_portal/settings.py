@@ -360,6 +360,26 @@ PIM_ALERT_BREAK_GLASS_DAYS = env_int("PIM_ALERT_BREAK_GLASS_DAYS", 30)
 # Who is emailed about new high-severity alerts; empty: the PIM Administrators.
 PIM_ALERT_EMAILS = env_list("PIM_ALERT_EMAILS")
 
+# Notifications (roles.notification_matrix, integrations/). One event emails at most this many
+# addresses (Entra's cap); the weekly digest for PIM Administrators is off unless turned on.
+PIM_NOTIFICATION_MAX_RECIPIENTS = env_int("PIM_NOTIFICATION_MAX_RECIPIENTS", 1000)
+PIM_WEEKLY_DIGEST = env_bool("PIM_WEEKLY_DIGEST", False)
+# Slack (slack-sdk): a bot token (xoxb-…) with chat:write and users:read.email; approval
+# requests go to PIM_SLACK_CHANNEL (a channel id) and/or as DMs to approvers matched by email.
+PIM_SLACK_BOT_TOKEN = env_str("PIM_SLACK_BOT_TOKEN", "") or ""  # a secret: PIM_SLACK_BOT_TOKEN_FILE works too
+PIM_SLACK_CHANNEL = os.environ.get("PIM_SLACK_CHANNEL", "")
+PIM_SLACK_DM_APPROVERS = env_bool("PIM_SLACK_DM_APPROVERS", False)
+PIM_SLACK_DM_REQUESTERS = env_bool("PIM_SLACK_DM_REQUESTERS", False)
+PIM_SLACK_API_URL = os.environ.get("PIM_SLACK_API_URL", "https://slack.com/api/")
+# Microsoft Teams: an incoming webhook or Workflows ("Post to a channel when a webhook request
+# is received") URL that takes Adaptive Cards.
+PIM_TEAMS_WEBHOOK_URL = env_str("PIM_TEAMS_WEBHOOK_URL", "") or ""  # holds a signature: _FILE works too
+# Signed webhooks (integrations.webhooks): a subscription pauses after this many consecutive
+# failed deliveries (and raises an alert); HTTP timeout per delivery.
+PIM_WEBHOOK_PAUSE_AFTER_FAILURES = env_int("PIM_WEBHOOK_PAUSE_AFTER_FAILURES", 10)
+PIM_WEBHOOK_TIMEOUT_SECONDS = env_int("PIM_WEBHOOK_TIMEOUT_SECONDS", 10)
+PIM_CHAT_TIMEOUT_SECONDS = env_int("PIM_CHAT_TIMEOUT_SECONDS", 10)
+
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))
 PIM_MFA_ISSUER = os.environ.get("PIM_MFA_ISSUER", "PIM Portal")

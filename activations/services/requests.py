@@ -31,7 +31,7 @@ from .transitions import (
     _grant,
     _hours,
     _lock_person,
-    _notify,
+    _notify_approval_request,
     _notify_granted,
     _require_fresh_mfa,
     _transition,
@@ -102,7 +102,7 @@ def activation_request(
                 request.save()
                 _freeze_approvers(request, role_settings)
                 _audit(request, "activation.requested", requester, now)
-                _notify(request, "approval-request", request_approvers(request), now, with_links=True)
+                _notify_approval_request(request, request_approvers(request), now)
             else:
                 _grant(request, now, eligible=eligible)  # saves the new request as granted
                 _audit(request, "activation.granted", requester, now, details={"approval": "not required"})

@@ -12,6 +12,7 @@ from django.utils.duration import duration_string
 from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
+from roles import notification_matrix
 from roles.models import EligibleAssignment, Role, RoleSettings
 from tests.factories import (
     DirectoryGroupFactory,
@@ -67,7 +68,7 @@ def settings_form(role_settings: RoleSettings, **overrides) -> dict:
             "active_max_duration",
             "active_require_mfa",
             "active_require_justification",
-            "notification_recipients",
+            *notification_matrix.FIELDS,
         )
     }
     values.update(overrides)
