@@ -28,6 +28,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("api.migrations.0002_role_checker", "add_checker"),
     ("audit.migrations.0004_portal_role_grants", "grant"),
     ("alerts.migrations.0002_permissions_from_audit", "move_grants"),
+    ("integrations.migrations.0001_i13_integrations", "grant"),
 ]
 
 # Where the `clock` fixture stops time unless the test module names its own CLOCK_START.

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import chain, chain_keys, context
+from . import chain, chain_keys, context, registry
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent
 
 SYSTEM_ACTOR_LABEL = "system"
@@ -66,6 +66,8 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
             events.append(AuditEvent(**fields))
         AuditEvent.objects.bulk_create(events)
         chain_head_save(head, key=key)
+        for hook in registry.EVENT_HOOKS:
+            hook(events)
     return events
 
 

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "reviews",
     "alerts",
     "entra",
+    "integrations",
     "rest_framework",
     "django_filters",  # the audit log's search (audit.filters), also behind the API's
     "drf_spectacular",
@@ -378,6 +379,8 @@ PIM_TEAMS_WEBHOOK_URL = env_str("PIM_TEAMS_WEBHOOK_URL", "") or ""  # holds a si
 # failed deliveries (and raises an alert); HTTP timeout per delivery.
 PIM_WEBHOOK_PAUSE_AFTER_FAILURES = env_int("PIM_WEBHOOK_PAUSE_AFTER_FAILURES", 10)
 PIM_WEBHOOK_TIMEOUT_SECONDS = env_int("PIM_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Plain-http webhook URLs are refused unless this is on (it follows DJANGO_DEBUG).
+PIM_WEBHOOK_ALLOW_HTTP = env_bool("PIM_WEBHOOK_ALLOW_HTTP", DEBUG)
 PIM_CHAT_TIMEOUT_SECONDS = env_int("PIM_CHAT_TIMEOUT_SECONDS", 10)
 
 # PIM behaviour.
