@@ -158,7 +158,7 @@ class SlackStub:
             user = self.users.get(args.get("email", ""))
             return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
         if method == "chat.postMessage":
-            posts = sum(1 for call in self.calls if call[0] == "chat.postMessage")
+            posts = sum(1 for call in self.calls if call[0] == "chat.postMessage") - 1  # this one counted
             channel = args["channel"]
             return {
                 "ok": True,
