@@ -29,7 +29,10 @@ class Mailbox:
 
     def addresses(self, subject_part: str = "") -> set[str]:
         return {
-            rcpt for rcpts, message in self.messages if subject_part in str(message["Subject"]) for rcpt in rcpts
+            rcpt
+            for rcpts, message in self.messages
+            if subject_part in str(message["Subject"])
+            for rcpt in rcpts
         }
 
 

@@ -33,7 +33,9 @@ def page(request) -> str:
     return f"{django_settings.PIM_BASE_URL}/activations/requests/{request.pk}/"
 
 
-def test_the_request_page_url_is_what_the_button_opens(requester, role, slack, django_capture_on_commit_callbacks):
+def test_the_request_page_url_is_what_the_button_opens(
+    requester, role, slack, django_capture_on_commit_callbacks
+):
     request = ask(requester, role, django_capture_on_commit_callbacks)
     assert chat.request_url(request) == f"{django_settings.PIM_BASE_URL}{request.get_absolute_url()}"
     assert request.get_absolute_url() == f"/activations/requests/{request.pk}/"
@@ -145,7 +147,9 @@ def test_nothing_is_written_or_sent_when_the_request_rolls_back(
     assert slack.calls == [] and teams.cards == []
 
 
-def test_each_message_is_sent_once_even_if_drained_twice(requester, role, slack, django_capture_on_commit_callbacks):
+def test_each_message_is_sent_once_even_if_drained_twice(
+    requester, role, slack, django_capture_on_commit_callbacks
+):
     ask(requester, role, django_capture_on_commit_callbacks)
     assert chat.chat_outbox_drain() == 0
     message = ChatMessage.objects.get()
@@ -175,7 +179,11 @@ def test_teams_gets_an_adaptive_card_and_a_follow_up_with_the_outcome(
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert card["content"]["type"] == "AdaptiveCard"
     [action] = card["content"]["actions"]
-    assert (action["type"], action["title"], action["url"]) == ("Action.OpenUrl", "Review in portal", page(request))
+    assert (action["type"], action["title"], action["url"]) == (
+        "Action.OpenUrl",
+        "Review in portal",
+        page(request),
+    )
     facts = {fact["title"]: fact["value"] for fact in card["content"]["body"][1]["facts"]}
     assert facts["Justification"] == "Month-end run" and "Payroll Administrator" in facts["Role"]
     text = follow_up["attachments"][0]["content"]["body"][0]["text"]

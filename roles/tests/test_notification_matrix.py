@@ -16,7 +16,6 @@ from roles import notification_matrix, services
 from roles.models import RoleSettings
 from roles.selectors import portal_role
 from tests.factories import DirectoryGroupFactory, UserFactory
-from tests.smtp import smtp_mailbox  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 CLOCK_START = T0
@@ -66,7 +65,9 @@ def test_by_default_the_assignee_and_the_pim_administrators_are_emailed(
     assign(kind, admin, role, requester, django_capture_on_commit_callbacks)
 
     assert smtp_mailbox.to(requester.email) == [f"You are now {kind} for Matrix Test Role"]
-    assert smtp_mailbox.to(admin.email) == [f"Role assignment alert: {requester.label} is {kind} for Matrix Test Role"]
+    assert smtp_mailbox.to(admin.email) == [
+        f"Role assignment alert: {requester.label} is {kind} for Matrix Test Role"
+    ]
     assert smtp_mailbox.addresses() == {requester.email, admin.email}
 
 
@@ -120,7 +121,9 @@ def test_a_group_assignment_emails_every_active_member(
     assert smtp_mailbox.addresses(subject) == {member.email for member in members}
 
 
-def test_an_imported_eligibility_sends_nothing(admin, requester, role, smtp_mailbox, django_capture_on_commit_callbacks):
+def test_an_imported_eligibility_sends_nothing(
+    admin, requester, role, smtp_mailbox, django_capture_on_commit_callbacks
+):
     run(
         django_capture_on_commit_callbacks,
         lambda: services.eligible_assign(
@@ -171,10 +174,13 @@ def test_approvers_get_the_request_and_admins_the_alert_once_it_is_approved(
     role = role_with(approvers=[approver], name="Matrix Approval Role")
     set_rule(role, "activation", "approver", additional=SOC)
     request = run(
-        django_capture_on_commit_callbacks, lambda: request_activation(requester, eligible_for(requester, role))
+        django_capture_on_commit_callbacks,
+        lambda: request_activation(requester, eligible_for(requester, role)),
     )
     assert smtp_mailbox.addresses("Approval needed") == {approver.email, SOC}
-    assert smtp_mailbox.to(approver.email) == [f"Approval needed: Activation of Matrix Approval Role for {requester}"]
+    assert smtp_mailbox.to(approver.email) == [
+        f"Approval needed: Activation of Matrix Approval Role for {requester}"
+    ]
     assert smtp_mailbox.to(admin.email) == []  # nothing is active yet
 
     run(django_capture_on_commit_callbacks, lambda: approve(approver, request))
@@ -188,7 +194,10 @@ def test_approval_requests_are_critical_and_go_out_even_when_critical_only(
 ):
     role = role_with(approvers=[approver], name="Matrix Approval Role")
     set_rule(role, "activation", "approver", default=False, additional=SOC, critical_only=True)
-    run(django_capture_on_commit_callbacks, lambda: request_activation(requester, eligible_for(requester, role)))
+    run(
+        django_capture_on_commit_callbacks,
+        lambda: request_activation(requester, eligible_for(requester, role)),
+    )
 
     assert smtp_mailbox.to(approver.email) == []  # default recipients off
     assert len(smtp_mailbox.to(SOC)) == 1
@@ -207,7 +216,10 @@ def test_an_extension_request_goes_to_approvers_by_the_eligible_approver_rule(
     run(
         django_capture_on_commit_callbacks,
         lambda: extension_request(
-            requester=requester, eligible=eligible, duration=timedelta(days=30), justification="Still on payroll"
+            requester=requester,
+            eligible=eligible,
+            duration=timedelta(days=30),
+            justification="Still on payroll",
         ),
     )
     assert smtp_mailbox.addresses() == {approver.email, SOC}
@@ -222,7 +234,10 @@ def test_extension_requests_are_not_sent_when_the_eligible_approver_rule_is_off(
     run(
         django_capture_on_commit_callbacks,
         lambda: extension_request(
-            requester=requester, eligible=eligible, duration=timedelta(days=30), justification="Still on payroll"
+            requester=requester,
+            eligible=eligible,
+            duration=timedelta(days=30),
+            justification="Still on payroll",
         ),
     )
     assert smtp_mailbox.messages == []
@@ -258,7 +273,9 @@ def test_expiry_notices_go_to_group_members_and_administrators_at_14_days_1_day_
     assert len(smtp_mailbox.messages) == 6
 
 
-def test_expiry_notices_are_not_critical(admin, requester, role, smtp_mailbox, clock, django_capture_on_commit_callbacks):
+def test_expiry_notices_are_not_critical(
+    admin, requester, role, smtp_mailbox, clock, django_capture_on_commit_callbacks
+):
     set_rule(role, "eligible", "assignee", critical_only=True)
     set_rule(role, "eligible", "admin", default=False)
     eligible_for(requester, role, ends_at=T0 + timedelta(days=10))
@@ -305,7 +322,9 @@ def test_the_defaults_are_entras_every_rule_on_no_extra_all_emails(role):
 def test_additional_recipients_are_validated_by_the_role_settings_service(admin, role):
     with pytest.raises(ValidationError) as caught:
         services.role_settings_update(
-            actor=admin, role=role, changes={"notify_activation_admin_additional": "soc@example.test\nnot-an-address"}
+            actor=admin,
+            role=role,
+            changes={"notify_activation_admin_additional": "soc@example.test\nnot-an-address"},
         )
     assert "not-an-address" in caught.value.message_dict["notify_activation_admin_additional"][0]
     assert RoleSettings.objects.get(role=role).notify_activation_admin_additional == ""
@@ -313,6 +332,11 @@ def test_additional_recipients_are_validated_by_the_role_settings_service(admin,
 
 def test_additional_recipients_are_stored_one_per_line(admin, role):
     services.role_settings_update(
-        actor=admin, role=role, changes={"notify_active_admin_additional": " SOC@example.test; b@example.test,"}
+        actor=admin,
+        role=role,
+        changes={"notify_active_admin_additional": " SOC@example.test; b@example.test,"},
     )
-    assert RoleSettings.objects.get(role=role).notify_active_admin_additional == "soc@example.test\nb@example.test"
+    assert (
+        RoleSettings.objects.get(role=role).notify_active_admin_additional
+        == "soc@example.test\nb@example.test"
+    )
