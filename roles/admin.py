@@ -17,7 +17,7 @@ from accounts.admin import DirectoryGroupAdmin
 from accounts.models import DirectoryGroup
 from common.admin import ServiceBackedAdmin
 
-from . import selectors, services
+from . import notification_matrix, selectors, services
 from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from .scopes import scope_validate
 from .two_person.admin import SELF_ASSIGNMENT_NOTICE, PendingChangeAdmin, TwoPersonAdminMixin
@@ -134,6 +134,29 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     search_fields = ("role__name",)
     filter_horizontal = ("approvers", "approver_groups")
     readonly_fields = ("role",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "role",
+                    *[f for f in services.SETTINGS_FIELDS if f not in notification_matrix.FIELDS],
+                    "approvers",
+                    "approver_groups",
+                )
+            },
+        ),
+        *(
+            (
+                f"Notifications: {rule.label}",
+                {
+                    "fields": ((rule.default_field, rule.critical_field), rule.additional_field),
+                    "description": f"Entra rule {rule.entra_id}. Additional recipients: one address per line.",
+                },
+            )
+            for rule in notification_matrix.RULES
+        ),
+    )
 
     def has_add_permission(self, request):
         return False  # created with the role

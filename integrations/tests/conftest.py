@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.smtp import smtp_mailbox  # noqa: F401 - the loopback SMTP fixture
+
 SECRET = "s3cret-for-the-siem-0123456789abcdef"  # 36 bytes
 
 
