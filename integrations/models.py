@@ -58,8 +58,10 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered"
 
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey("audit.AuditEvent", on_delete=models.PROTECT, related_name="+")
-    seq = models.BigIntegerField()  # the event's, for ordering without a join
+    # The audit event by its seq (no foreign key: the audit tables stay free of references, so
+    # their append-only triggers, not a constraint, are what refuses a TRUNCATE).
+    seq = models.BigIntegerField()
+    action = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     replay = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)

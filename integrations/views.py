@@ -85,7 +85,7 @@ def webhook_list(request):
 @manager_required
 def webhook_detail(request, pk):
     subscription = _subscription_or_404(pk)
-    log = list(subscription.deliveries.select_related("event").order_by("-seq", "-pk")[:LOG_SHOWN])
+    log = list(subscription.deliveries.order_by("-seq", "-pk")[:LOG_SHOWN])
     waiting = subscription.deliveries.filter(status=WebhookDelivery.Status.PENDING).count()
     context = {"subscription": subscription, "log": log, "waiting": waiting, "log_limit": LOG_SHOWN}
     return render(request, "integrations/webhook_detail.html", context)

@@ -251,7 +251,7 @@ def webhook_replay(
         events = AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq").only("pk", "seq", "action")
         rows = [
             WebhookDelivery(
-                subscription=subscription, event_id=event.pk, seq=event.seq, replay=True, created_at=now
+                subscription=subscription, seq=event.seq, action=event.action, replay=True, created_at=now
             )
             for event in events.iterator(chunk_size=2000)
             if event.seq not in waiting and event_type_matches(subscription.event_types, event.action)
@@ -279,17 +279,13 @@ def deliveries_write(events: list[AuditEvent]) -> None:
         return
     now = timezone.now()
     rows = [
-        WebhookDelivery(subscription_id=pk, event_id=event.pk, seq=event.seq, created_at=now)
+        WebhookDelivery(subscription_id=pk, seq=event.seq, action=event.action, created_at=now)
         for event in events
         for pk, types in subscriptions
         if event_type_matches(types, event.action)
     ]
     if not rows:
         return
-    if any(row.event_id is None for row in rows):  # a backend that returns no ids on bulk insert
-        ids = dict(AuditEvent.objects.filter(seq__in=[e.seq for e in events]).values_list("seq", "pk"))
-        for row in rows:
-            row.event_id = ids[row.seq]
     WebhookDelivery.objects.bulk_create(rows)
     _deliver_on_commit(sorted({row.subscription_id for row in rows}))
 
@@ -358,12 +354,13 @@ def webhook_deliver(*, subscription_id: Any, now: datetime | None = None) -> int
         subscription = WebhookSubscription.objects.get(pk=subscription_id)
         while True:
             due = list(
-                subscription.deliveries.filter(status=WebhookDelivery.Status.PENDING)
-                .select_related("event")
-                .order_by("seq", "pk")[:BATCH]
+                subscription.deliveries.filter(status=WebhookDelivery.Status.PENDING).order_by("seq", "pk")[
+                    :BATCH
+                ]
             )
+            events = AuditEvent.objects.in_bulk([delivery.seq for delivery in due], field_name="seq")
             for delivery in due:
-                if not _send(subscription, delivery, now):
+                if not _send(subscription, delivery, events[delivery.seq], now):
                     return delivered
                 delivered += 1
             if len(due) < BATCH:
@@ -374,8 +371,10 @@ def webhook_deliver(*, subscription_id: Any, now: datetime | None = None) -> int
         )
 
 
-def _send(subscription: WebhookSubscription, delivery: WebhookDelivery, now: datetime) -> bool:
-    body = json.dumps(cloud_event(delivery.event), separators=(",", ":"), sort_keys=True).encode()
+def _send(
+    subscription: WebhookSubscription, delivery: WebhookDelivery, event: AuditEvent, now: datetime
+) -> bool:
+    body = json.dumps(cloud_event(event), separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(timezone.now().timestamp())
     headers = {
         "Content-Type": "application/cloudevents+json; charset=utf-8",

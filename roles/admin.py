@@ -5,7 +5,7 @@ API or portal view would call, so policy, anti-lockout and the audit event alway
 refusal from the service is shown as an error message and nothing changes.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin
@@ -134,7 +134,7 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     search_fields = ("role__name",)
     filter_horizontal = ("approvers", "approver_groups")
     readonly_fields = ("role",)
-    fieldsets = (
+    fieldsets: ClassVar[Any] = (  # one group per notification rule (django-stubs wants a literal tuple)
         (
             None,
             {
@@ -151,7 +151,7 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
                 f"Notifications: {rule.label}",
                 {
                     "fields": ((rule.default_field, rule.critical_field), rule.additional_field),
-                    "description": f"Entra rule {rule.entra_id}. Additional recipients: one address per line.",
+                    "description": f"Entra rule {rule.entra_id}. Additional recipients: one per line.",
                 },
             )
             for rule in notification_matrix.RULES

@@ -245,6 +245,37 @@ def test_changing_role_settings_in_the_admin_writes_the_diff(admin, verified_cli
     }
 
 
+def test_the_notification_matrix_is_edited_in_the_admin(admin, verified_client, role):
+    client = verified_client(admin)
+    seq = last_seq()
+    data = settings_form(
+        role.settings,
+        notify_activation_admin_additional="SOC@example.test; ciso@example.test",
+        notify_eligible_approver_additional="soc@example.test",
+    )
+    response = client.post(admin_url(RoleSettings, "change", role.pk), data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    role.settings.refresh_from_db()
+    assert role.settings.notify_activation_admin_additional == "soc@example.test\nciso@example.test"
+    assert role.settings.notify_eligible_approver_additional == "soc@example.test"
+    [event] = events_after(seq)
+    assert set(event.details["changes"]) == {
+        "notify_activation_admin_additional",
+        "notify_eligible_approver_additional",
+    }
+
+
+def test_a_bad_notification_address_is_an_error_on_the_form(admin, verified_client, role):
+    client = verified_client(admin)
+    seq = last_seq()
+    data = settings_form(role.settings, notify_active_admin_additional="soc@example.test\nnot an address")
+    response = client.post(admin_url(RoleSettings, "change", role.pk), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "not an address" in " ".join(errors["notify_active_admin_additional"])
+    assert events_after(seq) == []
+
+
 def test_requiring_more_approvals_than_people_who_could_approve_is_an_error_on_the_form(
     admin, verified_client, role
 ):
