@@ -29,6 +29,7 @@ CATALOG_DATA_MIGRATIONS = [
     ("audit.migrations.0004_portal_role_grants", "grant"),
     ("alerts.migrations.0002_permissions_from_audit", "move_grants"),
     ("roles.migrations.0008_i11a_admin_invites_people", "add_grant"),
+    ("integrations.migrations.0001_i13_integrations", "grant"),
 ]
 
 # Where the `clock` fixture stops time unless the test module names its own CLOCK_START.

@@ -16,6 +16,7 @@ from accounts.models import User
 from audit.services import AuditEntry, audit_record_many, audit_record_prepared
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
+from roles.notification_matrix import assignment_ending_notify
 from roles.selectors import from_db_column
 from roles.services import active_assignments_expired_record
 
@@ -207,7 +208,8 @@ def activation_ending_reminders(*, now: datetime | None = None) -> int:
 
 
 def assignment_expiry_notices(*, now: datetime | None = None) -> int:
-    """Tell assignees 14 days and 1 day before an assignment ends, and when it has ended."""
+    """Tell assignees (the user, or a group's members) and administrators 14 days and 1 day
+    before an assignment ends, and when it has ended, as the role's notification matrix says."""
     now = now or timezone.now()
     sent = 0
     for model in (EligibleAssignment, ActiveAssignment):
@@ -222,19 +224,16 @@ def _notice(model, days: int, now: datetime) -> int:
     window = Q(ends_at__lte=now + timedelta(days=days))
     window &= Q(ends_at__gt=now) if days else Q(ends_at__gt=now - timedelta(days=7))  # 0: ended lately
     not_yet = Q(expiry_notice_days__isnull=True) | Q(expiry_notice_days__gt=days)
-    due = model.objects.filter(window, not_yet, ended_at=None, user__isnull=False)
+    due = model.objects.filter(window, not_yet, ended_at=None)
     if model is ActiveAssignment:
         due = due.exclude(origin=ActiveAssignment.Origin.ACTIVATION)  # those have their own reminder
     kind = "eligible" if model is EligibleAssignment else "active"
     with transaction.atomic():
         ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:BATCH])
         model.objects.filter(not_yet, pk__in=ids).update(expiry_notice_days=days)
-        for assignment in model.objects.filter(pk__in=ids).select_related("role", "user"):
-            email_queue(
-                recipients=[assignment.user],
-                template="assignment-ending",
-                context={"assignment": assignment, "days": days, "kind": kind},
-                now=now,
+        for assignment in model.objects.filter(pk__in=ids).select_related("role__settings", "user", "group"):
+            assignment_ending_notify(
+                role_settings=assignment.role.settings, assignment=assignment, kind=kind, days=days, now=now
             )
     return len(ids)
 

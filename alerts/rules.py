@@ -281,6 +281,12 @@ def _most_within(times: list[datetime], window: timedelta) -> int:
     return best
 
 
+def kind_register(name: str, kind: AlertKind) -> None:
+    """Apps above alerts add alert kinds of their own in their AppConfig.ready() (integrations:
+    paused webhook subscriptions); evaluated with the rest."""
+    KINDS.setdefault(name, kind)
+
+
 # Apps that see role assignments made outside the portal (the Entra sync) register here, in
 # their AppConfig.ready(): each source returns the items of the alert below.
 OUTSIDE_PORTAL_SOURCES: list[Callable[[], list[dict]]] = []

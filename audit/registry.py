@@ -6,6 +6,9 @@ the ground floor and imports none of them.
 - Role finders: how a role is found from what an auditor types (its name, id or template id).
 - Evidence pages: where an event about a target of some type links to (an activation's
   evidence, for one).
+- Event hooks: called with the events just written, inside the transaction that writes them,
+  so an app above can write outbox rows for them (integrations: webhook deliveries and chat
+  messages) that commit, or roll back, with the events.
 """
 
 from collections.abc import Callable
@@ -64,3 +67,13 @@ def evidence_url(*, target_type: str, target_id: str) -> str:
     """The evidence page of an event's target, or ""."""
     url = EVIDENCE_PAGES.get(target_type)
     return url(target_id) if url is not None and target_id else ""
+
+
+# Each is called with the list of AuditEvents just appended (numbered and chained), inside the
+# writer's transaction. A hook writes rows; it never calls out (that happens after commit).
+EVENT_HOOKS: list[Callable[[list], None]] = []
+
+
+def event_hook_register(hook: Callable[[list], None]) -> None:
+    if hook not in EVENT_HOOKS:
+        EVENT_HOOKS.append(hook)

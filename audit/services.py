@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import chain, chain_keys, context
+from . import chain, chain_keys, context, registry
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent
 
 SYSTEM_ACTOR_LABEL = "system"
@@ -99,6 +99,8 @@ def _append(all_fields: list[dict[str, Any]], *, key: chain_keys.ChainKey) -> li
             events.append(AuditEvent(**fields))
         AuditEvent.objects.bulk_create(events, batch_size=2000)
         chain_head_save(head, key=key)
+        for hook in registry.EVENT_HOOKS:
+            hook(events)
     return events
 
 

@@ -44,6 +44,14 @@ BENCH_USER = "bench.user"
 BENCH_CHECKER = "bench.checker"
 BENCH_PASSWORD = "bench-password-" + "x" * 16  # noqa: S105 - a throwaway account in a throwaway database
 COPY_CHUNK = 50_000
+# The role settings' notification matrix (roles.notification_matrix), at Entra's defaults:
+# default recipients on, no additional recipients, all emails.
+_MATRIX_PARTS = (("default", True), ("additional", ""), ("critical_only", False))
+_MATRIX_RULES = [
+    (e, a) for e in ("eligible", "active", "activation") for a in ("admin", "assignee", "approver")
+]
+MATRIX_FIELDS = tuple(f"notify_{e}_{a}_{part}" for e, a in _MATRIX_RULES for part, _ in _MATRIX_PARTS)
+MATRIX_DEFAULTS = tuple(value for _ in _MATRIX_RULES for _, value in _MATRIX_PARTS)
 
 
 # --- Small helpers ----------------------------------------------------------------------------
@@ -281,11 +289,12 @@ class Generator:
                     "role_id activation_max_duration require_mfa require_justification require_ticket "
                     "require_approval approvals_required approval_timeout eligible_allow_permanent "
                     "eligible_max_duration active_allow_permanent active_max_duration active_require_mfa "
-                    "active_require_justification notification_recipients updated_at"
-                ).split(),
+                    "active_require_justification updated_at"
+                ).split() + list(MATRIX_FIELDS),
                 (
                     (pk, hours, True, True, False, False, 1, timedelta(hours=24), True,
-                     timedelta(days=365), False, timedelta(days=180), False, True, "", self.now)
+                     timedelta(days=365), False, timedelta(days=180), False, True, self.now,
+                     *MATRIX_DEFAULTS)
                     for pk, _ in new
                 ),
             )  # fmt: skip

@@ -87,6 +87,7 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
                     ends_at=ends_at,
                     justification=IMPORTED,
                     now=now,
+                    notify=False,  # Entra announced it, by its own notification rules
                 ),
             )
             _link(link, key, eligible, item, now)

@@ -11,7 +11,11 @@ research/entra-pim.md §3.3 lists the rules. Mapped:
   Expiration_Admin_Eligibility       -> eligible_allow_permanent, eligible_max_duration
   Expiration_Admin_Assignment        -> active_allow_permanent, active_max_duration
   Enablement_Admin_Assignment        -> active_require_mfa, active_require_justification
-  Notification_* (9 rules)           -> notification_recipients (their additional recipients)
+  Notification_* (9 rules)           -> the notification matrix (roles.notification_matrix):
+                                        isDefaultRecipientsEnabled -> notify_*_default,
+                                        notificationRecipients -> notify_*_additional,
+                                        notificationLevel Critical -> notify_*_critical_only;
+                                        level None (no email at all) -> no default, no others
 Enablement_Admin_Eligibility has no portal setting (Entra hides it too).
 """
 
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.utils.dateparse import parse_duration
+
+from roles import notification_matrix
 
 ACTIVATION_RANGE = (timedelta(minutes=30), timedelta(hours=24))
 ASSIGNMENT_RANGE = (timedelta(minutes=5), timedelta(days=3650))
@@ -60,16 +66,24 @@ def policy_settings(rules: list[dict]) -> PolicySettings:
         result.changes["active_require_mfa"] = "multifactorauthentication" in enabled
         result.changes["active_require_justification"] = "justification" in enabled
     _approval(by_id.get("Approval_EndUser_Assignment"), result)
-    recipients = {
-        address.strip().lower()
-        for rule_id, rule in by_id.items()
-        if rule_id.startswith("Notification_")
-        for address in rule.get("notificationRecipients") or []
-        if address and address.strip()
-    }
-    if any(rule_id.startswith("Notification_") for rule_id in by_id):
-        result.changes["notification_recipients"] = "\n".join(sorted(recipients))
+    for matrix_rule in notification_matrix.RULES:
+        _notification(by_id.get(matrix_rule.entra_id), matrix_rule, result)
     return result
+
+
+def _notification(rule, matrix_rule: notification_matrix.Rule, result: PolicySettings) -> None:
+    if rule is None:
+        return
+    level = str(rule.get("notificationLevel") or "All").lower()
+    addresses = [str(address) for address in rule.get("notificationRecipients") or [] if address]
+    additional = "\n".join(notification_matrix.recipients_parse("\n".join(addresses)))
+    if level == "none":
+        additional = ""
+    result.changes[matrix_rule.default_field] = level != "none" and bool(
+        rule.get("isDefaultRecipientsEnabled", True)
+    )
+    result.changes[matrix_rule.additional_field] = additional
+    result.changes[matrix_rule.critical_field] = level == "critical"
 
 
 def _expiration(rule, result: PolicySettings, *, prefix: str = "", activation: bool = False) -> None:

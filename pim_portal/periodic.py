@@ -92,6 +92,17 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # Does nothing: its recorded run is the heartbeat /readyz checks (pim_portal.health).
     PeriodicJob("beat-heartbeat", "pim_portal.tasks.beat_heartbeat", HEARTBEAT_SECONDS, "heartbeats"),
     PeriodicJob(
+        "webhook-outbox-drain", "integrations.tasks.webhook_outbox_drain", 60.0, "webhook deliveries made"
+    ),
+    PeriodicJob("chat-outbox-drain", "integrations.tasks.chat_outbox_drain", 60.0, "chat messages sent"),
+    PeriodicJob(
+        "weekly-digest",
+        "integrations.tasks.weekly_digest_send",
+        crontab(minute=0, hour=7, day_of_week=1),
+        "weekly digests sent",
+        when="PIM_WEEKLY_DIGEST",
+    ),
+    PeriodicJob(
         "audit-checkpoint",
         "audit.tasks.audit_checkpoint_write",
         crontab(minute="*/15"),

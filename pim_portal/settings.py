@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "reviews",
     "alerts",
     "entra",
+    "integrations",
     "rest_framework",
     "django_filters",  # the audit log's search (audit.filters), also behind the API's
     "drf_spectacular",
@@ -477,6 +478,27 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False  # attempts hold addresses and user names: `manage.py axes_reset_username` unlocks
 AXES_USERNAME_CALLABLE = "accounts.throttle.attempt_username"
+# Notifications (roles.notification_matrix, integrations/). One event emails at most this many
+# addresses (Entra's cap); the weekly digest for PIM Administrators is off unless turned on.
+PIM_NOTIFICATION_MAX_RECIPIENTS = env_int("PIM_NOTIFICATION_MAX_RECIPIENTS", 1000)
+PIM_WEEKLY_DIGEST = env_bool("PIM_WEEKLY_DIGEST", False)
+# Slack (slack-sdk): a bot token (xoxb-…) with chat:write and users:read.email; approval
+# requests go to PIM_SLACK_CHANNEL (a channel id) and/or as DMs to approvers matched by email.
+PIM_SLACK_BOT_TOKEN = env_str("PIM_SLACK_BOT_TOKEN", "") or ""  # a secret: PIM_SLACK_BOT_TOKEN_FILE works too
+PIM_SLACK_CHANNEL = os.environ.get("PIM_SLACK_CHANNEL", "")
+PIM_SLACK_DM_APPROVERS = env_bool("PIM_SLACK_DM_APPROVERS", False)
+PIM_SLACK_DM_REQUESTERS = env_bool("PIM_SLACK_DM_REQUESTERS", False)
+PIM_SLACK_API_URL = os.environ.get("PIM_SLACK_API_URL", "https://slack.com/api/")
+# Microsoft Teams: an incoming webhook or Workflows ("Post to a channel when a webhook request
+# is received") URL that takes Adaptive Cards.
+PIM_TEAMS_WEBHOOK_URL = env_str("PIM_TEAMS_WEBHOOK_URL", "") or ""  # holds a signature: _FILE works too
+# Signed webhooks (integrations.webhooks): a subscription pauses after this many consecutive
+# failed deliveries (and raises an alert); HTTP timeout per delivery.
+PIM_WEBHOOK_PAUSE_AFTER_FAILURES = env_int("PIM_WEBHOOK_PAUSE_AFTER_FAILURES", 10)
+PIM_WEBHOOK_TIMEOUT_SECONDS = env_int("PIM_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Plain-http webhook URLs are refused unless this is on (it follows DJANGO_DEBUG).
+PIM_WEBHOOK_ALLOW_HTTP = env_bool("PIM_WEBHOOK_ALLOW_HTTP", DEBUG)
+PIM_CHAT_TIMEOUT_SECONDS = env_int("PIM_CHAT_TIMEOUT_SECONDS", 10)
 
 # PIM behaviour.
 PIM_STEP_UP_WINDOW = timedelta(seconds=env_int("PIM_STEP_UP_WINDOW_SECONDS", 300))

@@ -20,6 +20,7 @@ urlpatterns = [
     path("audit/", include("alerts.urls")),
     path("audit/activations/", include((evidence_urlpatterns, "evidence"))),
     path("reviews/", include("reviews.urls")),
+    path("integrations/", include("integrations.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
 ]

@@ -5,7 +5,7 @@ API or portal view would call, so policy, anti-lockout and the audit event alway
 refusal from the service is shown as an error message and nothing changes.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin
@@ -18,7 +18,7 @@ from accounts.models import DirectoryGroup
 from common.admin import ServiceBackedAdmin
 from common.step_up import step_up_verified_at
 
-from . import selectors, services
+from . import notification_matrix, selectors, services
 from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from .scopes import scope_validate
 from .two_person.admin import SELF_ASSIGNMENT_NOTICE, PendingChangeAdmin, TwoPersonAdminMixin
@@ -143,6 +143,29 @@ class RoleSettingsAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     search_fields = ("role__name",)
     filter_horizontal = ("approvers", "approver_groups")
     readonly_fields = ("role",)
+    fieldsets: ClassVar[Any] = (  # one group per notification rule (django-stubs wants a literal tuple)
+        (
+            None,
+            {
+                "fields": (
+                    "role",
+                    *[f for f in services.SETTINGS_FIELDS if f not in notification_matrix.FIELDS],
+                    "approvers",
+                    "approver_groups",
+                )
+            },
+        ),
+        *(
+            (
+                f"Notifications: {rule.label}",
+                {
+                    "fields": ((rule.default_field, rule.critical_field), rule.additional_field),
+                    "description": f"Entra rule {rule.entra_id}. Additional recipients: one per line.",
+                },
+            )
+            for rule in notification_matrix.RULES
+        ),
+    )
 
     def has_add_permission(self, request):
         return False  # created with the role

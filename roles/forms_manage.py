@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import DirectoryGroup, User
 from common.text import clean_text
 
-from . import services
+from . import notification_matrix, services
 from .models import RoleSettings
 from .scopes import MAX_SCOPE_LENGTH
 from .two_person import LABELS
@@ -90,7 +90,19 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
             "active_require_justification",
         ),
     ),
-    ("Notifications", ("notification_recipients",)),
+    # Entra's notification matrix: a section per event, its three audiences' rules in it.
+    *(
+        (
+            f"Notifications: {notification_matrix.EVENT_LABELS[event].lower()}",
+            tuple(
+                name
+                for rule in notification_matrix.RULES
+                if rule.event == event
+                for name in (rule.default_field, rule.additional_field, rule.critical_field)
+            ),
+        )
+        for event in notification_matrix.EVENTS
+    ),
 ]
 OTHER_SECTION = "Other settings"
 
@@ -270,9 +282,10 @@ class RoleSettingsEditorForm(forms.Form):
         if "approvals_required" in self.fields:
             self.fields["approvals_required"].help_text = "Allowed: 1 to 10."
             self.fields["approvals_required"].widget.attrs.update({"min": 1, "max": 10})
-        if "notification_recipients" in self.fields:
-            self.fields["notification_recipients"].help_text = "Email addresses, one per line."
-            self.fields["notification_recipients"].widget.attrs["rows"] = 3
+        for name in notification_matrix.ADDITIONAL_FIELDS:
+            if name in self.fields:
+                self.fields[name].help_text = "Email addresses, one per line."
+                self.fields[name].widget.attrs["rows"] = 2
 
     @staticmethod
     def _formfield(model_field, **kwargs):
@@ -337,14 +350,14 @@ class RoleSettingsEditorForm(forms.Form):
         approvers = _unique([*cleaned.get("approvers", []), *cleaned.get("approvers_add", [])])
         groups = _unique([*cleaned.get("approver_groups", []), *cleaned.get("approver_groups_add", [])])
         cleaned["approvers"], cleaned["approver_groups"] = approvers, groups
-        if "notification_recipients" in cleaned:
-            try:
-                cleaned["notification_recipients"] = clean_text(
-                    cleaned["notification_recipients"], field="notification_recipients"
-                )
-            except ValidationError as error:
-                self.add_error("notification_recipients", error.messages)
-                return cleaned
+        for name in notification_matrix.ADDITIONAL_FIELDS:
+            if name in cleaned:
+                try:
+                    text = clean_text(cleaned[name] or "", field=name)
+                    cleaned[name] = notification_matrix.recipients_clean(text, field_name=name)
+                except ValidationError as error:
+                    self.add_error(name, error.messages)
+                    return cleaned
         candidate = self.candidate()
         try:
             services.role_settings_validate(candidate, approvers=approvers, approver_groups=groups)

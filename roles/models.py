@@ -116,8 +116,37 @@ class RoleSettings(models.Model):
     active_max_duration = models.DurationField(default=timedelta(days=180))
     active_require_mfa = models.BooleanField(default=False)
     active_require_justification = models.BooleanField(default=True)
-    # Extra addresses told of assignments and activations, one per line.
-    notification_recipients = models.TextField(blank=True)
+    # Entra's notification matrix (roles.notification_matrix): for each event (eligible or
+    # active assignment, activation) and audience (administrators, the assignee or requester,
+    # approvers), the default recipients on/off, additional addresses (one per line) and
+    # "critical emails only". Defaults as Entra's: on, none, all emails.
+    notify_eligible_admin_default = models.BooleanField(default=True)
+    notify_eligible_admin_additional = models.TextField(blank=True)
+    notify_eligible_admin_critical_only = models.BooleanField(default=False)
+    notify_eligible_assignee_default = models.BooleanField(default=True)
+    notify_eligible_assignee_additional = models.TextField(blank=True)
+    notify_eligible_assignee_critical_only = models.BooleanField(default=False)
+    notify_eligible_approver_default = models.BooleanField(default=True)
+    notify_eligible_approver_additional = models.TextField(blank=True)
+    notify_eligible_approver_critical_only = models.BooleanField(default=False)
+    notify_active_admin_default = models.BooleanField(default=True)
+    notify_active_admin_additional = models.TextField(blank=True)
+    notify_active_admin_critical_only = models.BooleanField(default=False)
+    notify_active_assignee_default = models.BooleanField(default=True)
+    notify_active_assignee_additional = models.TextField(blank=True)
+    notify_active_assignee_critical_only = models.BooleanField(default=False)
+    notify_active_approver_default = models.BooleanField(default=True)
+    notify_active_approver_additional = models.TextField(blank=True)
+    notify_active_approver_critical_only = models.BooleanField(default=False)
+    notify_activation_admin_default = models.BooleanField(default=True)
+    notify_activation_admin_additional = models.TextField(blank=True)
+    notify_activation_admin_critical_only = models.BooleanField(default=False)
+    notify_activation_assignee_default = models.BooleanField(default=True)
+    notify_activation_assignee_additional = models.TextField(blank=True)
+    notify_activation_assignee_critical_only = models.BooleanField(default=False)
+    notify_activation_approver_default = models.BooleanField(default=True)
+    notify_activation_approver_additional = models.TextField(blank=True)
+    notify_activation_approver_critical_only = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -50,7 +50,7 @@ from .transitions import (
     _grant,
     _hours,
     _lock_basis,
-    _notify,
+    _notify_approval_request,
     _notify_decided,
     _prefix,
     _require_fresh_mfa,
@@ -258,7 +258,7 @@ def _approvers_join(request: ActivationRequest, live: dict[int, User], now: date
         now,
         details={"added": sorted(user.label for user in added), "because": "the role's approvers changed"},
     )
-    _notify(request, "approval-request", added, now, with_links=True)
+    _notify_approval_request(request, added, now, additional=False)
     return 1
 
 

@@ -24,7 +24,7 @@ from .transitions import (
     _ensure_active_user,
     _freeze_approvers,
     _lock_person,
-    _notify,
+    _notify_approval_request,
     request_approvers,
 )
 
@@ -152,7 +152,7 @@ def _assignment_change_request(
             )
             _freeze_approvers(request, role_settings)
             _audit(request, f"{kind}.requested", requester, now)
-            _notify(request, "approval-request", request_approvers(request), now, with_links=True)
+            _notify_approval_request(request, request_approvers(request), now)
     except IntegrityError as error:
         if not any(name in str(error) for name in OPEN_CHANGE_CONSTRAINTS):
             raise

@@ -31,7 +31,7 @@ from .transitions import (
     _grant,
     _hours,
     _lock_person,
-    _notify,
+    _notify_approval_request,
     _notify_granted,
     _require_fresh_mfa,
     _require_passkey,
@@ -110,7 +110,7 @@ def activation_request(
                 request.save()
                 _freeze_approvers(request, role_settings)
                 _audit(request, "activation.requested", requester, now, details=_factor(request))
-                _notify(request, "approval-request", request_approvers(request), now, with_links=True)
+                _notify_approval_request(request, request_approvers(request), now)
             else:
                 _grant(request, now, eligible=eligible)  # saves the new request as granted
                 details = {"approval": "not required", **_factor(request)}

@@ -14,6 +14,8 @@ from audit.services import audit_record
 from common.step_up import Factor, passkeys_enrolled, verification_is_fresh
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, RoleSettings
+from roles.notification_matrix import Notice, role_notify
+from roles.selectors import pim_administrators
 from roles.services import (
     active_assignment_create_for_activation,
     role_approver_candidates,
@@ -173,12 +175,62 @@ def _notify(
     )
 
 
+def _matrix_event(request: ActivationRequest) -> str:
+    """Activations follow the activation rules (15-17); an extension or renewal of an
+    eligibility the eligible-assignment approver rule (11, "request to approve a role
+    assignment renewal/extension")."""
+    return "activation" if request.kind == Kind.ACTIVATE else "eligible"
+
+
+def _role_settings_of(request: ActivationRequest) -> RoleSettings:
+    return RoleSettings.objects.select_related("role").get(role_id=request.role_id)
+
+
+def _notify_approval_request(
+    request: ActivationRequest, approvers: Iterable[User], now: datetime, *, additional: bool = True
+) -> None:
+    """Approvers get the request with their own link (the approver rule: critical, it asks them
+    to act); the rule's additional recipients get the request page. additional=False when
+    approvers join a request already announced."""
+    base = f"{settings.PIM_BASE_URL}{request.get_absolute_url()}"
+
+    def context_for(recipient: Any) -> dict[str, Any]:
+        return {"link": approval_link(request, recipient) if isinstance(recipient, User) else base}
+
+    notice = Notice("approver", "approval-request", list(approvers), {"request": request}, True, context_for)
+    role_settings = _role_settings_of(request)
+    if not additional:
+        role_settings.notify_activation_approver_additional = ""
+        role_settings.notify_eligible_approver_additional = ""
+    role_notify(role_settings=role_settings, event=_matrix_event(request), notices=[notice], now=now)
+
+
 def _notify_granted(request: ActivationRequest, now: datetime) -> None:
-    _notify(request, "activation-granted", [request.requester], now)
+    """Rules 16 and 15: the requester hears the activation is granted, the administrators get
+    the role activation alert."""
+    _activation_notices(request, "activation-granted", now)
+
+
+def _activation_notices(request: ActivationRequest, requester_template: str, now: datetime) -> None:
+    context = {"request": request}
+    role_notify(
+        role_settings=_role_settings_of(request),
+        event="activation",
+        notices=[
+            Notice("assignee", requester_template, [request.requester], context),
+            Notice("admin", "activation-alert", pim_administrators(at=now).order_by("pk"), context),
+        ],
+        now=now,
+    )
 
 
 def _notify_decided(request: ActivationRequest, now: datetime) -> None:
-    """The requester hears the outcome; every approver hears who decided."""
+    """The requester hears the outcome; every approver hears who decided. A granted activation
+    goes through the role's activation rules (the requester's and the administrators')."""
+    if request.kind == Kind.ACTIVATE and request.status == Status.GRANTED:
+        _activation_notices(request, "request-decided", now)
+        _notify(request, "request-decided", request_approvers(request), now)
+        return
     _notify(request, "request-decided", [request.requester, *request_approvers(request)], now)
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from entra.policies import policy_settings
 from entra.tests.conftest import entra_default_rules
+from roles import notification_matrix
 
 
 def test_an_untouched_entra_policy_maps_to_entras_defaults():
@@ -22,7 +23,9 @@ def test_an_untouched_entra_policy_maps_to_entras_defaults():
         "active_max_duration": timedelta(days=180),
         "active_require_mfa": False,
         "active_require_justification": True,
-        "notification_recipients": "",
+        **{rule.default_field: True for rule in notification_matrix.RULES},
+        **{rule.additional_field: "" for rule in notification_matrix.RULES},
+        **{rule.critical_field: False for rule in notification_matrix.RULES},
     }
     assert policy.problems == [] and not policy.approver_ids and not policy.approver_group_ids
 
@@ -69,14 +72,35 @@ def test_values_the_portal_cannot_hold_are_reported_and_left_alone():
     assert len(policy.problems) == 2 and "PT10M" in policy.problems[0] and "P1Y" in policy.problems[1]
 
 
-def test_additional_notification_recipients_of_all_nine_rules_are_merged():
+def test_each_of_the_nine_notification_rules_maps_onto_its_place_in_the_matrix():
     policy = policy_settings(
         entra_default_rules(
             Notification_Admin_Admin_Eligibility={"notificationRecipients": ["b@x.example", " A@x.example"]},
             Notification_Approver_EndUser_Assignment={"notificationRecipients": ["a@x.example"]},
+            Notification_Requestor_Admin_Assignment={"isDefaultRecipientsEnabled": False},
+            Notification_Admin_EndUser_Assignment={"notificationLevel": "Critical"},
+            Notification_Requestor_EndUser_Assignment={
+                "notificationLevel": "None",
+                "notificationRecipients": ["c@x.example"],
+            },
         )
     )
-    assert policy.changes["notification_recipients"] == "a@x.example\nb@x.example"
+    changes = policy.changes
+    assert changes["notify_eligible_admin_additional"] == "b@x.example\na@x.example"
+    assert changes["notify_activation_approver_additional"] == "a@x.example"
+    assert changes["notify_active_assignee_default"] is False
+    assert changes["notify_activation_admin_critical_only"] is True
+    assert changes["notify_activation_admin_default"] is True
+    # Level None: Entra sends nothing for the rule.
+    assert (
+        changes["notify_activation_assignee_default"],
+        changes["notify_activation_assignee_additional"],
+    ) == (
+        False,
+        "",
+    )
+    untouched = [rule for rule in notification_matrix.RULES if rule.prefix == "notify_eligible_approver"]
+    assert [changes[untouched[0].default_field], changes[untouched[0].critical_field]] == [True, False]
 
 
 def test_a_policy_without_rules_changes_nothing():

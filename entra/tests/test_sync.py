@@ -96,7 +96,8 @@ def test_a_full_import_follows_every_page_and_mirrors_the_tenant(graph, stub):
     assert settings.require_approval and list(settings.approvers.all()) == [user(BOB)]
     assert settings.approval_timeout == timedelta(days=2)
     assert not settings.eligible_allow_permanent and settings.eligible_max_duration == timedelta(days=180)
-    assert settings.notification_recipients == "soc@contoso.example"
+    assert settings.notify_active_admin_additional == "soc@contoso.example"
+    assert settings.notify_activation_admin_additional == ""
     assert entra_role(GLOBAL_ADMIN).settings.activation_max_duration == timedelta(hours=1)
     assert entra_role(HELPDESK_ADMIN).settings.eligible_allow_permanent  # Entra's default
     # Eligibilities, for users and the group, linked to their Entra counterparts.

@@ -20,6 +20,7 @@ from common.text import clean_text
 
 from ..directory_services import directory_operation_enqueue, eligible_write_back
 from ..models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role, RoleSettings
+from ..notification_matrix import assignment_created_notify
 from ..scopes import scope_validate
 from ..selectors import role_holders, user_can_manage_active, user_can_manage_eligible
 
@@ -50,10 +51,13 @@ def _assign(
     policy: Callable[[RoleSettings], str] | None = None,
     details: dict[str, Any] | None = None,
     write_back_as: str = "",
+    notify: bool = True,
 ) -> _AssignmentT:
     """Create an assignment after locking the role's settings and checking them (policy() may
     check more and returns the cleaned justification). An eligibility of a directory role is
-    written back to the directory (as write_back_as, by default an assign)."""
+    written back to the directory (as write_back_as, by default an assign). The role's
+    notification matrix says who is emailed (notify=False: an import of what another system
+    already announced)."""
     extra = extra or {}
     kind = "eligible" if model is EligibleAssignment else "active"
     scope = scope_validate(scope, kind=role.kind)
@@ -122,6 +126,10 @@ def _assign(
             },
             at=now,
         )
+        if notify:
+            assignment_created_notify(
+                role_settings=role_settings, assignment=assignment, kind=kind, actor=actor, now=now
+            )
     return assignment
 
 

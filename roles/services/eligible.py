@@ -40,9 +40,12 @@ def eligible_assign(
     justification: str = "",
     now: datetime | None = None,
     approved_change: PendingChange | None = None,
+    notify: bool = True,
 ) -> EligibleAssignment | PendingChange:
     """Make a user or group eligible to activate the role at the scope. An eligibility for
-    oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person)."""
+    oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person).
+    The role's notification matrix says who is emailed; notify=False for an import of an
+    eligibility Entra already announced."""
     _require_manage_eligible(actor, role, attempted="eligible_assign")
     now = now or timezone.now()
     if not approved_change and (
@@ -71,6 +74,7 @@ def eligible_assign(
         now=now,
         extra={},
         details=approval_details(approved_change),
+        notify=notify,
     )
 
 

@@ -13,6 +13,7 @@ from audit.services import audit_record
 from common.db import retry_on_deadlock
 from common.text import clean_text
 
+from .. import notification_matrix
 from ..models import AuthenticationStrength, PendingChange, Role, RoleSettings
 from ..selectors import pim_administrators
 from ..signals import role_settings_changed
@@ -35,7 +36,7 @@ SETTINGS_FIELDS = (
     "active_max_duration",
     "active_require_mfa",
     "active_require_justification",
-    "notification_recipients",
+    *notification_matrix.FIELDS,
 )
 
 
@@ -61,10 +62,10 @@ def role_settings_update(
         before = _settings_snapshot(role_settings)
         for field, value in changes.items():
             setattr(role_settings, field, value)
-        if "notification_recipients" in changes:
-            role_settings.notification_recipients = clean_text(
-                changes["notification_recipients"], field="notification_recipients"
-            )
+        for name in notification_matrix.ADDITIONAL_FIELDS:
+            if name in changes:
+                text = clean_text(changes[name] or "", field=name)
+                setattr(role_settings, name, notification_matrix.recipients_clean(text, field_name=name))
         proposed = _settings_snapshot(role_settings, approvers=approvers, approver_groups=approver_groups)
         if (
             proposed == before
@@ -133,7 +134,7 @@ def _settings_snapshot(
 
 
 def _validate_settings(role_settings: RoleSettings) -> None:
-    errors = {}
+    errors: dict[str, Any] = {}
     if not timedelta(minutes=30) <= role_settings.activation_max_duration <= timedelta(hours=24):
         errors["activation_max_duration"] = (
             "The activation maximum duration must be between 30 minutes and 24 hours."
@@ -159,6 +160,11 @@ def _validate_settings(role_settings: RoleSettings) -> None:
         errors["activation_authentication_strength"] = (
             "A phishing-resistant activation needs MFA on activation: turn Require MFA on."
         )
+    for name in notification_matrix.ADDITIONAL_FIELDS:
+        try:
+            notification_matrix.recipients_clean(getattr(role_settings, name), field_name=name)
+        except ValidationError as error:
+            errors.update(error.message_dict)
     if errors:
         raise ValidationError(errors)
 

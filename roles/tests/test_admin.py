@@ -12,6 +12,7 @@ from django.utils.duration import duration_string
 from accounts.models import DirectoryGroup, User
 from accounts.tests.helpers import events_after, last_seq, sign_in_password
 from audit.models import AuditEvent
+from roles import notification_matrix
 from roles.models import ActiveAssignment, EligibleAssignment, Role, RoleSettings
 from tests.factories import (
     DirectoryGroupFactory,
@@ -69,7 +70,7 @@ def settings_form(role_settings: RoleSettings, **overrides) -> dict:
             "active_max_duration",
             "active_require_mfa",
             "active_require_justification",
-            "notification_recipients",
+            *notification_matrix.FIELDS,
         )
     }
     values.update(overrides)
@@ -294,6 +295,37 @@ def test_changing_role_settings_in_the_admin_writes_the_diff(admin, verified_cli
     }
 
 
+def test_the_notification_matrix_is_edited_in_the_admin(admin, verified_client, role):
+    client = verified_client(admin)
+    seq = last_seq()
+    data = settings_form(
+        role.settings,
+        notify_activation_admin_additional="SOC@example.test; ciso@example.test",
+        notify_eligible_approver_additional="soc@example.test",
+    )
+    response = client.post(admin_url(RoleSettings, "change", role.pk), data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    role.settings.refresh_from_db()
+    assert role.settings.notify_activation_admin_additional == "soc@example.test\nciso@example.test"
+    assert role.settings.notify_eligible_approver_additional == "soc@example.test"
+    [event] = events_after(seq)
+    assert set(event.details["changes"]) == {
+        "notify_activation_admin_additional",
+        "notify_eligible_approver_additional",
+    }
+
+
+def test_a_bad_notification_address_is_an_error_on_the_form(admin, verified_client, role):
+    client = verified_client(admin)
+    seq = last_seq()
+    data = settings_form(role.settings, notify_active_admin_additional="soc@example.test\nnot an address")
+    response = client.post(admin_url(RoleSettings, "change", role.pk), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "not an address" in " ".join(errors["notify_active_admin_additional"])
+    assert events_after(seq) == []
+
+
 def test_requiring_more_approvals_than_people_who_could_approve_is_an_error_on_the_form(
     admin, verified_client, role
 ):
@@ -402,11 +434,11 @@ def test_auditor_changes_nothing_in_the_admin(auditor, verified_client, role, re
 
 def test_a_stale_session_cannot_change_role_settings_in_the_admin(admin, verified_client, role, time_machine):
     """The admin's own finding: turning off MFA on a role from a session whose last code check
-    was an hour ago. Sent to confirm a code first; nothing changes, no event is written."""
+    was 20 minutes ago. Sent to confirm a code first; nothing changes, no event is written."""
     role.settings.require_mfa = True
     role.settings.save()
     client = verified_client(admin)
-    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    time_machine.move_to(timezone.now() + timedelta(minutes=20), tick=False)  # past the step-up, not idle
     seq = last_seq()
     url = admin_url(RoleSettings, "change", role.pk)
 
@@ -429,7 +461,7 @@ def test_after_a_fresh_code_the_same_change_goes_through(
     role.settings.require_mfa = True
     role.settings.save()
     client = verified_client(admin)
-    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    time_machine.move_to(timezone.now() + timedelta(minutes=20), tick=False)  # past the step-up, not idle
     url = admin_url(RoleSettings, "change", role.pk)
     assert client.post(url, settings_form(role.settings, require_mfa=False)).status_code == 302
 
@@ -447,7 +479,7 @@ def test_after_a_fresh_code_the_same_change_goes_through(
 
 def test_a_stale_session_is_asked_for_a_code_before_the_add_page(admin, verified_client, time_machine):
     client = verified_client(admin)
-    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    time_machine.move_to(timezone.now() + timedelta(minutes=20), tick=False)  # past the step-up, not idle
     response = client.get(admin_url(EligibleAssignment, "add"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:verify"))
     # Reading needs no new code: the list and change pages still show.
@@ -458,7 +490,7 @@ def test_a_stale_session_cannot_add_an_eligibility_for_anyone(
     admin, verified_client, role, requester, time_machine
 ):
     client = verified_client(admin)
-    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    time_machine.move_to(timezone.now() + timedelta(minutes=20), tick=False)  # past the step-up, not idle
     response = client.post(admin_url(EligibleAssignment, "add"), assignment_form(role, requester))
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:verify"))
     assert not EligibleAssignment.objects.filter(user=requester).exists()
@@ -466,7 +498,7 @@ def test_a_stale_session_cannot_add_an_eligibility_for_anyone(
 
 def test_signing_out_of_the_admin_needs_no_code(admin, verified_client, time_machine):
     client = verified_client(admin)
-    time_machine.move_to(timezone.now() + timedelta(hours=1), tick=False)
+    time_machine.move_to(timezone.now() + timedelta(minutes=20), tick=False)  # past the step-up, not idle
     response = client.post(reverse("admin:logout"))
     assert not response.get("Location", "").startswith(reverse("accounts:verify"))
     assert "_auth_user_id" not in client.session

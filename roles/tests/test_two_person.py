@@ -137,15 +137,22 @@ def test_a_change_that_loosens_anything_waits_as_a_whole(admin, second_admin, ro
         ),
         ({"require_approval": True}, {"approval_timeout": timedelta(hours=48)}, ["approval_timeout"]),
         (
-            {"notification_recipients": "a@x.org\nb@x.org"},
-            {"notification_recipients": "a@x.org"},
-            ["notification_recipients"],
+            {"notify_activation_admin_additional": "a@x.org\nb@x.org"},
+            {"notify_activation_admin_additional": "a@x.org"},
+            ["notify_activation_admin_additional"],
+        ),
+        ({}, {"notify_eligible_assignee_default": False}, ["notify_eligible_assignee_default"]),
+        (
+            {},
+            {"notify_activation_approver_critical_only": True},
+            ["notify_activation_approver_critical_only"],
         ),
         # Tightening, or no effect while approval is not required:
         ({}, {"activation_max_duration": timedelta(hours=1)}, []),
         ({}, {"require_approval": True, "approvals_required": 1}, []),
         ({"approvals_required": 3}, {"approvals_required": 1}, []),
-        ({}, {"notification_recipients": "c@x.org"}, []),
+        ({}, {"notify_active_admin_additional": "c@x.org"}, []),
+        ({"notify_active_admin_critical_only": True}, {"notify_active_admin_critical_only": False}, []),
         ({"require_approval": True, "approvals_required": 1}, {"approvals_required": 2}, []),
     ],
 )

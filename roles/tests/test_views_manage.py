@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tests.helpers import events_after, last_seq
+from roles import notification_matrix
 from roles.models import ActiveAssignment, EligibleAssignment, PendingChange, Role, RoleSettings
 from roles.selectors import PIM_ADMINISTRATOR
 from tests.factories import (
@@ -63,7 +64,13 @@ def settings_data(role_settings: RoleSettings, **overrides) -> dict:
     data["approvals_required"] = str(role_settings.approvals_required)
     for field in ("activation_authentication_strength", "approval_authentication_strength"):
         data[field] = getattr(role_settings, field)
-    data["notification_recipients"] = role_settings.notification_recipients
+    for name in notification_matrix.FIELDS:
+        value = getattr(role_settings, name)
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = value
     data["approvers"] = [str(user.pk) for user in role_settings.approvers.all()]
     data["approver_groups"] = [str(group.pk) for group in role_settings.approver_groups.all()]
     data["approvers_add"] = data["approver_groups_add"] = ""
@@ -311,6 +318,26 @@ def test_the_editor_sets_the_authentication_strength_for_activation_and_approval
         url("settings", role), settings_data(role.settings, approval_authentication_strength="weak")
     )
     assert "approval_authentication_strength" in refused.context["form"].errors
+
+
+def test_the_editor_edits_the_notification_matrix(admin, verified_client, role):
+    client = verified_client(admin)
+    field = "notify_activation_admin_additional"
+    bad = client.post(
+        url("settings", role), settings_data(role.settings, **{field: "soc@example.org; not-an-address"})
+    )
+    assert "Not an email address: not-an-address." in bad.context["form"].errors[field]
+    data = settings_data(role.settings, **{field: "soc@example.org;  audit@example.org"})
+    data.pop("notify_eligible_assignee_default", None)  # unticked: the assignee is not told
+
+    response = client.post(url("settings", role), {**data, "confirm": "yes"})
+
+    assert response.status_code == 302
+    role.settings.refresh_from_db()
+    assert role.settings.notify_activation_admin_additional == "soc@example.org\naudit@example.org"
+    assert role.settings.notify_eligible_assignee_default is False
+    page_text = page(client.get(url("settings", role)))
+    assert "Notifications: eligible members activate" in page_text
 
 
 def test_saving_unchanged_settings_writes_nothing(admin, verified_client, role):

@@ -9,7 +9,8 @@ from django.db import models
 from accounts.models import DirectoryGroup, User
 
 from ..models import PendingChange, Role, RoleSettings
-from .fields import ALLOWED, LABELS, LONGER, STRONGEST, TURNED_OFF, WEAKER
+from ..notification_matrix import recipients_parse
+from .fields import ALLOWED, LABELS, LONGER, RECIPIENTS, STRONGEST, TURNED_OFF, WEAKER
 from .payload import _from_json, _principal
 
 Kind = PendingChange.Kind
@@ -103,7 +104,7 @@ def _row(field: str, label: str, now_value, proposed) -> dict:
         or (field in WEAKER and now_value == STRONGEST and proposed != STRONGEST)
         or (field == "approvals_required" and proposed < now_value)
         or (field == "privileged" and bool(now_value) and not proposed)
-        or (field == "notification_recipients" and bool(_lines(now_value) - _lines(proposed)))
+        or (field in RECIPIENTS and bool(_lines(now_value) - _lines(proposed)))
     )
     return {
         "field": field,
@@ -115,7 +116,7 @@ def _row(field: str, label: str, now_value, proposed) -> dict:
 
 
 def _lines(value) -> set[str]:
-    return {line.strip().lower() for line in str(value or "").splitlines() if line.strip()}
+    return set(recipients_parse(str(value or "")))
 
 
 def _display(value) -> str:

@@ -13,9 +13,10 @@ from accounts.models import User
 from common.text import clean_text
 
 from ..models import EligibleAssignment, PendingChange, Role, RoleSettings
+from ..notification_matrix import recipients_parse
 from ..scopes import scope_validate
 from .decisions import _apply
-from .fields import ALLOWED, APPROVAL_ONLY, LONGER, POLICY_FIELDS, STRONGEST, TURNED_OFF, WEAKER
+from .fields import ALLOWED, APPROVAL_ONLY, LONGER, POLICY_FIELDS, RECIPIENTS, STRONGEST, TURNED_OFF, WEAKER
 from .payload import _principal_key, _to_json
 from .proposals import _beneficiary_ids, _new_change, _propose
 
@@ -48,8 +49,11 @@ def settings_loosened(
     ]
     if proposed.approvals_required < current.approvals_required:
         loosened.append("approvals_required")
-    if _recipients(current) - _recipients(proposed):
-        loosened.append("notification_recipients")
+    loosened += [
+        field
+        for field in RECIPIENTS
+        if set(recipients_parse(getattr(current, field))) - set(recipients_parse(getattr(proposed, field)))
+    ]
     if approvers is not None or approver_groups is not None:
         could = role_approver_candidates(current)
         will = role_approver_candidates(current, approvers=approvers, approver_groups=approver_groups)
@@ -58,11 +62,6 @@ def settings_loosened(
     if not (current.require_approval and proposed.require_approval):
         loosened = [field for field in loosened if field not in APPROVAL_ONLY]
     return loosened
-
-
-def _recipients(role_settings: RoleSettings) -> set[str]:
-    lines = (role_settings.notification_recipients or "").splitlines()
-    return {line.strip().lower() for line in lines if line.strip()}
 
 
 def settings_change_intercept(

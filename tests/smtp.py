@@ -1,0 +1,56 @@
+"""A real SMTP server on loopback (aiosmtpd) for tests that check who gets which email."""
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Mailbox:
+    """What the loopback SMTP server received: (envelope recipients, parsed message)."""
+
+    messages: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def to(self, address: str) -> list[str]:
+        """The subjects of the emails that reached the address."""
+        return [str(message["Subject"]) for rcpts, message in self.messages if address in rcpts]
+
+    def addresses(self, subject_part: str = "") -> set[str]:
+        return {
+            rcpt
+            for rcpts, message in self.messages
+            if subject_part in str(message["Subject"])
+            for rcpt in rcpts
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_mailbox(settings):
+    """Emails go over SMTP to a server on loopback, which records them."""
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield mailbox
+    controller.stop()
