@@ -11,7 +11,8 @@ from .throttle import attempt_username, failure_is_audited
 
 @receiver(user_logged_in)
 def audit_sign_in(sender, request, user, **kwargs):
-    services.user_sign_in_record(user=user)
+    method = "sso" if str(getattr(user, "backend", "")).endswith(".SsoBackend") else "password"
+    services.user_sign_in_record(user=user, method=method)
 
 
 @receiver(user_login_failed)

@@ -29,3 +29,6 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
 else:
     DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}  # noqa: F405
+# Tests move the clock by hours with one signed-in client; the idle timeout has its own tests
+# (accounts/tests/test_sessions.py), which set it back to the production default.
+PIM_SESSION_IDLE_SECONDS = 30 * 24 * 3600

@@ -20,13 +20,14 @@ from ..models import DirectoryGroup, User
 from .shared import AccountError, _require_perm
 
 
-def user_sign_in_record(*, user: User) -> None:
-    """Audit a sign-in; a superuser's is the break-glass account's and is flagged."""
+def user_sign_in_record(*, user: User, method: str = "password") -> None:
+    """Audit a sign-in (``method``: password, sso or invitation); a superuser's is the
+    break-glass account's and is flagged."""
     now = timezone.now()
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(last_sign_in_at=now)
         action = "auth.break_glass_sign_in" if user.is_superuser else "auth.sign_in"
-        audit_record(action=action, actor=user, target=user, at=now)
+        audit_record(action=action, actor=user, target=user, at=now, details={"method": method})
 
 
 def user_sign_in_failure_record(*, username: str, failures: int = 0) -> None:

@@ -34,6 +34,7 @@ def signed_in(user, device=None) -> Client:
 
 
 def test_an_idle_session_ends(requester, clock, settings):
+    settings.PIM_SESSION_IDLE_SECONDS = 1800  # the production default (tests/settings.py lifts it)
     client = signed_in(requester)
     assert client.get("/roles/").status_code == 200
 

@@ -146,7 +146,7 @@ def test_sso_signs_in_a_linked_person_who_then_needs_the_portal_mfa(client, oidc
 
     assert response.status_code == 302
     assert client.session[SESSION_KEY] == str(requester.pk)
-    assert AuditEvent.objects.filter(action="auth.sign_in", actor=requester).exists()
+    assert AuditEvent.objects.get(action="auth.sign_in", actor=requester).details == {"method": "sso"}
     # SSO is the first factor only: My roles sends the person to the portal's own MFA.
     my_roles = client.get("/roles/")
     assert my_roles.status_code == 302 and my_roles["Location"].startswith(
