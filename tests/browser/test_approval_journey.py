@@ -67,7 +67,9 @@ def test_requester_activates_approver_approves_by_email_link_and_access_ends(new
         # The approver's email arrives over SMTP; both parts escape the justification.
         message = smtp_server.wait_for(lambda m: m["To"] == approver.email)
         text, html = message_parts(message)
-        assert "<b>November</b>" not in text and "<b>November</b>" not in html
+        # The HTML part escapes it; the text part is plain text and shows it as typed.
+        assert "<b>November</b>" not in html and "&lt;b&gt;November&lt;/b&gt;" in html
+        assert "Payroll run <b>November</b>" in text
         link = first_link(text)
         assert str(request.pk) in link and "?t=" in link
 
