@@ -451,8 +451,6 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["post"])
     def decisions(self, request):
         data = _valid(BulkDecisionInputSerializer, request.data)
-        if data["decision"] == Approval.Decision.DENY and not data.get("reason", "").strip():
-            raise ValidationError({"reason": ["A reason is required to deny requests."]})
         found, unknown = activation_selectors.requests_get_for_decision(
             user=request.user, pks=data["requests"]
         )
@@ -463,6 +461,8 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 message="Some requests do not exist (or are not yours to see); nothing was decided.",
                 requests=dict.fromkeys(unknown, "No such request."),
             )
+        if data["decision"] == Approval.Decision.DENY and not data.get("reason", "").strip():
+            raise ValidationError({"reason": ["A reason is required to deny requests."]})
         refused = activation_services.activations_decide_check(approver=request.user, requests=found)
         if refused:
             raise RequestsRefused(
