@@ -650,12 +650,17 @@ def bench_check(gen: Generator, fixtures: dict, db, samples: int, http_seconds: 
         params = {"username": pair[0].username, "role": pair[1].pk, "scopes": ["/"], "at": datetime.now(UTC)}
         db.execute(FLOOR_CHECK_SQL, params, prepare=True).fetchall()
 
-    results["floor_in_process"] = summary(latencies(floor_holding, objects))
-    results["floor_check"] = summary(latencies(floor_check, objects))
+    # Each statement its own transaction, as the portal's (autocommit) are: with many
+    # backends, taking a snapshot per transaction is part of what a lookup costs.
     db.rollback()
-    floor_seconds = sum(timed(floor_check, pair)[1] for pair in objects)
+    db.autocommit = True
+    try:
+        results["floor_in_process"] = summary(latencies(floor_holding, objects))
+        results["floor_check"] = summary(latencies(floor_check, objects))
+        floor_seconds = sum(timed(floor_check, pair)[1] for pair in objects)
+    finally:
+        db.autocommit = False
     results["floor_check_per_s"] = round(len(objects) / floor_seconds) if floor_seconds else None
-    db.rollback()
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {fixtures['token']}")
 
@@ -873,14 +878,15 @@ def bench_pages(fixtures: dict, db, requests: int) -> dict:
 
 
 def page_floor(db, statements: list[str], user_id: int, repeats: int) -> dict:
+    """Each repeat one transaction, as a page's request is."""
     values = []
     for _ in range(repeats):
         params = {"user": user_id, "at": datetime.now(UTC)}
         start = time.perf_counter()
         for statement in statements:
             db.execute(statement, params, prepare=True).fetchall()
+        db.rollback()
         values.append(time.perf_counter() - start)
-    db.rollback()
     return summary(values)
 
 
