@@ -150,6 +150,7 @@ def _passkey_remove(request):
     except services.AccountError as error:
         messages.error(request, error.messages[0])
     else:
+        update_session_auth_hash(request, request.user)  # this session stays; the others end
         messages.success(request, f"The passkey {device.name} was removed: it no longer signs you in.")
     return redirect("accounts:mfa_devices")
 

@@ -23,7 +23,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 
 from ..models import User
-from .mfa import MfaError
+from .mfa import MfaError, _sessions_end
 from .shared import AccountError
 
 PASSKEY_NAME_MAX = 64
@@ -152,9 +152,10 @@ def _assertion_problem(user: User, state: dict[str, Any] | None, data: Any) -> t
 
 
 def passkey_remove(*, user: User, device: AbstractWebAuthnCredential) -> None:
-    """Remove one of the user's passkeys. An authenticator app always remains (removing that
-    is refused while it is the last one), so removing a passkey never leaves the account
-    without MFA."""
+    """Remove one of the user's passkeys and end the user's sessions (the caller keeps its own
+    with update_session_auth_hash). An authenticator app always remains (removing that is
+    refused while it is the last one), so removing a passkey never leaves the account without
+    MFA."""
     with transaction.atomic():
         model = _credential_model()
         if not model.objects.select_for_update().filter(user=user, pk=device.pk).exists():
@@ -162,4 +163,10 @@ def passkey_remove(*, user: User, device: AbstractWebAuthnCredential) -> None:
         if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
             raise AccountError("Set up an authenticator app before removing a passkey.")
         model.objects.filter(pk=device.pk).delete()
-        audit_record(action="mfa.passkey_removed", actor=user, target=user, details={"device": device.name})
+        _sessions_end(user)  # as for an authenticator app: whoever had it is signed out everywhere
+        audit_record(
+            action="mfa.passkey_removed",
+            actor=user,
+            target=user,
+            details={"device": device.name, "sessions_ended": True},
+        )

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 from django_otp_webauthn.models import WebAuthnCredential
 
 from audit.models import AuditEvent
@@ -39,15 +40,21 @@ def test_the_security_page_lists_only_my_passkeys_escaped(verified_client, reque
     assert b"Someone else" not in response.content
 
 
-def test_removing_a_passkey_is_audited(verified_client, requester):
+def test_removing_a_passkey_is_audited_and_ends_the_other_sessions(verified_client, requester):
     key = passkey(requester, name="Old key")
+    other = Client()
+    other.force_login(requester)
+    assert other.get("/accounts/mfa/").status_code in (200, 302)
+    client = verified_client(requester)
 
-    response = verified_client(requester).post("/accounts/mfa/", {"passkey": key.pk})
+    response = client.post("/accounts/mfa/", {"passkey": key.pk})
 
     assert response.status_code == 302
     assert not WebAuthnCredential.objects.filter(pk=key.pk).exists()
     event = AuditEvent.objects.get(action="mfa.passkey_removed")
-    assert (event.actor_id, event.details) == (requester.pk, {"device": "Old key"})
+    assert (event.actor_id, event.details) == (requester.pk, {"device": "Old key", "sessions_ended": True})
+    assert client.get("/accounts/mfa/").status_code == 200  # this session stays
+    assert other.get("/accounts/mfa/")["Location"].startswith("/accounts/login/")  # the other ended
 
 
 def test_someone_elses_passkey_cannot_be_removed(verified_client, requester, outsider):
