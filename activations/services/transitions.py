@@ -178,8 +178,11 @@ def _notify(
 def _matrix_event(request: ActivationRequest) -> str:
     """Activations follow the activation rules (15-17); an extension or renewal of an
     eligibility the eligible-assignment approver rule (11, "request to approve a role
-    assignment renewal/extension")."""
-    return "activation" if request.kind == Kind.ACTIVATE else "eligible"
+    assignment renewal/extension"), and of a direct active assignment the active-assignment
+    one (14)."""
+    if request.kind == Kind.ACTIVATE:
+        return "activation"
+    return "active" if request.active_target_id is not None else "eligible"
 
 
 def _role_settings_of(request: ActivationRequest) -> RoleSettings:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from activations import jobs
-from activations.services import extension_request
+from activations.services import active_extension_request, extension_request
 from activations.tests.helpers import T0, approve, eligible_for, request_activation, role_with
 from roles import notification_matrix, services
 from roles.models import RoleSettings
@@ -241,6 +241,34 @@ def test_extension_requests_are_not_sent_when_the_eligible_approver_rule_is_off(
         ),
     )
     assert smtp_mailbox.messages == []
+
+
+def test_an_active_assignment_extension_request_goes_by_the_active_approver_rule(
+    admin, requester, approver, smtp_mailbox, django_capture_on_commit_callbacks
+):
+    """Rule 14: "request to approve an extension of an active assignment"."""
+    role = role_with(approvers=[approver], name="Matrix Active Role")
+    set_rule(role, "active", "approver", additional=SOC)
+    set_rule(role, "eligible", "approver", default=False)  # not the eligible rule
+    assignment = services.active_assign(
+        actor=admin,
+        role=role,
+        principal=requester,
+        ends_at=T0 + timedelta(days=5),
+        justification="On call",
+        mfa_verified_at=timezone.now(),
+    )
+    smtp_mailbox.messages.clear()
+    run(
+        django_capture_on_commit_callbacks,
+        lambda: active_extension_request(
+            requester=requester,
+            assignment=assignment,
+            duration=timedelta(days=7),
+            justification="Still on call",
+        ),
+    )
+    assert smtp_mailbox.addresses() == {approver.email, SOC}
 
 
 # --- Expiry notices ---------------------------------------------------------------------------------
