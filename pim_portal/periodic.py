@@ -83,14 +83,14 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         "directory-outbox-drain", "roles.tasks.directory_outbox_drain", 60.0, "directory operations done"
     ),
     PeriodicJob("email-outbox-drain", "notifications.tasks.email_outbox_drain", 120.0, "emails sent"),
+    # Does nothing: its recorded run is the heartbeat /readyz checks (pim_portal.health).
+    PeriodicJob("beat-heartbeat", "pim_portal.tasks.beat_heartbeat", HEARTBEAT_SECONDS, "heartbeats"),
     PeriodicJob(
         "audit-checkpoint",
         "audit.tasks.audit_checkpoint_write",
         crontab(minute="*/15"),
         "audit checkpoints written",
     ),
-    # Does nothing: its recorded run is the heartbeat /readyz checks (pim_portal.health).
-    PeriodicJob("beat-heartbeat", "pim_portal.tasks.beat_heartbeat", HEARTBEAT_SECONDS, "heartbeats"),
 )
 
 
