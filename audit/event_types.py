@@ -23,7 +23,23 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "renew": _REQUEST_ACTIONS,
     "eligible_assignment": _ASSIGNMENT_ACTIONS,
     "active_assignment": (*_ASSIGNMENT_ACTIONS, "revoked", "ended"),
-    "directory": ("grant_confirmed", "grant_failed", "revoke_confirmed", "revoke_failed"),
+    # A grant or revoke of an active assignment, or an eligibility written back: accepted
+    # (confirmed) or refused (failed) by the directory; then, for grants and revokes, in force
+    # (effective) or never shown (unconfirmed).
+    "directory": tuple(
+        f"{operation}_{outcome}"
+        for operation in (
+            "grant",
+            "revoke",
+            "eligible_assign",
+            "eligible_update",
+            "eligible_extend",
+            "eligible_renew",
+            "eligible_remove",
+        )
+        for outcome in ("confirmed", "failed")
+    )
+    + ("grant_effective", "grant_unconfirmed", "revoke_effective", "revoke_unconfirmed"),
     "role": ("created", "changed", "owner_added", "owner_removed"),
     "role_settings": ("changed",),
     "pending_change": (
@@ -35,13 +51,50 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "self_approval_refused",
         "decision_refused",
     ),
-    "user": ("created", "changed", "deactivated", "reactivated"),
+    "user": (
+        "created",
+        "changed",
+        "deactivated",
+        "reactivated",
+        "invited",
+        "invitation_accepted",
+        "time_zone_changed",
+    ),
     "group": ("created", "changed", "member_added", "member_removed"),
-    "auth": ("sign_in", "sign_in_failed", "break_glass_sign_in"),
-    "mfa": ("enrolled", "verified", "failed", "device_removed", "recovery_codes_regenerated"),
+    "auth": (
+        "sign_in",
+        "sign_in_failed",
+        "break_glass_sign_in",
+        "break_glass_request",
+        "locked_out",
+        "sso_refused",
+    ),
+    "sso": ("linked",),
+    "mfa": (
+        "enrolled",
+        "verified",
+        "failed",
+        "device_removed",
+        "recovery_codes_regenerated",
+        "passkey_enrolled",
+        "passkey_removed",
+        "reset",
+    ),
     "api_token": ("created", "revoked"),
+    "api": ("step_up_opened",),
     "review_definition": ("created", "changed"),
-    "review": ("started", "decided", "closed", "applied", "ended_early", "report_exported"),
+    "review": (
+        "started",
+        "decided",
+        "decision_reset",
+        "recommendation_accepted",
+        "closed",
+        "applied",
+        "ended_early",
+        "report_exported",
+        "report_emailed",
+        "history_exported",
+    ),
     "alert": ("raised", "resolved", "dismissed"),
     "admin": ("permission_denied",),
     "audit": ("exported", "chain_head_restored", "refusals_suppressed"),

@@ -24,9 +24,7 @@ class Outbox:
         pending = model.objects.filter(status=self.pending_status)
         for field, value in self.waiting:
             pending = pending.exclude(**{field: value})
-        row = pending.aggregate(
-            depth=Count("pk"), oldest=Min("created_at")
-        )
+        row = pending.aggregate(depth=Count("pk"), oldest=Min("created_at"))
         return row["depth"], row["oldest"]
 
 

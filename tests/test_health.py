@@ -55,7 +55,15 @@ def test_readyz_is_green_when_everything_answers(client, heartbeat):
 
     assert status == 200, body
     assert body["status"] == "ready" and body["failing"] == []
-    assert set(body["checks"]) == {"database", "broker", "beat", "outbox:email", "outbox:directory"}
+    assert set(body["checks"]) == {
+        "database",
+        "broker",
+        "beat",
+        "outbox:email",
+        "outbox:directory",
+        "outbox:webhook",
+        "outbox:chat",
+    }
 
 
 def test_probes_are_served_for_any_host_and_over_plain_http(client, heartbeat, settings):
@@ -166,6 +174,28 @@ def test_readyz_is_red_naming_a_stuck_outbox_then_green_once_it_drains(
 
     assert email_outbox_drain() == 1
     assert readyz(client)[0] == 200
+
+
+def test_a_stuck_webhook_delivery_is_red_but_one_waiting_on_a_paused_subscription_is_not(
+    client, heartbeat, clock, settings
+):
+    from integrations.models import WebhookDelivery, WebhookSubscription
+
+    settings.PIM_READY_OUTBOX_MAX_AGE_SECONDS = 900
+    now = timezone.now()
+    subscription = WebhookSubscription.objects.create(
+        name="SIEM", url="https://siem.example/in", event_types=["*"], secret="s" * 40, created_at=now
+    )
+    WebhookDelivery.objects.create(subscription=subscription, seq=1, action="auth.sign_in", created_at=now)
+    clock.shift(timedelta(seconds=901))
+    heartbeat()
+
+    status, body = readyz(client)
+    assert status == 503 and body["failing"] == ["outbox:webhook"]
+
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(status="paused", paused_at=now)
+    status, body = readyz(client)
+    assert status == 200, body  # paused on purpose (and alerted on), not a stuck worker
 
 
 def test_readyz_is_red_when_migrations_are_missing(client, heartbeat, monkeypatch):
