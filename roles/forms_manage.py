@@ -162,6 +162,12 @@ class DurationAmountField(forms.MultiValueField):
         kwargs.pop("max_length", None)
         super().__init__(fields, require_all_fields=True, **kwargs)
         self.widget.preferred = duration_range.unit
+        # The pair has one visible label (on the amount's id): each part is named for assistive
+        # technology too.
+        label = str(kwargs.get("label") or "Duration")
+        amount, unit = self.widget.widgets
+        amount.attrs["aria-label"] = f"{label}: amount"
+        unit.attrs["aria-label"] = f"{label}: unit"
         self.error_messages["required"] = "Enter a number and choose hours or days."
         self.error_messages["incomplete"] = "Enter a number and choose hours or days."
 
