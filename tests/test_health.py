@@ -82,7 +82,7 @@ def test_probes_refuse_changes(client):
 
 
 def test_readyz_is_red_naming_the_broker_when_redis_does_not_answer_then_green_again(
-    client, heartbeat, settings, closed_port
+    client, heartbeat, settings, closed_port, tmp_path
 ):
     settings.REDIS_URL = f"redis://:s3cret-password@127.0.0.1:{closed_port}/0"
 
@@ -93,7 +93,11 @@ def test_readyz_is_red_naming_the_broker_when_redis_does_not_answer_then_green_a
     assert body["checks"]["broker"] == {"ok": False, "error": "unreachable"}
     assert "s3cret" not in str(body) and str(closed_port) not in str(body)  # no URL, no secret
 
-    settings.REDIS_URL = ""  # the broker is back (here: the embedded transport)
+    settings.REDIS_URL = ""  # the broker is back (here: the embedded transport, its own folder)
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+    }
     assert readyz(client)[0] == 200
 
 

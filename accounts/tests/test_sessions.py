@@ -160,6 +160,7 @@ def test_production_cookies_are_host_prefixed_and_check_deploy_is_clean(tmp_path
         "PIM_DATA_DIR": str(tmp_path),
     }
     env.pop("DATABASE_URL", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set in this process by the browser tests' fixtures
     code = (
         "import django; django.setup(); from django.conf import settings;"
         "print(settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME)"

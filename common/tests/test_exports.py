@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from audit import chain, chain_keys
+from audit import chain, chain_keys, event_exports
 from audit.event_exports import FIELDS
 from audit.models import AuditEvent
 from audit.services import audit_record, chain_head_save, chain_link, lock_chain_head
@@ -412,13 +412,18 @@ def test_a_csv_export_of_200000_events_keeps_peak_memory_flat_and_round_trips(ve
     print(
         f"csv peak: 20,000 rows {small_peak / MB:.2f} MB, 200,000 rows {large_peak / MB:.2f} MB"
     )  # -s shows it
-    assert large_peak < 4 * MB, f"{large_peak / MB:.1f} MB"
+    assert large_peak < 8 * MB, f"{large_peak / MB:.1f} MB"
     assert large_peak < 1.5 * small_peak, f"{small_peak / MB:.2f} MB -> {large_peak / MB:.2f} MB"
 
 
 @pytest.mark.parametrize(("format", "small"), [("jsonl", 2_000), ("xlsx", 1_000)])
-def test_json_lines_and_xlsx_exports_keep_peak_memory_flat(verified_client, auditor, format, small):
-    # Ten times the rows; fewer than for CSV only because tracing openpyxl is slow.
+def test_json_lines_and_xlsx_exports_keep_peak_memory_flat(
+    verified_client, auditor, format, small, monkeypatch
+):
+    # Ten times the rows; fewer than for CSV only because tracing openpyxl is slow. Batches of a
+    # thousand on every database, so both sizes span several batches: what is measured is that
+    # the peak stays that of one batch however many follow.
+    monkeypatch.setattr(event_exports, "RAW_BATCH_SIZE", event_exports.BATCH_SIZE)
     client = verified_client(auditor)
     _add_events(small)
     with tempfile.TemporaryFile() as file:
