@@ -191,6 +191,26 @@ def django_setup(bench_db: str) -> None:
 # --- Data generator ---------------------------------------------------------------------------
 
 
+def model_defaults(table: str, columns) -> dict:
+    """The NOT NULL columns of the model behind `table` that are not in `columns`, with their
+    fields' defaults (Django keeps defaults in Python, not in the database)."""
+    from django.apps import apps
+    from psycopg.types.json import Jsonb
+
+    model = next((m for m in apps.get_models() if m._meta.db_table == table), None)
+    if model is None:
+        return {}
+    defaults = {}
+    for field in model._meta.concrete_fields:
+        if field.column in columns or field.null or field.primary_key:
+            continue
+        value = field.get_default()  # "" for a text field without one, as the ORM saves it
+        if value is None:
+            continue  # no default: the generator must name the column (COPY says so)
+        defaults[field.column] = Jsonb(value) if isinstance(value, dict | list) else value
+    return defaults
+
+
 class Generator:
     """Fills the benchmark database with COPY through psycopg. Rows are written directly, as
     the portal's services would have left them; audit events are hashed with audit.chain so the
@@ -204,11 +224,16 @@ class Generator:
         self.counts: dict[str, int] = {}
 
     def copy(self, table: str, columns: tuple, rows) -> int:
+        """COPY the rows; a NOT NULL column the generator does not name (a field added since)
+        gets its model field's default, as the ORM would have written it."""
+        defaults = model_defaults(table, columns)
+        names = (*columns, *defaults)
+        extra = tuple(defaults.values())
         count = 0
         with self.db.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row((*row, *extra))
                     count += 1
         self.db.commit()
         return count
@@ -796,10 +821,13 @@ PAGES = (
 
 
 def signed_in_client(fixtures: dict):
-    """Sign in through the real forms: password, then a TOTP code (as conftest's verified_client)."""
+    """Sign in through the real forms: password, then a TOTP code (as conftest's verified_client).
+    Once per run: a code works once, and two steps within its 30 s would reuse it."""
     from django.test import Client
     from django_otp.oath import TOTP
 
+    if "client" in fixtures:
+        return fixtures["client"]
     device = fixtures["device"]
     device.refresh_from_db()
     client = Client()
@@ -810,6 +838,7 @@ def signed_in_client(fixtures: dict):
     response = client.post("/accounts/verify/", {"otp_token": f"{totp.token():0{device.digits}d}"})
     if response.status_code != 302:
         raise RuntimeError(f"TOTP verification answered {response.status_code}")
+    fixtures["client"] = client
     return client
 
 
@@ -969,8 +998,8 @@ def floor_sweep(db, now: datetime, broker_url: str, batch: int = 1000) -> dict:
         operations = [
             op for (op,) in db.execute(
                 "INSERT INTO roles_directoryoperation (assignment_id, operation, status, attempts, "
-                "created_at, next_attempt_at, last_error, result) "
-                "SELECT unnest(%s::uuid[]), 'revoke', 'pending', 0, %s, %s, '', '{}' RETURNING id",
+                "created_at, next_attempt_at, last_error, result, effect, effect_checks) "
+                "SELECT unnest(%s::uuid[]), 'revoke', 'pending', 0, %s, %s, '', '{}', '', 0 RETURNING id",
                 (assignments, now, now),
             )
         ]  # fmt: skip
@@ -1081,12 +1110,12 @@ def bench_review(gen: Generator, fixtures: dict, db, target: int, broker_url: st
     db.execute(
         """
         INSERT INTO reviews_reviewitem (id, assignment_type, principal_label, scope, last_sign_in_at,
-            recommendation, recommendation_reason, decision, justification, outcome, outcome_detail,
-            eligible_id, group_id, instance_id, role_id, user_id)
+            last_sign_in_source, recommendation, recommendation_reason, decision, from_recommendation,
+            justification, outcome, outcome_detail, eligible_id, group_id, instance_id, role_id, user_id)
         SELECT gen_random_uuid(), 'eligible',
             coalesce(u.display_name || ' <' || u.username || '>', 'group ' || g.name), e.scope,
-            u.last_sign_in_at,
-            '', '', '', '', '', '', e.id, e.group_id, %(instance)s, e.role_id, e.user_id
+            u.last_sign_in_at, CASE WHEN u.last_sign_in_at IS NULL THEN '' ELSE 'portal' END,
+            '', '', '', false, '', '', '', e.id, e.group_id, %(instance)s, e.role_id, e.user_id
         FROM roles_eligibleassignment e
         LEFT JOIN accounts_user u ON u.id = e.user_id
         LEFT JOIN accounts_directorygroup g ON g.id = e.group_id
