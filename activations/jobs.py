@@ -17,7 +17,7 @@ from audit.services import AuditEntry, audit_record_many, audit_record_prepared
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from roles.notification_matrix import assignment_ending_notify
-from roles.selectors import from_db_column
+from roles.selectors import column_converters, from_db_column
 from roles.services import active_assignments_expired_record
 
 from .models import ActivationRequest
@@ -75,16 +75,20 @@ def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Cl
     pk_field = ActiveAssignment._meta.pk
     assert pk_field is not None  # noqa: S101 - for the type checker
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    marks = ", ".join(["%s"] * len(assignment_ids))
+    if connection.vendor == "postgresql":  # one array parameter, not a thousand
+        match, ids = "= ANY(%s::uuid[])", [[str(pk) for pk in assignment_ids]]
+    else:
+        match = "IN ({})".format(", ".join(["%s"] * len(assignment_ids)))
+        ids = [pk_field.get_db_prep_value(pk, connection) for pk in assignment_ids]
     sql = (
         "WITH claimed AS (SELECT id FROM activations_activationrequest "  # noqa: S608 - placeholders only
-        f"WHERE active_assignment_id IN ({marks}) AND status = %s{skip_locked}) "
+        f"WHERE active_assignment_id {match} AND status = %s{skip_locked}) "
         "UPDATE activations_activationrequest SET status = %s, closed_at = %s "
         "WHERE id IN (SELECT id FROM claimed) AND status = %s "
         "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, requester_id"
     )
     params = [
-        *(pk_field.get_db_prep_value(pk, connection) for pk in assignment_ids),
+        *ids,
         Status.GRANTED.value,
         Status.EXPIRED.value,
         connection.ops.adapt_datetimefield_value(now),
@@ -95,11 +99,10 @@ def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Cl
         rows = cursor.fetchall()
     names = ("id", "kind", "scope", "ends_at", "active_assignment", "role", "requester")
     # a foreign key's value converts as the key it points at
-    converters = [getattr(field.get_field(name), "target_field", field.get_field(name)) for name in names]
-    closed = [
-        _Closed(*(from_db_column(converter, value) for converter, value in zip(converters, row, strict=True)))
-        for row in rows
-    ]
+    fields = [getattr(field.get_field(name), "target_field", field.get_field(name)) for name in names]
+    if any(column_converters(each) for each in fields):  # SQLite: text for times and ids
+        rows = [tuple(from_db_column(f, value) for f, value in zip(fields, row, strict=True)) for row in rows]
+    closed = [_Closed(*row) for row in rows]
     closed.sort(key=lambda row: (row.ends_at, str(row.id)))
     return closed
 

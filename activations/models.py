@@ -60,8 +60,8 @@ class ActivationRequest(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ACTIVATE)
-    requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activation_requests"
+    requester = models.ForeignKey(  # indexed by activations_requester_idx, which starts with it
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activation_requests", db_index=False
     )
     # The eligibility activated, extended or renewed; None: the request extends or renews the
     # direct active assignment `active_target` (activations_request_one_target).

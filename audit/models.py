@@ -51,6 +51,7 @@ class AuditEvent(models.Model):
         on_delete=models.PROTECT,  # people are deactivated, never deleted from history
         related_name="+",
         editable=False,
+        db_index=False,  # audit_event_actor_idx starts with it
     )
     actor_label = models.CharField(max_length=300, editable=False)
     action = models.CharField(max_length=64, db_index=True, editable=False)

@@ -1,12 +1,15 @@
 """Writing audit events. Every service that changes state calls audit_record in its own
 transaction; nothing else writes to the log."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+
+from common.db import bulk_insert
 
 from . import chain, chain_keys, context, registry
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent
@@ -86,10 +89,26 @@ def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> list
         fields["target_label"] = fields["target_label"][:_LABEL_LIMIT]
         fields["role_label"] = fields["role_label"][:_LABEL_LIMIT]
         prepared.append(fields)
-    return _append(prepared, key=key)
+    # COPY (bulk_insert): a sweep appends thousands at once, and compiling an INSERT of
+    # thousands of wide rows costs more than the rows themselves. The events come back
+    # without their primary keys (nothing here reads them: hooks go by seq).
+    return _append(prepared, key=key, insert=_copy_insert)
 
 
-def _append(all_fields: list[dict[str, Any]], *, key: chain_keys.ChainKey) -> list[AuditEvent]:
+def _bulk_create(events: list[AuditEvent]) -> None:
+    AuditEvent.objects.bulk_create(events, batch_size=2000)
+
+
+def _copy_insert(events: list[AuditEvent]) -> None:
+    bulk_insert(AuditEvent, events)
+
+
+def _append(
+    all_fields: list[dict[str, Any]],
+    *,
+    key: chain_keys.ChainKey,
+    insert: Callable[[list[AuditEvent]], None] = _bulk_create,
+) -> list[AuditEvent]:
     """Chain the events in one pass under the locked head, insert them, seal the head."""
     with transaction.atomic():
         head = lock_chain_head()
@@ -97,7 +116,7 @@ def _append(all_fields: list[dict[str, Any]], *, key: chain_keys.ChainKey) -> li
         for fields in all_fields:
             chain_link(head, fields, key=key)
             events.append(AuditEvent(**fields))
-        AuditEvent.objects.bulk_create(events, batch_size=2000)
+        insert(events)
         chain_head_save(head, key=key)
         for hook in registry.EVENT_HOOKS:
             hook(events)

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -83,6 +83,11 @@ def directory_operations_enqueue_many(*, assignments, operation: str, now: datet
 def directory_operations_enqueue_ids(*, assignment_ids: list, operation: str, now: datetime) -> None:
     """Record the intents for many assignments (by id) in the caller's transaction; after
     commit one broker message carries them all (_enqueue_run_many)."""
+    if not assignment_ids:
+        return
+    if connection.vendor == "postgresql":
+        _enqueue_after_commit(_operations_insert_select(assignment_ids, operation, now))
+        return
     ops = DirectoryOperation.objects.bulk_create(
         [
             DirectoryOperation(assignment_id=pk, operation=operation, created_at=now, next_attempt_at=now)
@@ -90,6 +95,31 @@ def directory_operations_enqueue_ids(*, assignment_ids: list, operation: str, no
         ]
     )
     _enqueue_after_commit([op.pk for op in ops if op.pk])
+
+
+def _operations_insert_select(assignment_ids: list, operation: str, now: datetime) -> list[int]:
+    """PostgreSQL: the operations in one INSERT ... SELECT over the ids as an array (no SQL
+    compiled per row); the new ids in the order of assignment_ids. Every other column takes
+    the model's default (the table has no database defaults)."""
+    meta = DirectoryOperation._meta
+    given = {"assignment": None, "operation": operation, "created_at": now, "next_attempt_at": now}
+    columns, values, params = ["assignment_id"], ["ids.id"], []
+    for field in meta.concrete_fields:
+        if field.primary_key or field.name == "assignment":
+            continue
+        value = given[field.name] if field.name in given else field.get_default()
+        columns.append(field.column)
+        values.append("%s")
+        params.append(field.get_db_prep_save(value, connection))
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - model names
+        f"SELECT {', '.join(values)} "
+        "FROM unnest(%s::uuid[]) WITH ORDINALITY AS ids(id, n) ORDER BY ids.n RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, [str(pk) for pk in assignment_ids]])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _enqueue_after_commit(ids: list[int]) -> None:

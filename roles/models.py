@@ -212,11 +212,23 @@ class Assignment(models.Model):
     """What eligible and active assignments share: who, which role, where, when."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of their own: each concrete model's (user, role, ...) and (group, role, ...)
+    # indexes start with them, and every index more is one more write per row.
     user = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     group = models.ForeignKey(
-        "accounts.DirectoryGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "accounts.DirectoryGroup",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
     scope = models.CharField(max_length=400, default="/")

@@ -142,9 +142,15 @@ def from_db_column(field: Any, value: Any) -> Any:
     if value is None:
         return None
     column = field.cached_col  # the backend's converters read the expression's output_field
-    for converter in (*connection.ops.get_db_converters(column), *field.get_db_converters(connection)):
+    for converter in column_converters(field):
         value = converter(value, column, connection)
     return value
+
+
+def column_converters(field: Any) -> list:
+    """The converters the ORM applies to a raw value of the field's column (none, for most
+    columns on PostgreSQL: psycopg returns UUIDs and aware datetimes itself)."""
+    return [*connection.ops.get_db_converters(field.cached_col), *field.get_db_converters(connection)]
 
 
 def user_holds_role(*, user: User, role: Role, scope: str = ROOT, at: datetime | None = None) -> bool:
