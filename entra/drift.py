@@ -104,8 +104,8 @@ def _record(
     groups = {
         g.external_id: g for g in DirectoryGroup.objects.filter(external_id__in=[k[0] for k in outside])
     }
-    kind = Role.Kind.AZURE if source == DriftFinding.Source.ARM else Role.Kind.ENTRA
-    roles = {r.template_id.lower(): r for r in Role.objects.filter(kind=kind)}
+    role_kind = Role.Kind.AZURE if source == DriftFinding.Source.ARM else Role.Kind.ENTRA
+    roles = {r.template_id.lower(): r for r in Role.objects.filter(kind=role_kind)}
     current = []
     for key, instance in outside.items():
         finding = open_findings.get(key)
