@@ -183,8 +183,8 @@ def arm_schedule_request(
         if error.status == 403:
             raise GraphError(
                 f"Azure refused the portal's app at {scope} ({error.code or 'forbidden'}): give its service "
-                "principal “Role Based Access Control Administrator” (or “User Access Administrator”) "
-                f"on the subscription. {error}",
+                "principal “User Access Administrator” on the subscription (“Role Based Access Control "
+                f"Administrator” cannot make PIM requests). {error}",
                 code=error.code,
                 status=error.status,
             ) from None

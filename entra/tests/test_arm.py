@@ -232,7 +232,7 @@ def test_a_403_is_permanent_and_says_which_azure_role_the_app_needs(arm, stub, a
     op = DirectoryOperation.objects.get()
     assert op.status == "failed" and op.attempts == 1
     assert "AuthorizationFailed" in op.last_error
-    assert "Role Based Access Control Administrator" in op.last_error
+    assert "give its service principal “User Access Administrator” on the subscription" in op.last_error
     assert AuditEvent.objects.filter(action="directory.grant_failed", outcome="failure").exists()
     assert directory_outbox_drain(now=timezone.now() + timedelta(hours=1)) == 0  # not retried
     assert len(stub.arm.puts()) == 1
