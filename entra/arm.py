@@ -118,7 +118,7 @@ def role_definition_id(scope: str, guid: str) -> str:
     return f"/{AUTHORIZATION}/roleDefinitions/{guid}"
 
 
-def definition_guid(definition_id: str) -> str:
+def definition_guid(definition_id: object) -> str:
     """The GUID at the end of a role definition's ARM id, lower-case."""
     return str(definition_id or "").rstrip("/").rsplit("/", 1)[-1].lower()
 
@@ -213,7 +213,7 @@ def _schedule(assignment: ActiveAssignment | EligibleAssignment) -> dict:
 def _ticket(assignment: ActiveAssignment) -> dict | None:
     """The activation's ticket, if it had one (ARM's ticketInfo)."""
     try:
-        request = assignment.activation_request  # type: ignore[attr-defined]
+        request = assignment.activation_request
     except ObjectDoesNotExist:
         return None
     number = getattr(request, "ticket_number", "") or ""
