@@ -209,6 +209,19 @@ def test_what_arm_already_has_counts_as_done(arm, stub, alice):
     assert DirectoryOperation.objects.get().result["status"] == "already assigned"
 
 
+def test_a_revoke_of_what_arm_no_longer_has_counts_as_removed(arm, stub, alice):
+    request = activate_azure(alice)
+    directory_outbox_drain()
+    stub.arm.assignments.clear()  # removed in Azure meanwhile
+
+    revoke(actor=None, request=ActivationRequest.objects.get(pk=request.pk), reason="Done early")
+    assert directory_outbox_drain() == 1
+
+    op = DirectoryOperation.objects.get(operation="revoke")
+    assert op.status == "done" and op.result["status"] == "already removed"
+    assert op.result["code"] == "RoleAssignmentDoesNotExist"
+
+
 def test_a_429_is_retried_later_and_then_succeeds(arm, stub, alice):
     activate_azure(alice)
     stub.fail("PUT", ASSIGNMENT_REQUESTS, 429, headers={"Retry-After": "120"})
@@ -267,7 +280,8 @@ def _check(op, seconds):
 
 
 def test_a_grant_that_appears_late_is_effective_when_the_instance_shows(arm, stub, alice):
-    stub.apply_after_reads = 2
+    stub.apply_after_reads = 3  # reads of a page: the first check reads two
+    stub.page_size = 1  # the principal's instances over several pages
     stub.arm.add_assignment(ALICE, READER, PAYROLL_RG)  # another role: not the one granted
     stub.arm.add_assignment(ALICE, CONTRIBUTOR, SUBSCRIPTION)  # another scope
     activate_azure(alice)
@@ -275,8 +289,8 @@ def test_a_grant_that_appears_late_is_effective_when_the_instance_shows(arm, stu
     op = DirectoryOperation.objects.get(operation="grant")
 
     assert _check(op, 5) is False
-    [first] = stub.requests_to("GET", INSTANCES)
-    assert first.query["$filter"] == f"principalId eq '{ALICE}'"
+    first, second = stub.requests_to("GET", INSTANCES)  # two pages: two instances, none granted
+    assert first.query["$filter"] == f"principalId eq '{ALICE}'" and second.query["$skiptoken"] == "1"
     assert _check(op, 15) is True
 
     op.refresh_from_db()
@@ -354,6 +368,36 @@ def test_eligibilities_of_azure_roles_are_written_back_as_eligibility_requests(a
     )
     assert stub.arm.eligibilities == []
     assert set(DirectoryOperation.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_extending_an_eligibility_arm_does_not_have_assigns_it(arm, stub, alice):
+    now = timezone.now()
+    eligible = eligible_assign(
+        actor=None,
+        role=azure_role(CONTRIBUTOR),
+        principal=alice,
+        scope=PAYROLL_RG,
+        ends_at=now + timedelta(days=30),
+        now=now,
+    )
+    directory_outbox_drain()
+    stub.arm.eligibilities.clear()  # removed in Azure meanwhile
+
+    eligible_extend(actor=None, assignment=eligible, ends_at=now + timedelta(days=60), now=now)
+    directory_outbox_drain()
+
+    puts = stub.arm.puts("roleEligibilityScheduleRequests")
+    assert [p.body["properties"]["requestType"] for p in puts] == [
+        "AdminAssign",
+        "AdminExtend",
+        "AdminAssign",
+    ]
+    assert len({p.path for p in puts}) == 3  # a name per request, even within one operation
+    [again] = stub.arm.eligibilities
+    assert (
+        again["properties"]["endDateTime"]
+        == puts[-1].body["properties"]["scheduleInfo"]["expiration"]["endDateTime"]
+    )
 
 
 def test_an_azure_eligibility_at_the_root_is_not_written_back(arm, stub, alice):
