@@ -18,6 +18,7 @@ alone: it belongs to no configured subscription.
 """
 
 import uuid
+from functools import partial
 
 from django.conf import settings
 from django.db.models import Q
@@ -167,9 +168,7 @@ def check_drift(arm: ArmClient, scope: str, tally: Tally, now) -> None:
         outside, tally, now, open_findings=open_findings, source=DriftFinding.Source.ARM, kind=DRIFT
     )
     if settings.ENTRA_REMOVE_DRIFT:
-        drift._remove(
-            arm, findings, tally, now, remove=lambda finding: remove_finding(arm, finding), kind=DRIFT
-        )
+        drift._remove(arm, findings, tally, now, remove=partial(remove_finding, arm), kind=DRIFT)
 
 
 def remove_finding(arm: ArmClient, finding: DriftFinding) -> dict:

@@ -697,18 +697,24 @@ class ArmStub:
             if existing:
                 return 400, _error("RoleAssignmentExists", "The Role assignment already exists.")
             add = self.add_eligibility if eligibility else self.add_assignment
-            change = lambda: add(principal_id, guid, scope, endDateTime=expiration.get("endDateTime"))  # noqa: E731
+
+            def change():
+                add(principal_id, guid, scope, endDateTime=expiration.get("endDateTime"))
+
             status = "Provisioned"
         elif request_type in ("AdminRemove", "AdminUpdate", "AdminExtend", "AdminRenew"):
             if not existing:
                 return 400, _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
             gone = existing[0]
-            if request_type == "AdminRemove":
-                change = lambda: gone in store and store.remove(gone)  # noqa: E731
-                status = "Revoked"
-            else:
-                change = lambda: gone["properties"].update(endDateTime=expiration.get("endDateTime"))  # noqa: E731
-                status = "Provisioned"
+            removing = request_type == "AdminRemove"
+
+            def change():
+                if not removing:
+                    gone["properties"].update(endDateTime=expiration.get("endDateTime"))
+                elif gone in store:
+                    store.remove(gone)
+
+            status = "Revoked" if removing else "Provisioned"
         else:
             return 400, _error("InvalidRequest", f"Unsupported requestType {request_type}.")
         if eligibility:
