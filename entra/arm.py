@@ -14,6 +14,7 @@ assign and RoleAssignmentDoesNotExist on a remove or change count as done, and A
 requests asynchronously: in_force reads the assignment schedule instances at the scope.
 """
 
+import os
 import threading
 import uuid
 from typing import Any
@@ -77,6 +78,16 @@ def get_arm() -> ArmClient:
         if _arm is None or _arm.parent is not graph:
             _arm = arm_beside(graph)
         return _arm
+
+
+def _after_fork_in_child() -> None:
+    # As entra.client: a forked worker builds its own (and must not inherit a held lock).
+    global _arm, _lock
+    _lock = threading.Lock()
+    _arm = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def arm_beside(graph: GraphClient) -> ArmClient:
