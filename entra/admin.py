@@ -91,13 +91,14 @@ class DriftFindingAdmin(ReadOnlyAdmin):
         "principal_label",
         "principal_type",
         "directory_scope",
+        "source",
         "assignment_type",
         "first_seen_at",
         "last_seen_at",
         "resolved_at",
         "resolution",
     )
-    list_filter = ("resolution", "principal_type", "assignment_type")
+    list_filter = ("resolution", "source", "principal_type", "assignment_type")
     list_select_related = ("role", "user", "group")
     search_fields = ("principal_id", "role_template_id", "user__username", "group__name")
     fields = (
@@ -108,6 +109,7 @@ class DriftFindingAdmin(ReadOnlyAdmin):
         "role",
         "role_template_id",
         "directory_scope",
+        "source",
         "assignment_id",
         "assignment_type",
         "entra_starts_at",

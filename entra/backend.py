@@ -3,6 +3,9 @@
 Eligibilities of Entra roles made or changed in the portal are written back the same way,
 through roleEligibilityScheduleRequests (GraphBackend.eligibility).
 
+Azure roles at an Azure Resource Manager scope (a subscription, resource group, resource or
+management group) go through ARM instead (entra.arm), by the same calls.
+
 The outbox (roles.directory_services) calls grant and revoke after commit and retries what
 fails transiently. Each becomes one role assignment schedule request: adminAssign with the
 activation's end as expiration, or adminRemove. An app-only token cannot selfActivate for a
@@ -55,6 +58,8 @@ class GraphBackend(DirectoryBackend):
     confirms_effect = True
 
     def grant(self, assignment: ActiveAssignment) -> dict:
+        if (arm_target := _arm().arm_target(assignment)) is not None:
+            return _arm().arm_grant(assignment, arm_target)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -67,6 +72,8 @@ class GraphBackend(DirectoryBackend):
         )
 
     def revoke(self, assignment: ActiveAssignment) -> dict:
+        if (arm_target := _arm().arm_target(assignment)) is not None:
+            return _arm().arm_revoke(assignment, arm_target)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -79,6 +86,8 @@ class GraphBackend(DirectoryBackend):
         """An eligibility change written back through roleEligibilityScheduleRequests. Changing
         or renewing one that Entra does not have (made before write-back, or removed there)
         assigns it instead, so Entra ends up with what the portal has."""
+        if (arm_target := _arm().arm_target(eligible)) is not None:
+            return _arm().arm_eligibility(eligible, operation, arm_target)
         target = directory_target(eligible)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -112,6 +121,8 @@ class GraphBackend(DirectoryBackend):
         return result
 
     def in_force(self, assignment: ActiveAssignment) -> bool | None:
+        if (arm_target := _arm().arm_target(assignment)) is not None:
+            return _arm().arm_in_force(arm_target)
         target = directory_target(assignment)
         if target is None:
             return None
@@ -125,6 +136,14 @@ class GraphBackend(DirectoryBackend):
         # One read, no in-process retries: the worker looks again later anyway.
         answer = get_graph().get(INSTANCES_PATH, params={"$filter": odata_filter, "$select": "id"}, retries=0)
         return bool(answer.get("value"))
+
+
+def _arm():
+    """entra.arm: Azure roles at an Azure Resource Manager scope go there (imported here, as
+    it builds on this module)."""
+    from . import arm
+
+    return arm
 
 
 def odata_literal(value: str) -> str:

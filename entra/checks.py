@@ -91,7 +91,7 @@ def _credential_errors() -> list:
 
 def _url_errors() -> list:
     errors = []
-    for name in ("ENTRA_AUTHORITY_HOST", "ENTRA_GRAPH_BASE_URL"):
+    for name in ("ENTRA_AUTHORITY_HOST", "ENTRA_GRAPH_BASE_URL", "ENTRA_ARM_URL"):
         value = getattr(settings, name)
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.netloc:
@@ -113,10 +113,22 @@ def _url_errors() -> list:
     return errors
 
 
+_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _other_problems() -> list[CheckMessage]:
     problems: list[CheckMessage] = []
     if not 0 < settings.ENTRA_HTTP_TIMEOUT <= 300:
         problems.append(Error("ENTRA_HTTP_TIMEOUT must be between 0 and 300 seconds.", id="entra.E010"))
+    malformed = [s for s in settings.ENTRA_ARM_SUBSCRIPTIONS if not _SUBSCRIPTION.fullmatch(s)]
+    if malformed:
+        problems.append(
+            Error(
+                f"ENTRA_ARM_SUBSCRIPTIONS holds what is not a subscription id: {', '.join(malformed)[:200]}.",
+                hint="Comma-separated subscription ids (GUIDs), as in /subscriptions/<id>.",
+                id="entra.E011",
+            )
+        )
     if settings.PIM_DIRECTORY_BACKEND != GRAPH_BACKEND:
         problems.append(
             Info(

@@ -46,6 +46,7 @@ CLIENT_SETTINGS = {
     "ENTRA_AUTHORITY_HOST",
     "ENTRA_GRAPH_BASE_URL",
     "ENTRA_HTTP_TIMEOUT",
+    "ENTRA_ARM_URL",
 }
 
 
@@ -141,7 +142,10 @@ class _Transport:
 
 
 class GraphClient:
-    """Calls Microsoft Graph with an app-only token for one tenant."""
+    """Calls Microsoft Graph with an app-only token for one tenant (or, as beside() makes it,
+    another Microsoft API that takes the same app's token for its own host's scope)."""
+
+    service = "Graph"  # how errors name the API
 
     def __init__(
         self,
@@ -170,7 +174,25 @@ class GraphClient:
         self._app_lock = threading.Lock()
 
     def __repr__(self):  # never the credential
-        return f"<GraphClient tenant={self.tenant_id} client={self.client_id}>"
+        return f"<{type(self).__name__} tenant={self.tenant_id} client={self.client_id}>"
+
+    def beside(self, cls: "type[GraphClient]", base_url: str) -> "GraphClient":
+        """A client of another API (cls) at base_url, on this one's msal application (same
+        client id, credential and token cache), session and timeouts: only the base URL and
+        the token's scope (base_url's host + /.default) differ."""
+        other = cls(
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            credential=self._credential,
+            authority_host=self.authority.rsplit("/", 1)[0],
+            graph_base_url=base_url,
+            timeout=self.timeout,
+            sleep=self.sleep,
+        )
+        other.transport = self.transport
+        other._application = self._application  # type: ignore[method-assign]
+        other.forget_token = self.forget_token  # type: ignore[method-assign]
+        return other
 
     @classmethod
     def from_settings(cls, **overrides) -> "GraphClient":
@@ -223,7 +245,8 @@ class GraphClient:
             raise GraphAuthError(f"Entra refused the tenant “{self.tenant_id}”: {error}") from None
 
     def token(self) -> tuple[str, str]:
-        """An access token for Graph and where it came from ("cache" or "identity_provider")."""
+        """An access token for this API's scope and where it came from ("cache" or
+        "identity_provider")."""
         app = self._application()
         try:
             result = app.acquire_token_for_client(scopes=[self.scope])
@@ -263,13 +286,15 @@ class GraphClient:
             try:
                 response = self.transport.request(method, url, params=params, json=json, headers=call_headers)
             except requests.Timeout:
-                raise GraphUnavailable(f"Graph did not answer within {self.timeout:g} s ({where}).") from None
+                raise GraphUnavailable(
+                    f"{self.service} did not answer within {self.timeout:g} s ({where})."
+                ) from None
             except requests.ConnectionError as error:
-                raise GraphUnavailable(f"Graph is unreachable ({_kind(error)}; {where}).") from None
+                raise GraphUnavailable(f"{self.service} is unreachable ({_kind(error)}; {where}).") from None
             if response.status_code == 401 and attempt == 1:
                 self.forget_token()  # expired or revoked before msal's clock said so
                 continue
-            return _answer(response, where)
+            return _answer(response, where, self.service)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, path_or_url: str, *, params=None, headers=None, retries: int = READ_RETRIES) -> dict:
@@ -286,16 +311,16 @@ class GraphClient:
                     wait = 2**attempt * (1 + random.random() / 4)  # noqa: S311  (jitter, not a secret)
                 if wait > MAX_READ_WAIT:
                     raise
-                logger.info("Graph busy (%s); retrying in %.1f s", error, wait)
+                logger.info("%s busy (%s); retrying in %.1f s", self.service, error, wait)
                 self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def pages(self, path: str, *, params=None, headers=None) -> Iterator[list[dict]]:
-        """Every page of a collection, following @odata.nextLink verbatim."""
+        """Every page of a collection, following @odata.nextLink (ARM: nextLink) verbatim."""
         page = self.get(path, params=params, headers=headers)
         while True:
             yield page.get("value", [])
-            next_link = page.get("@odata.nextLink")
+            next_link = page.get("@odata.nextLink") or page.get("nextLink")
             if not next_link:
                 return
             page = self.get(next_link, headers=headers)
@@ -313,11 +338,11 @@ class GraphClient:
             return f"{self.graph_base_url}/{path_or_url.lstrip('/')}"
         # A nextLink elsewhere would carry the token to another host: refuse it.
         if not path_or_url.startswith(self._graph_origin + "/"):
-            raise GraphError(f"Graph sent a link to another host ({urlsplit(path_or_url).netloc}).")
+            raise GraphError(f"{self.service} sent a link to another host ({urlsplit(path_or_url).netloc}).")
         return path_or_url
 
 
-def _answer(response: requests.Response, where: str) -> dict:
+def _answer(response: requests.Response, where: str, service: str = "Graph") -> dict:
     status = response.status_code
     if status < 300:
         if not response.content:
@@ -325,14 +350,14 @@ def _answer(response: requests.Response, where: str) -> dict:
         try:
             return response.json()
         except ValueError:
-            raise GraphUnavailable(f"Graph sent an answer that is not JSON ({where}).") from None
+            raise GraphUnavailable(f"{service} sent an answer that is not JSON ({where}).") from None
     code, message = _graph_error(response)
     if status in (408, 429) or status >= 500:
         raise GraphUnavailable(
-            f"Graph answered {status} {code} ({where}).".replace("  ", " "),
+            f"{service} answered {status} {code} ({where}).".replace("  ", " "),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-    raise GraphError(f"Graph refused {where}: {status} {code}: {message}", code=code, status=status)
+    raise GraphError(f"{service} refused {where}: {status} {code}: {message}", code=code, status=status)
 
 
 def _graph_error(response: requests.Response) -> tuple[str, str]:

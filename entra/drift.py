@@ -59,10 +59,11 @@ def check_drift(graph: GraphClient, tally: Tally, now) -> None:
         _remove(graph, findings, tally, now)
 
 
-def portal_made_keys(now) -> set[tuple[str, str, str]]:
-    """(principal object id, role template id, scope) of what the portal has put in Entra,
-    including what ended a moment ago (Entra's clock and its clean-up may lag behind)."""
-    entra = ActiveAssignment.objects.filter(role__kind=Role.Kind.ENTRA)
+def portal_made_keys(now, kind: str = Role.Kind.ENTRA) -> set[tuple[str, str, str]]:
+    """(principal object id, role template id, scope) of what the portal has put in Entra
+    (or, for kind AZURE, in ARM), including what ended a moment ago (Entra's clock and its
+    clean-up may lag behind)."""
+    entra = ActiveAssignment.objects.filter(role__kind=kind)
     recent = now - ENDED_GRACE
     granted = entra.filter(
         Q(ends_at__isnull=True) | Q(ends_at__gt=recent),
@@ -82,37 +83,51 @@ def portal_made_keys(now) -> set[tuple[str, str, str]]:
     }
 
 
-def _record(outside: dict, tally: Tally, now) -> list[DriftFinding]:
-    """Open a finding for new drift, refresh the open ones, resolve what is gone."""
+def _record(
+    outside: dict,
+    tally: Tally,
+    now,
+    *,
+    open_findings=None,
+    source: str = DriftFinding.Source.ENTRA,
+    kind: str = "drift",
+) -> list[DriftFinding]:
+    """Open a finding for new drift, refresh the open ones, resolve what is gone (of the open
+    findings given: by default, those of directory roles)."""
+    if open_findings is None:
+        open_findings = DriftFinding.objects.filter(source=DriftFinding.Source.ENTRA)
     open_findings = {
         (f.principal_id, f.role_template_id, f.directory_scope): f
-        for f in DriftFinding.objects.filter(resolved_at__isnull=True).select_related("role")
+        for f in open_findings.filter(resolved_at__isnull=True).select_related("role")
     }
     users = {u.external_id: u for u in User.objects.filter(external_id__in=[k[0] for k in outside])}
     groups = {
         g.external_id: g for g in DirectoryGroup.objects.filter(external_id__in=[k[0] for k in outside])
     }
-    roles = {r.template_id.lower(): r for r in Role.objects.filter(kind=Role.Kind.ENTRA)}
+    role_kind = Role.Kind.AZURE if source == DriftFinding.Source.ARM else Role.Kind.ENTRA
+    roles = {r.template_id.lower(): r for r in Role.objects.filter(kind=role_kind)}
     current = []
     for key, instance in outside.items():
         finding = open_findings.get(key)
         if finding is None:
-            finding = _detect(key, instance, users, groups, roles, now)
-            tally.count("drift", "detected")
+            finding = _detect(key, instance, users, groups, roles, now, source)
+            tally.count(kind, "detected")
         else:
             DriftFinding.objects.filter(pk=finding.pk).update(
                 last_seen_at=now, assignment_id=str(instance.get("id") or "")[:200]
             )
-            tally.count("drift", "open")
+            tally.count(kind, "open")
         current.append(finding)
     for key, finding in open_findings.items():
         if key not in outside:
             _resolve(finding, DriftFinding.Resolution.GONE, now)
-            tally.count("drift", "resolved")
+            tally.count(kind, "resolved")
     return current
 
 
-def _detect(key, instance: dict, users: dict, groups: dict, roles: dict, now) -> DriftFinding:
+def _detect(
+    key, instance: dict, users: dict, groups: dict, roles: dict, now, source: str = DriftFinding.Source.ENTRA
+) -> DriftFinding:
     principal_id, template_id, scope = key
     user, group = users.get(principal_id), groups.get(principal_id)
     kind = DriftFinding.PrincipalType
@@ -125,6 +140,7 @@ def _detect(key, instance: dict, users: dict, groups: dict, roles: dict, now) ->
             role=roles.get(template_id),
             role_template_id=template_id,
             directory_scope=scope,
+            source=source,
             assignment_id=str(instance.get("id") or "")[:200],
             assignment_type=str(instance.get("assignmentType") or "")[:16],
             entra_starts_at=_time(instance.get("startDateTime")),
@@ -171,23 +187,32 @@ def _resolve(finding: DriftFinding, resolution: str, now) -> None:
             )
 
 
-def _remove(graph: GraphClient, findings: list[DriftFinding], tally: Tally, now) -> None:
+def _remove(
+    graph: GraphClient, findings: list[DriftFinding], tally: Tally, now, remove=None, kind: str = "drift"
+) -> None:
+    """Remove each finding that may be removed: by remove(finding) if given (ARM), else by
+    Graph's adminRemove."""
     excluded = {object_id.lower() for object_id in settings.ENTRA_DRIFT_EXCLUDE}
     for finding in findings:
         reason = _kept_because(finding, excluded)
         if reason:
-            tally.count("drift", "kept")
+            tally.count(kind, "kept")
             continue
         target = (finding.principal_id, finding.role_template_id, finding.directory_scope)
         try:
-            schedule_request(graph, action="adminRemove", target=target, justification=REMOVAL_JUSTIFICATION)
+            if remove is not None:
+                remove(finding)
+            else:
+                schedule_request(
+                    graph, action="adminRemove", target=target, justification=REMOVAL_JUSTIFICATION
+                )
         except DirectoryError as error:
-            tally.error("drift", finding.label, str(error))
+            tally.error(kind, finding.label, str(error))
             if isinstance(error, GraphUnavailable):
                 return  # the next run tries again
             continue
         _resolve(finding, DriftFinding.Resolution.REMOVED, now)
-        tally.count("drift", "removed")
+        tally.count(kind, "removed")
 
 
 def _time(value):

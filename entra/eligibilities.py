@@ -32,7 +32,9 @@ def import_eligibilities(graph: GraphClient, tally: Tally, now) -> None:
     }
     links = {
         (link.principal_id, link.role_template_id, link.directory_scope): link
-        for link in ImportedEligibility.objects.select_related("eligible__role")
+        for link in ImportedEligibility.objects.select_related("eligible__role").filter(
+            eligible__role__kind=Role.Kind.ENTRA  # Azure roles' come from ARM (entra.arm_sync)
+        )
     }
     seen: set[tuple] = set()
     with directory_changes_applying():  # what comes from Entra is not written back to it

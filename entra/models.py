@@ -91,6 +91,10 @@ class DriftFinding(models.Model):
         GONE = "gone", "No longer in Entra"
         REMOVED = "removed", "Removed by the portal"
 
+    class Source(models.TextChoices):
+        ENTRA = "entra", "Microsoft Entra ID (directory role)"
+        ARM = "arm", "Azure Resource Manager (Azure role)"
+
     principal_id = models.CharField(max_length=64)
     principal_type = models.CharField(max_length=8, choices=PrincipalType.choices)
     user = models.ForeignKey(
@@ -100,9 +104,11 @@ class DriftFinding(models.Model):
         "accounts.DirectoryGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     role = models.ForeignKey("roles.Role", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    role_template_id = models.CharField(max_length=64)
-    directory_scope = models.CharField(max_length=400)
-    assignment_id = models.CharField(max_length=200, blank=True)  # Entra's schedule instance id
+    role_template_id = models.CharField(max_length=64)  # for ARM: the role definition GUID
+    directory_scope = models.CharField(max_length=400)  # for ARM: the Azure scope
+    # Where the assignment is: an Entra directory role, or an Azure role in ARM (entra.arm_sync).
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ENTRA)
+    assignment_id = models.CharField(max_length=200, blank=True)  # the schedule instance id
     assignment_type = models.CharField(max_length=16, blank=True)  # Assigned | Activated
     entra_starts_at = models.DateTimeField(null=True, blank=True)
     entra_ends_at = models.DateTimeField(null=True, blank=True)  # None: permanent

@@ -367,6 +367,11 @@ ENTRA_DRIFT_EXCLUDE = env_list("ENTRA_DRIFT_EXCLUDE")
 # Import each linked user's last sign-ins from Entra (Graph signInActivity; needs
 # AuditLog.Read.All and Entra ID P1): reviews and the stale-account alert then use them too.
 ENTRA_SIGN_IN_ACTIVITY = env_bool("ENTRA_SIGN_IN_ACTIVITY", False)
+# Azure resource roles through Azure Resource Manager (README "Entra set-up", ARM): its base
+# URL (the token's scope is its host's /.default), and the subscriptions whose eligibilities
+# are imported and whose assignments are checked for drift (none: that part is off).
+ENTRA_ARM_URL = os.environ.get("ENTRA_ARM_URL", "https://management.azure.com").strip()
+ENTRA_ARM_SUBSCRIPTIONS = env_list("ENTRA_ARM_SUBSCRIPTIONS")
 # Proof of effect (README "Entra set-up"): after Entra accepts a grant or a revoke, the worker
 # reads the schedule instances until the change is in force (or gone). An alert fires when it
 # is not within PIM_DIRECTORY_EFFECT_ALERT_MINUTES; the worker stops checking after

@@ -4,6 +4,9 @@ Chosen by the PIM_DIRECTORY_BACKEND setting (a dotted path), like EMAIL_BACKEND.
 does nothing; entra.backend.GraphBackend provisions Microsoft Entra ID.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 from django.conf import settings
@@ -64,6 +67,26 @@ class NullBackend(DirectoryBackend):
 
     def eligibility(self, eligible, operation: str) -> dict:
         return {}
+
+
+_running_operation: ContextVar = ContextVar("running_directory_operation", default=None)
+
+
+@contextmanager
+def directory_operation_running(operation) -> Iterator[None]:
+    """Inside, running_directory_operation() is the outbox operation being carried out (a back
+    end that names its requests, as ARM does, derives a stable name from it: a retried
+    operation then sends the same request again, not a second one)."""
+    token = _running_operation.set(operation)
+    try:
+        yield
+    finally:
+        _running_operation.reset(token)
+
+
+def running_directory_operation():
+    """The DirectoryOperation the outbox is carrying out in this context, or None."""
+    return _running_operation.get()
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,13 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from common.broker import task_publish
 
-from .directory import DirectoryError, PermanentDirectoryError, TransientDirectoryError, get_backend
+from .directory import (
+    DirectoryError,
+    PermanentDirectoryError,
+    TransientDirectoryError,
+    directory_operation_running,
+    get_backend,
+)
 from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 from .signals import directory_effect_overdue
 
@@ -46,7 +52,7 @@ def eligible_write_back(*, eligible: EligibleAssignment, operation: str, now: da
     """Write an eligibility change of a directory role back to the directory (the outbox, as
     for grants); nothing for the portal's own roles, or inside directory_changes_applying()
     (the change came from the directory: writing it back would echo it)."""
-    if eligible.role.kind == Role.Kind.ENTRA and not _applying_directory_changes.get():
+    if _written_back(eligible) and not _applying_directory_changes.get():
         op = DirectoryOperation.objects.create(
             eligible=eligible, operation=operation, created_at=now, next_attempt_at=now
         )
@@ -60,10 +66,17 @@ def eligibles_write_back_many(*, eligibles, operation: str, now: datetime) -> No
         [
             DirectoryOperation(eligible=e, operation=operation, created_at=now, next_attempt_at=now)
             for e in eligibles
-            if e.role.kind == Role.Kind.ENTRA
+            if _written_back(e)
         ]
     )
     _enqueue_after_commit([op.pk for op in ops if op.pk])
+
+
+def _written_back(eligible: EligibleAssignment) -> bool:
+    """Entra directory roles, and Azure roles at an Azure Resource Manager scope (an Azure
+    role at / lives in the portal only)."""
+    kind = eligible.role.kind
+    return kind == Role.Kind.ENTRA or (kind == Role.Kind.AZURE and eligible.scope != "/")
 
 
 @contextmanager
@@ -183,12 +196,13 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
         return False
     backend = get_backend()
     try:
-        if op.eligible is not None:
-            result = backend.eligibility(op.eligible, op.operation) or {}
-        elif op.operation == Operation.GRANT:
-            result = backend.grant(op.assignment) or {}
-        else:
-            result = backend.revoke(op.assignment) or {}
+        with directory_operation_running(op):
+            if op.eligible is not None:
+                result = backend.eligibility(op.eligible, op.operation) or {}
+            elif op.operation == Operation.GRANT:
+                result = backend.grant(op.assignment) or {}
+            else:
+                result = backend.revoke(op.assignment) or {}
     except TransientDirectoryError as error:
         _retry_later(op, error, now)
         return False

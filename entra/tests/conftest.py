@@ -43,6 +43,8 @@ def entra_settings(settings):
     settings.ENTRA_CLIENT_CERTIFICATE_THUMBPRINT = ""
     settings.ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
     settings.ENTRA_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+    settings.ENTRA_ARM_URL = "https://management.azure.com"
+    settings.ENTRA_ARM_SUBSCRIPTIONS = []  # the ARM part is off unless a test names some
     settings.ENTRA_HTTP_TIMEOUT = 5.0
     settings.ENTRA_REMOVE_DRIFT = False
     settings.ENTRA_DRIFT_EXCLUDE = []

@@ -30,6 +30,7 @@ CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 CLIENT_SECRET = "stub-client-secret-Zq8~never-log-me"
 LOGIN = "https://login.microsoftonline.com"
 GRAPH = "https://graph.microsoft.com"
+ARM = "https://management.azure.com"
 
 
 @dataclass
@@ -72,6 +73,8 @@ class GraphStub:
         self.received: list[Received] = []
         self.token_requests = 0
         self.tokens: set[str] = set()
+        self.token_scopes: dict[str, str] = {}  # token -> the scope it was issued for
+        self.arm = ArmStub(self)  # Azure Resource Manager's PIM routes (below)
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -132,9 +135,12 @@ class GraphStub:
     def handle(self, method: str, path: str, query: dict, body, headers: dict) -> tuple[int, dict, dict]:
         if path.startswith(f"/{TENANT}/"):
             return self._login(method, path, body)
+        if path.startswith(("/subscriptions/", "/providers/")):
+            return self.arm.handle(method, path, query, body, headers)
         if not path.startswith("/v1.0/"):
             return 404, {}, {"error": {"code": "NotFound", "message": path}}
-        if headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.tokens or self.token_scopes.get(token) != f"{GRAPH}/.default":
             return 401, {}, _error("InvalidAuthenticationToken", "Access token is empty or not valid.")
         route = path.removeprefix("/v1.0/")
         fault = self._take_fault(method, route)
@@ -174,7 +180,7 @@ class GraphStub:
                 form.get("grant_type") == "client_credentials"
                 and form.get("client_id") == CLIENT_ID
                 and self._credential_ok(form)
-                and form.get("scope") == f"{GRAPH}/.default"
+                and form.get("scope") in (f"{GRAPH}/.default", f"{ARM}/.default")
             )
             if not good:
                 return (
@@ -189,6 +195,7 @@ class GraphStub:
                 )
             token = f"stub-access-token-{next(self._ids)}"
             self.tokens.add(token)
+            self.token_scopes[token] = form["scope"]
             return (
                 200,
                 {},
@@ -494,6 +501,9 @@ def _handler(stub: GraphStub):
         def do_POST(self):
             self._serve("POST")
 
+        def do_PUT(self):
+            self._serve("PUT")
+
         def _serve(self, method):
             parts = urlsplit(self.path)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
@@ -533,10 +543,248 @@ class StubSession(requests.Session):
         self.stub = stub
 
     def request(self, method, url, *args, **kwargs):
-        for real in (LOGIN, GRAPH):
+        for real in (LOGIN, GRAPH, ARM):
             if self.stub is not None and url.startswith(real + "/"):
                 url = self.stub.base_url + url[len(real) :]
                 break
         else:
             raise AssertionError(f"A test tried to reach {url}: only the stub may be called.")
         return super().request(method, url, *args, **kwargs)
+
+
+# --- Azure Resource Manager ----------------------------------------------------------------------
+
+ARM_API_VERSION = "2020-10-01"
+AUTHORIZATION = "/providers/Microsoft.Authorization/"
+
+
+class ArmStub:
+    """ARM's PIM routes under {scope}/providers/Microsoft.Authorization/: PUT of role
+    assignment and eligibility schedule requests (by name: the same name again answers the
+    request it made, nothing twice), and the schedule instances at, above or below a scope
+    (unfiltered, atScope() or principalId eq), paged through absolute nextLinks on ARM's host.
+    A token must be issued for ARM's scope (a Graph token is refused, as ARM does), and every
+    call carries api-version=2020-10-01. Accepted assignment requests show in the instances
+    when GraphStub.apply_after_reads says; faults are GraphStub.fail's, by the full path."""
+
+    def __init__(self, stub: GraphStub):
+        self.stub = stub
+        self.eligibilities: list[dict] = []
+        self.assignments: list[dict] = []
+        self.requests: dict[tuple[str, str, str], dict] = {}  # (scope, collection, name) -> answer
+        self.policy_failure = ""  # rule names, e.g. '"ExpirationRule","JustificationRule"'
+        self.forbidden: set[str] = set()  # scopes where the app has no role (403 AuthorizationFailed)
+        self.lose_answers = 0  # the next N PUTs are carried out, then answered 500 (answer lost)
+
+    def handle(self, method, path, query, body, headers) -> tuple[int, dict, dict]:
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.stub.tokens:
+            return 401, {}, _error("AuthenticationFailed", "Authentication failed.")
+        if self.stub.token_scopes.get(token) != f"{ARM}/.default":
+            return (
+                401,
+                {},
+                _error(
+                    "InvalidAuthenticationTokenAudience",
+                    "The access token has been obtained for wrong audience or resource.",
+                ),
+            )
+        if query.get("api-version") != ARM_API_VERSION:
+            return 400, {}, _error("InvalidApiVersionParameter", "The api-version is missing or invalid.")
+        fault = self.stub._take_fault(method, path)
+        if fault is not None:
+            time.sleep(fault.delay)
+            return fault.status, fault.headers, _error(fault.code, "Injected by the test.")
+        scope, found, rest = path.rpartition(AUTHORIZATION)
+        if not found or not scope:
+            return 404, {}, _error("InvalidResourceType", path)
+        if any(_at_or_below(scope, forbidden) for forbidden in self.forbidden):
+            message = (
+                f"The client '{CLIENT_ID}' does not have authorization to perform action "
+                f"'Microsoft.Authorization/{rest.split('/')[0]}/write' over scope '{scope}'."
+            )
+            return 403, {}, _error("AuthorizationFailed", message)
+        collection, _, name = rest.partition("/")
+        if (
+            method == "PUT"
+            and name
+            and collection in ("roleAssignmentScheduleRequests", "roleEligibilityScheduleRequests")
+        ):
+            return self._put(scope, collection, name, (body or {}).get("properties") or {})
+        if method == "GET" and not name and collection == "roleAssignmentScheduleInstances":
+            self.stub._apply_due_changes()
+            return self._list(path, scope, self.assignments, query)
+        if method == "GET" and not name and collection == "roleEligibilityScheduleInstances":
+            return self._list(path, scope, self.eligibilities, query)
+        return 404, {}, _error("InvalidResourceType", f"No route {method} {path}.")
+
+    # --- Test helpers ---
+
+    def add_assignment(self, principal_id, guid, scope, **properties) -> dict:
+        return self._instance(
+            self.assignments,
+            "roleAssignmentScheduleInstances",
+            principal_id,
+            guid,
+            scope,
+            **{"assignmentType": "Assigned", **properties},
+        )
+
+    def add_eligibility(self, principal_id, guid, scope, **properties) -> dict:
+        return self._instance(
+            self.eligibilities, "roleEligibilityScheduleInstances", principal_id, guid, scope, **properties
+        )
+
+    def puts(self, collection: str = "") -> list[Received]:
+        return [r for r in self.stub.received if r.method == "PUT" and collection in r.path]
+
+    def _instance(self, into, collection, principal_id, guid, scope, **properties) -> dict:
+        name = f"{next(self.stub._ids):08d}-0000-4000-8000-000000000000"
+        instance = {
+            "id": f"{scope}{AUTHORIZATION}{collection}/{name}",
+            "name": name,
+            "type": f"Microsoft.Authorization/{collection}",
+            "properties": {
+                "scope": scope,
+                "roleDefinitionId": arm_role_definition_id(scope, guid),
+                "principalId": principal_id,
+                "principalType": "User",
+                "memberType": "Direct",
+                "status": "Provisioned",
+                "startDateTime": "2026-01-01T00:00:00Z",
+                "endDateTime": None,
+                **properties,
+            },
+        }
+        into.append(instance)
+        return instance
+
+    # --- Requests ---
+
+    def _put(self, scope, collection, name, properties) -> tuple[int, dict, dict]:
+        with self.stub._lock:
+            earlier = self.requests.get((scope.lower(), collection, name))
+            if earlier is not None:
+                return 201, {}, earlier  # the same request again: nothing happens twice
+            status, answer = self._carry_out(scope, collection, name, properties)
+            if status == 201:
+                self.requests[(scope.lower(), collection, name)] = answer
+                if self.lose_answers:
+                    self.lose_answers -= 1
+                    return 500, {}, _error("InternalServerError", "The answer was lost.")
+            return status, {}, answer
+
+    def _carry_out(self, scope, collection, name, properties) -> tuple[int, dict]:
+        principal_id = properties.get("principalId")
+        definition = str(properties.get("roleDefinitionId") or "")
+        request_type = properties.get("requestType")
+        if not principal_id or "/roleDefinitions/" not in definition or not request_type:
+            return 400, _error(
+                "InvalidRequest", "principalId, roleDefinitionId and requestType are required."
+            )
+        guid = definition.rsplit("/", 1)[1].lower()
+        eligibility = collection == "roleEligibilityScheduleRequests"
+        store = self.eligibilities if eligibility else self.assignments
+        existing = [i for i in store if _same(i, principal_id, guid, scope)]
+        expiration = (properties.get("scheduleInfo") or {}).get("expiration") or {}
+        if (
+            request_type in ("AdminAssign", "AdminUpdate", "AdminExtend", "AdminRenew")
+            and self.policy_failure
+        ):
+            message = f"The following policy rules failed: [{self.policy_failure}]"
+            return 400, _error("RoleAssignmentRequestPolicyValidationFailed", message)
+        if request_type == "AdminAssign":
+            if existing:
+                return 400, _error("RoleAssignmentExists", "The Role assignment already exists.")
+            add = self.add_eligibility if eligibility else self.add_assignment
+
+            def change():
+                add(principal_id, guid, scope, endDateTime=expiration.get("endDateTime"))
+
+            status = "Provisioned"
+        elif request_type in ("AdminRemove", "AdminUpdate", "AdminExtend", "AdminRenew"):
+            if not existing:
+                return 400, _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
+            gone = existing[0]
+            removing = request_type == "AdminRemove"
+
+            def change():
+                if not removing:
+                    gone["properties"].update(endDateTime=expiration.get("endDateTime"))
+                elif gone in store:
+                    store.remove(gone)
+
+            status = "Revoked" if removing else "Provisioned"
+        else:
+            return 400, _error("InvalidRequest", f"Unsupported requestType {request_type}.")
+        if eligibility:
+            change()
+        else:
+            self.stub._apply(change)
+        target = "targetRoleEligibilityScheduleId" if eligibility else "targetRoleAssignmentScheduleId"
+        return 201, {
+            "id": f"{scope}{AUTHORIZATION}{collection}/{name}",
+            "name": name,
+            "type": f"Microsoft.Authorization/{collection}",
+            "properties": {
+                **properties,
+                "scope": scope,
+                "status": status,
+                target: f"{scope}{AUTHORIZATION}schedules/{name}",
+            },
+        }
+
+    # --- Listings ---
+
+    def _list(self, path, scope, items, query) -> tuple[int, dict, dict]:
+        wanted = query.get("$filter", "")
+        if not wanted:
+            chosen = [i for i in items if _related(i["properties"]["scope"], scope)]
+        elif wanted == "atScope()":
+            chosen = [i for i in items if _at_or_below(scope, i["properties"]["scope"])]
+        elif wanted.startswith("principalId eq '") and wanted.endswith("'"):
+            principal_id = wanted[len("principalId eq '") : -1]
+            chosen = [
+                i
+                for i in items
+                if _related(i["properties"]["scope"], scope)
+                and i["properties"]["principalId"] == principal_id
+            ]
+        else:
+            return 400, {}, _error("InvalidFilterParameter", f"Unsupported $filter {wanted}.")
+        start = int(query.get("$skiptoken", "0"))
+        size = self.stub.page_size
+        page: dict = {"value": chosen[start : start + size]}
+        if start + size < len(chosen):
+            rest = {key: value for key, value in query.items() if key != "$skiptoken"}
+            page["nextLink"] = f"{ARM}{path}?{urlencode({**rest, '$skiptoken': start + size})}"
+        return 200, {}, page
+
+
+def arm_role_definition_id(scope: str, guid: str) -> str:
+    parts = scope.split("/")
+    if len(parts) > 2 and parts[1].lower() == "subscriptions":
+        return f"/subscriptions/{parts[2]}{AUTHORIZATION}roleDefinitions/{guid}"
+    return f"{AUTHORIZATION.rstrip('/')}/roleDefinitions/{guid}"
+
+
+def _same(instance: dict, principal_id: str, guid: str, scope: str) -> bool:
+    properties = instance["properties"]
+    return (
+        properties["principalId"] == principal_id
+        and properties["roleDefinitionId"].rsplit("/", 1)[1].lower() == guid
+        and properties["scope"].lower() == scope.lower()
+    )
+
+
+def _at_or_below(scope: str, top: str) -> bool:
+    """scope is top or below it (/ is above everything)."""
+    scope, top = scope.lower(), top.lower().rstrip("/")
+    return not top or scope == top or scope.startswith(top + "/")
+
+
+def _related(item_scope: str, scope: str) -> bool:
+    """At, above or below: what an unfiltered ARM listing at scope returns (a management group
+    is taken to be above every subscription)."""
+    above = item_scope.startswith("/providers/Microsoft.Management/")
+    return above or _at_or_below(item_scope, scope) or _at_or_below(scope, item_scope)

@@ -40,6 +40,8 @@ def test_a_complete_configuration_passes(entra_settings):
         ({"ENTRA_GRAPH_BASE_URL": "http://127.0.0.1:8080/v1.0"}, "entra.E008"),
         ({"ENTRA_AUTHORITY_HOST": "https://login.microsoftonline.com/contoso"}, "entra.E009"),
         ({"ENTRA_HTTP_TIMEOUT": 0}, "entra.E010"),
+        ({"ENTRA_ARM_URL": "http://127.0.0.1:8080"}, "entra.E008"),
+        ({"ENTRA_ARM_SUBSCRIPTIONS": ["a1b2c3d4-0000-4000-8000-000000000001", "prod"]}, "entra.E011"),
         ({"PIM_DIRECTORY_BACKEND": "roles.directory.NullBackend"}, "entra.I001"),
     ],
 )
