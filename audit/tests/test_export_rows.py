@@ -196,7 +196,9 @@ def test_copy_writes_nulls_as_empty_cells_and_times_in_the_chains_utc_format(tri
     assert len(tricky) == tricky_events.filter(occurred_at=AT).count() == len(TRICKY) + 7
     assert {row["ip"] for row in tricky} == {"10.0.0.1", "2001:db8::1", ""}
     assert {row["actor_id"] for row in tricky} == {""}
-    assert "" in {row["role_id"] for row in tricky} and str(uuid.UUID(int=1)) in {row["role_id"] for row in tricky}
+    assert "" in {row["role_id"] for row in tricky} and str(uuid.UUID(int=1)) in {
+        row["role_id"] for row in tricky
+    }
 
 
 @pytest.mark.postgres
