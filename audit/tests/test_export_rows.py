@@ -248,3 +248,22 @@ def test_a_copy_dropped_half_way_leaves_the_connection_usable(tricky_events):
     chunks.close()  # the download was cut: psycopg cancels the COPY
 
     assert AuditEvent.objects.filter(action="test.system").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_other_formats_read_one_server_side_cursor_that_is_not_held_past_its_transaction(events):
+    # Autocommit here (no test transaction): Django would declare a cursor WITH HOLD, whose rows
+    # PostgreSQL computes in full before the first one is read. This one lives in its own
+    # transaction, batch after batch.
+    rows = event_exports.iter_rows_cursor(events, batch_size=4)
+    first = next(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT is_holdable FROM pg_cursors WHERE name LIKE %s", ["_django_curs_%"])
+        open_cursors = cursor.fetchall()
+
+    rest = list(rows)
+
+    assert open_cursors == [(False,)]
+    assert [first, *rest] == list(event_exports.iter_rows_orm(events))
+    assert connection.get_autocommit() and not connection.in_atomic_block
