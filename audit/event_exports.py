@@ -1,4 +1,8 @@
-"""Exporting audit events as CSV, JSON Lines or XLSX: streamed, in keyset batches.
+"""Exporting audit events as CSV, JSON Lines or XLSX: streamed, as tuples, never model instances.
+
+On PostgreSQL the CSV is made by the database itself (COPY … TO STDOUT: audit.event_export_copy)
+and the other formats read one server-side cursor in large batches; elsewhere every format is
+written from keyset batches of the ORM's tuples.
 
 An export is pinned to the chain as it stands when it starts (``seq <= through_seq``): the
 log is append-only, so those rows never change, and one COUNT gives the exact row count. The
@@ -16,13 +20,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from common.exports import csv_chunks, xlsx_chunks
 
 from . import chain, signing
 from .checkpoints import iter_checkpoints
+from .event_export_copy import csv_copy_chunks
 from .models import AuditChainHead
 from .services import audit_record
 
@@ -33,7 +38,7 @@ FORMATS = {
 }
 FIELDS = ("seq", *chain.HASHED_FIELDS[1:], "prev_hash", "hash")
 BATCH_SIZE = 1000  # rows per keyset query: what an export holds in memory at a time
-RAW_BATCH_SIZE = 5000  # the same on PostgreSQL's raw path (tuples of text: still a few MB)
+RAW_BATCH_SIZE = 5000  # rows per FETCH on PostgreSQL's server-side cursor (tuples: a few MB)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ def export_chunks(export: EventExport) -> Iterator:
     if export.format == "jsonl":
         return jsonl_chunks(rows, through_seq=export.through_seq)
     if export.format == "csv":
+        if connection.vendor == "postgresql":
+            return csv_copy_chunks(export.events, FIELDS)
         return csv_chunks(FIELDS, (_cells(row) for row in rows))
     # A real date-time cell in the spreadsheet (UTC, said in the header), not text.
     header = [f"{name} (UTC)" if name == "occurred_at" else name for name in FIELDS]
@@ -69,11 +76,11 @@ def export_chunks(export: EventExport) -> Iterator:
 
 
 def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
-    """The events in seq order as tuples of FIELDS, in keyset batches (no OFFSET, no cursor
-    held open between batches). On PostgreSQL the batch query is compiled once and its rows
-    read raw (iter_rows_raw)."""
+    """The events in seq order as tuples of FIELDS, never model instances. On PostgreSQL from
+    one server-side cursor in large batches (iter_rows_cursor); elsewhere in keyset batches
+    (no OFFSET, no cursor held open between batches)."""
     if connection.vendor == "postgresql":
-        yield from iter_rows_raw(events, batch_size=max(batch_size, RAW_BATCH_SIZE))
+        yield from iter_rows_cursor(events, batch_size=max(batch_size, RAW_BATCH_SIZE))
         return
     yield from iter_rows_orm(events, batch_size=batch_size)
 
@@ -89,33 +96,27 @@ def iter_rows_orm(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator
         del batch  # before the next query: one batch in memory at a time, not two
 
 
-_AFTER = -7_345_982_113  # stands for the keyset position while the batch query is compiled
+def iter_rows_cursor(events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE) -> Iterator[tuple]:
+    """iter_rows from one query read through a server-side cursor, ``batch_size`` rows a
+    FETCH, taken as the database sends them: the same tuples as the ORM's, with details
+    decoded from the JSON text as the field would.
 
-
-def iter_rows_raw(events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE) -> Iterator[tuple]:
-    """iter_rows with the batch query compiled once (the keyset position is its one changing
-    parameter) and its rows taken as the database sends them: the same tuples, with details
-    decoded from the JSON text as the field would."""
-    query = events.filter(seq__gt=_AFTER).order_by("seq").values_list(*FIELDS)[:batch_size]
-    sql, compiled = query.query.sql_with_params()
-    params = list(compiled)
-    position = params.index(_AFTER)
-    params[position] = 0
+    The cursor lives in a transaction of its own (a savepoint inside the caller's): outside
+    one, Django would declare it WITH HOLD, and PostgreSQL computes all of such a cursor's
+    rows when the declaring transaction commits, before the first one is read. A stream
+    dropped half-way (the generator closed) rolls it back, which only closes the cursor."""
+    sql, params = events.order_by("seq").values_list(*FIELDS).query.sql_with_params()
     loads = json.loads
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            batch = cursor.fetchall()
-        for row in batch:
-            details = row[_DETAILS]
-            if isinstance(details, str):
-                yield (*row[:_DETAILS], loads(details), *row[_DETAILS + 1 :])
-            else:
-                yield row
-        if len(batch) < batch_size:
-            return
-        params[position] = batch[-1][0]
-        del batch
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(batch_size):
+            for row in batch:
+                details = row[_DETAILS]
+                if isinstance(details, str):
+                    yield (*row[:_DETAILS], loads(details), *row[_DETAILS + 1 :])
+                else:
+                    yield row
+            del batch
 
 
 def jsonl_chunks(rows: Iterator[tuple], *, through_seq: int, lines_per_chunk: int = 200) -> Iterator[str]:

@@ -1284,9 +1284,10 @@ def export_child(since_text: str) -> None:
         format="csv",
     )
     size, lines = 0, 0
-    for chunk in export_chunks(export):
-        size += len(chunk.encode())
-        lines += chunk.count("\n")
+    for chunk in export_chunks(export):  # bytes from COPY on PostgreSQL, text elsewhere
+        data = chunk if isinstance(chunk, bytes) else chunk.encode()
+        size += len(data)
+        lines += data.count(b"\n")
     seconds = time.perf_counter() - start
     peak = _proc_status_mb("VmHWM")
     # A second pass over the same pinned export, untimed, under tracemalloc: the peak of what
