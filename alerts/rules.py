@@ -367,10 +367,11 @@ def stale_accounts(*, now: datetime) -> list[Finding]:
 
 
 def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
-    """Grants and revokes the directory (Entra) accepted but did not show as in force (or gone)
-    within PIM_DIRECTORY_EFFECT_ALERT_MINUTES: still waiting, or given up on in the last
-    UNCONFIRMED_DAYS days. A grant whose assignment has ended since no longer matters; a revoke
-    not confirmed may have left access in the directory, so it stays until dismissed."""
+    """Grants, revokes and eligibility changes the directory (Entra) accepted but did not show
+    as in force (or gone) within PIM_DIRECTORY_EFFECT_ALERT_MINUTES: still waiting, or given up
+    on in the last UNCONFIRMED_DAYS days. A grant (or eligibility) that has ended since no longer
+    matters; a revoke or removal not confirmed may have left access in the directory, so it
+    stays until dismissed."""
     Op = DirectoryOperation
     overdue = now - timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES)
     operations = (
@@ -378,14 +379,21 @@ def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
             Q(effect=Op.Effect.WAITING, completed_at__lte=overdue)
             | Q(effect=Op.Effect.UNCONFIRMED, completed_at__gte=now - timedelta(days=UNCONFIRMED_DAYS))
         )
-        .select_related("assignment__role", "assignment__user", "assignment__group")
+        .select_related(
+            "assignment__role",
+            "assignment__user",
+            "assignment__group",
+            "eligible__role",
+            "eligible__user",
+            "eligible__group",
+        )
         .order_by("completed_at", "pk")
     )
+    removals = (Op.Operation.REVOKE, Op.Operation.ELIGIBLE_REMOVE)
     items = [
         item("directory_operation", op, _operation_label(op))
         for op in operations
-        if op.operation == Op.Operation.REVOKE
-        or (op.assignment is not None and op.assignment.is_current(now))
+        if op.operation in removals or op.target.is_current(now)
     ]
     return _one(
         items,
@@ -400,7 +408,7 @@ UNCONFIRMED_DAYS = 30
 def _operation_label(op) -> str:
     state = "still waiting" if op.effect == DirectoryOperation.Effect.WAITING else "never confirmed"
     return (
-        f"{op.get_operation_display()} of {_assignment_label(op.assignment)}: accepted "
+        f"{op.get_operation_display()} of {_assignment_label(op.target)}: accepted "
         f"{op.completed_at:%Y-%m-%d %H:%M} UTC, {state}"
     )
 

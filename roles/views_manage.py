@@ -193,6 +193,8 @@ def _assignment_new(request, pk, *, kind: str):
             "starts_at": data["starts_at"],
             "ends_at": data["ends_at"],
             "justification": data["justification"],
+            "ticket_number": data["ticket_number"],
+            "ticket_system": data["ticket_system"],
             "now": now,
         }
         result: EligibleAssignment | ActiveAssignment | PendingChange

@@ -30,6 +30,8 @@ CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 CLIENT_SECRET = "stub-client-secret-Zq8~never-log-me"
 LOGIN = "https://login.microsoftonline.com"
 GRAPH = "https://graph.microsoft.com"
+ASSIGNMENT_INSTANCES = "roleAssignmentScheduleInstances"
+ELIGIBILITY_INSTANCES = "roleEligibilityScheduleInstances"
 
 
 @dataclass
@@ -62,12 +64,13 @@ class GraphStub:
         self.policies: dict[str, list[dict]] = {}  # role definition id -> rules
         self.page_size = 100
         self.policy_failure = ""  # a rule name: adminAssign answers PolicyValidationFailed
-        # Entra applies schedule requests asynchronously: an accepted adminAssign / adminRemove
-        # shows in roleAssignmentScheduleInstances from the N-th read after it (0: at once;
-        # None: never).
+        # Entra applies schedule requests asynchronously: an accepted request shows in the
+        # schedule instances (roleAssignmentScheduleInstances for assignment requests,
+        # roleEligibilityScheduleInstances for eligibility requests) from the N-th read of
+        # those after it (0: at once; None: never).
         self.apply_after_reads: int | None = 0
         self.deny_sign_in_activity = False  # 403 without AuditLog.Read.All (or Entra ID P1)
-        self._applying: list[list] = []  # [reads left, change]
+        self._applying: list[list] = []  # [reads left, change, instances path]
         self.certificate = None  # a cryptography x509 certificate registered for the app
         self.received: list[Received] = []
         self.token_requests = 0
@@ -241,14 +244,18 @@ class GraphStub:
             if found is None:
                 return 404, {}, _error("Request_ResourceNotFound", "No such role definition.")
             return 200, {}, found
-        elif route == directory + "roleEligibilityScheduleInstances":
-            items = self.eligibilities
-        elif route == directory + "roleAssignmentScheduleInstances":
-            self._apply_due_changes()
+        elif route in (directory + ELIGIBILITY_INSTANCES, directory + ASSIGNMENT_INSTANCES):
+            eligibility = route.endswith(ELIGIBILITY_INSTANCES)
+            self._apply_due_changes(ELIGIBILITY_INSTANCES if eligibility else ASSIGNMENT_INSTANCES)
             try:
-                items = _filtered(self.assignments, query.get("$filter", ""))
+                items = _filtered(
+                    self.eligibilities if eligibility else self.assignments, query.get("$filter", "")
+                )
             except ValueError as error:
                 return 400, {}, _error("BadRequest", f"Invalid filter clause: {error}")
+            if "$select" in query:
+                wanted = set(query["$select"].split(","))
+                items = [{k: v for k, v in i.items() if k in wanted} for i in items]
         elif route == "policies/roleManagementPolicyAssignments":
             wanted = "scopeId eq '/' and scopeType eq 'DirectoryRole'"
             if query.get("$filter") != wanted:
@@ -382,7 +389,11 @@ class GraphStub:
                         {},
                         _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
                     )
-                self.eligibilities.remove(existing[0])
+                gone = existing[0]
+                self._apply(
+                    lambda: gone in self.eligibilities and self.eligibilities.remove(gone),
+                    ELIGIBILITY_INSTANCES,
+                )
                 return (
                     201,
                     {},
@@ -392,19 +403,18 @@ class GraphStub:
                 if existing:
                     return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
                 suffix = next(self._ids)
-                self.eligibilities.append(
-                    {
-                        "id": f"eligibility-{suffix}",
-                        "principalId": key[0],
-                        "roleDefinitionId": key[1],
-                        "directoryScopeId": key[2],
-                        "appScopeId": None,
-                        "startDateTime": schedule.get("startDateTime"),
-                        "endDateTime": end,
-                        "memberType": "Direct",
-                        "roleEligibilityScheduleId": f"schedule-{suffix}",
-                    }
-                )
+                instance = {
+                    "id": f"eligibility-{suffix}",
+                    "principalId": key[0],
+                    "roleDefinitionId": key[1],
+                    "directoryScopeId": key[2],
+                    "appScopeId": None,
+                    "startDateTime": schedule.get("startDateTime"),
+                    "endDateTime": end,
+                    "memberType": "Direct",
+                    "roleEligibilityScheduleId": f"schedule-{suffix}",
+                }
+                self._apply(lambda: self.eligibilities.append(instance), ELIGIBILITY_INSTANCES)
                 return (
                     201,
                     {},
@@ -422,7 +432,8 @@ class GraphStub:
                         {},
                         _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
                     )
-                existing[0]["endDateTime"] = end
+                changed = existing[0]
+                self._apply(lambda: changed.update(endDateTime=end), ELIGIBILITY_INSTANCES)
                 return (
                     201,
                     {},
@@ -435,16 +446,18 @@ class GraphStub:
                 )
         return 400, {}, _error("BadRequest", f"Unsupported action {action}.")
 
-    def _apply(self, change) -> None:
-        """Carry out an accepted change now, later (after some reads) or never."""
+    def _apply(self, change, instances: str = "") -> None:
+        """Carry out an accepted change now, later (after some reads of its instances) or never."""
         if self.apply_after_reads == 0:
             change()
         elif self.apply_after_reads is not None:
-            self._applying.append([self.apply_after_reads, change])
+            self._applying.append([self.apply_after_reads, change, instances or ASSIGNMENT_INSTANCES])
 
-    def _apply_due_changes(self) -> None:
+    def _apply_due_changes(self, instances: str) -> None:
         with self._lock:
             for pending in list(self._applying):
+                if pending[2] != instances:
+                    continue
                 pending[0] -= 1
                 if pending[0] <= 0:
                     self._applying.remove(pending)
