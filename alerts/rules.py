@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import models
@@ -259,7 +260,7 @@ def unused_eligibilities(*, now: datetime) -> list[Finding]:
         for a in eligible
     ]
     for assignment in standing:
-        moment, source = assignment.user.last_seen
+        moment, source = cast(User, assignment.user).last_seen  # user__isnull=False above
         usage = _SIGN_IN_USAGE[SignInSource(source)] if source else UsageSource.NONE
         items.append(_unused_item("active_assignment", assignment, moment, usage))
     return _one(
