@@ -47,20 +47,23 @@ def assignment_directory_status(
     return _status(op)
 
 
-def eligibilities_directory_status(
-    *, eligibilities: Iterable[EligibleAssignment]
+def directory_statuses(
+    *, assignments: Iterable[ActiveAssignment | EligibleAssignment]
 ) -> dict[object, DirectoryStatus]:
-    """assignment_directory_status of many eligibilities (My roles), by eligibility id, in one
-    query; those of the portal's own roles, or never sent, are left out."""
-    ids = [e.pk for e in eligibilities if e.role.kind == Role.Kind.ENTRA]
-    if not ids:
-        return {}
+    """assignment_directory_status of many assignments of one kind or both (My roles, a
+    role's page), by assignment id, in a query per kind; those of the portal's own roles, or
+    never sent, are left out."""
+    wanted: dict[str, list] = {"eligible_id": [], "assignment_id": []}
+    for a in assignments:
+        if a.role.kind == Role.Kind.ENTRA:
+            wanted["eligible_id" if isinstance(a, EligibleAssignment) else "assignment_id"].append(a.pk)
     latest: dict[object, DirectoryStatus | None] = {}
-    for op in (
-        Op.objects.filter(eligible_id__in=ids).only("eligible_id", *_FIELDS).order_by("eligible_id", "-pk")
-    ):
-        if op.eligible_id not in latest:
-            latest[op.eligible_id] = _status(op)
+    for field, ids in wanted.items():
+        if not ids:
+            continue
+        ops = Op.objects.filter(**{f"{field}__in": ids}).only(field, *_FIELDS).order_by(field, "-pk")
+        for op in ops:
+            latest.setdefault(getattr(op, field), _status(op))
     return {pk: status for pk, status in latest.items() if status is not None}
 
 

@@ -356,3 +356,23 @@ def test_an_eligibility_that_starts_later_is_first_checked_when_it_starts(graph,
 
     assert directory_effect_check(operation_id=op.pk, now=starts_at + timedelta(seconds=5)) is True
     assert len(eligibility_reads(stub)) == 1
+
+
+def test_the_roles_page_shows_each_assignments_state_in_entra(
+    graph, stub, alice, user_admin, admin, verified_client
+):
+    stub.apply_after_reads = 2
+    eligible, op = made_eligible(alice, user_admin)
+    client = verified_client(admin)
+    address = reverse("manage_roles:role", args=[user_admin.pk])
+    page = client.get(address).content.decode()
+    assert "<th>In Entra</th>" in page
+    assert 'data-state="waiting">Waiting for Entra</td>' in page
+
+    assert check(op, 5) is False and check(op, 15) is True
+
+    op.refresh_from_db()
+    page = client.get(address).content.decode()
+    assert (
+        f'data-state="effective">Effective in Entra at {op.effective_at:%Y-%m-%d %H:%M:%S} UTC</td>' in page
+    )

@@ -134,6 +134,7 @@ def test_a_direct_assignment_made_on_the_roles_page_carries_its_ticket(
     assert (assignment.ticket_number, assignment.ticket_system) == ("CHG-1234", "ServiceNow")
     event = AuditEvent.objects.get(action="active_assignment.created", target_id=str(assignment.pk))
     assert event.details["ticket_number"] == "CHG-1234"
+    assert "<td>ServiceNow CHG-1234</td>" in client.get(response["Location"]).content.decode()
     drain()
     assert bodies(stub, ASSIGNMENT_REQUESTS) == [("adminAssign", TICKET)]
 
