@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from roles import selectors as role_selectors
+from roles.directory_selectors import directory_statuses
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 
 from .models import ActivationRequest, Approval, RequestApprover
@@ -321,7 +322,9 @@ def my_roles_for_user(*, user: User, at: datetime | None = None) -> MyRoles:
     eligible = list(
         eligibilities_with_pending_extension(role_selectors.eligibilities_for_user(user=user, at=at))
     )
+    in_directory = directory_statuses(assignments=eligible)
     for eligibility in eligible:
+        eligibility.directory = in_directory.get(eligibility.pk)  # type: ignore[attr-defined]
         key = (eligibility.role_id, eligibility.scope)
         holding = held.get(key)
         eligibility.pending = pending.get(key)  # type: ignore[attr-defined]

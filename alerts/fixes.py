@@ -93,12 +93,27 @@ def convert_to_eligible(*, actor: User, item_id: str, now: datetime) -> str:
     return f"{principal.label} is now eligible for {assignment.role.name} instead of holding it permanently."
 
 
-def remove_eligibility(*, actor: User, item_id: str, now: datetime) -> str:
-    assignment = EligibleAssignment.objects.select_related("role", "user", "group").filter(pk=item_id).first()
-    if assignment is None:
+def remove_unused(*, actor: User, item_id: str, now: datetime) -> str:
+    """End the unused eligibility, or the unused standing active assignment, the item names."""
+    eligible = EligibleAssignment.objects.select_related("role", "user", "group").filter(pk=item_id).first()
+    if eligible is not None:
+        roles.eligible_remove(actor=actor, assignment=eligible, reason="Not used (alert fix).", now=now)
+        return f"{eligible.principal.label} is no longer eligible for {eligible.role.name}."
+    active = (
+        ActiveAssignment.objects.select_related("role", "user", "group")
+        .filter(pk=item_id, origin=ActiveAssignment.Origin.DIRECT)
+        .first()
+    )
+    if active is None:
         raise ValidationError("That assignment no longer exists.")
-    roles.eligible_remove(actor=actor, assignment=assignment, reason="Not used (alert fix).", now=now)
-    return f"{assignment.principal.label} is no longer eligible for {assignment.role.name}."
+    roles.active_remove(
+        actor=actor,
+        assignment=active,
+        reason="Not used (alert fix).",
+        end_reason=ActiveAssignment.EndReason.REMOVED,
+        now=now,
+    )
+    return f"{active.principal.label} no longer holds {active.role.name}."
 
 
 FIXES = {
@@ -106,5 +121,5 @@ FIXES = {
     "critical_roles_without_approval": require_approval,
     "long_activation_duration": shorten_duration,
     "permanent_active_assignments": convert_to_eligible,
-    "unused_eligibilities": remove_eligibility,
+    "unused_eligibilities": remove_unused,
 }

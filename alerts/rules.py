@@ -10,12 +10,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
-from accounts.models import DirectoryGroup, User
+from accounts.models import DirectoryGroup, SignInSource, User
 from audit.models import AuditEvent
 from reviews.models import ReviewInstance
 from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
@@ -206,29 +207,82 @@ def lockout_holders_kept(*, now: datetime) -> list[Finding]:
     )
 
 
+class UsageSource(models.TextChoices):
+    """What the unused-role alert found as a holder's last use of the role (the newest seen,
+    too old to count), or that it found none."""
+
+    PORTAL_ACTIVATION = "portal_activation", "activation in the portal"
+    PORTAL_SIGN_IN = "portal_sign_in", "sign-in to the portal"
+    ENTRA_SIGN_IN = "entra_sign_in", "sign-in seen by Entra ID"
+    NONE = "none", "none"
+
+
+_SIGN_IN_USAGE = {
+    SignInSource.PORTAL: UsageSource.PORTAL_SIGN_IN,
+    SignInSource.DIRECTORY: UsageSource.ENTRA_SIGN_IN,
+    SignInSource.DIRECTORY_NON_INTERACTIVE: UsageSource.ENTRA_SIGN_IN,
+}
+
+
 def unused_eligibilities(*, now: datetime) -> list[Finding]:
-    """Eligible for a privileged role for at least N days and no activation of it in N days."""
+    """Entra's "Administrators aren't using their privileged roles": people who have held a
+    privileged role for at least N days and not used it in the last N. An eligibility is used
+    by activating it; a standing (direct) active assignment, with nothing to activate, by
+    signing in anywhere: to the portal, or to Entra (ENTRA_SIGN_IN_ACTIVITY). Two queries,
+    whatever the number of holders; each item names what decided (the last use seen, or none)."""
     days = settings.PIM_ALERT_UNUSED_DAYS
     cutoff = now - timedelta(days=days)
-    recent = ActiveAssignment.objects.filter(
-        user=OuterRef("user"),
-        role=OuterRef("role"),
-        origin=ActiveAssignment.Origin.ACTIVATION,
-        starts_at__gte=cutoff,
-    )
-    assignments = (
-        EligibleAssignment.objects.filter(
-            _still_open(now), user__isnull=False, role__privileged=True, starts_at__lte=cutoff
+    held = Q(user__isnull=False, role__privileged=True, starts_at__lte=cutoff) & _still_open(now)
+    last_activation = (
+        ActiveAssignment.objects.filter(
+            user=OuterRef("user"), role=OuterRef("role"), origin=ActiveAssignment.Origin.ACTIVATION
         )
-        .filter(~Exists(recent))
+        .order_by("-starts_at")
+        .values("starts_at")[:1]
+    )
+    eligible = (
+        EligibleAssignment.objects.filter(held)
+        .annotate(last_activation=Subquery(last_activation))
+        .filter(Q(last_activation__isnull=True) | Q(last_activation__lt=cutoff))
         .select_related("role", "user")
         .order_by("role__name", "user__username")
     )
-    return _one(
-        [item("eligible_assignment", a, _assignment_label(a)) for a in assignments],
-        f"These people have not activated their privileged role in the last {days} days: "
-        "an eligibility nobody uses only widens the attack surface.",
+    not_signed_in = [
+        Q(**{f"user__{name}__isnull": True}) | Q(**{f"user__{name}__lt": cutoff}) for name in SIGN_IN_FIELDS
+    ]
+    standing = (
+        ActiveAssignment.objects.filter(held, *not_signed_in, origin=ActiveAssignment.Origin.DIRECT)
+        .select_related("role", "user")
+        .order_by("role__name", "user__username")
     )
+    items = [
+        _unused_item("eligible_assignment", a, a.last_activation, UsageSource.PORTAL_ACTIVATION)
+        for a in eligible
+    ]
+    for assignment in standing:
+        moment, source = cast(User, assignment.user).last_seen  # user__isnull=False above
+        usage = _SIGN_IN_USAGE[SignInSource(source)] if source else UsageSource.NONE
+        items.append(_unused_item("active_assignment", assignment, moment, usage))
+    return _one(
+        items,
+        f"These people have not used their privileged role in the last {days} days: no activation "
+        "of an eligible role, no sign-in (to the portal or Entra) of a standing active holder. "
+        "A role nobody uses only widens the attack surface.",
+    )
+
+
+def _unused_item(kind: str, assignment, last_used: datetime | None, source: str) -> dict:
+    source = source if last_used is not None else UsageSource.NONE
+    verb = "activation" if kind == "eligible_assignment" else "sign-in"
+    if last_used is None:
+        seen = f"no {verb} ever seen"
+    else:
+        seen = f"last {verb} {last_used:%Y-%m-%d} ({UsageSource(source).label})"
+    return {
+        **item(kind, assignment, f"{_assignment_label(assignment)} — {seen}"),
+        "source": str(source),
+        "last_used_at": last_used.isoformat() if last_used else None,
+    }
 
 
 def frequent_activations(*, now: datetime) -> list[Finding]:
@@ -367,10 +421,11 @@ def stale_accounts(*, now: datetime) -> list[Finding]:
 
 
 def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
-    """Grants and revokes the directory (Entra) accepted but did not show as in force (or gone)
-    within PIM_DIRECTORY_EFFECT_ALERT_MINUTES: still waiting, or given up on in the last
-    UNCONFIRMED_DAYS days. A grant whose assignment has ended since no longer matters; a revoke
-    not confirmed may have left access in the directory, so it stays until dismissed."""
+    """Grants, revokes and eligibility changes the directory (Entra) accepted but did not show
+    as in force (or gone) within PIM_DIRECTORY_EFFECT_ALERT_MINUTES: still waiting, or given up
+    on in the last UNCONFIRMED_DAYS days. A grant (or eligibility) that has ended since no longer
+    matters; a revoke or removal not confirmed may have left access in the directory, so it
+    stays until dismissed."""
     Op = DirectoryOperation
     overdue = now - timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES)
     operations = (
@@ -378,14 +433,21 @@ def directory_changes_not_effective(*, now: datetime) -> list[Finding]:
             Q(effect=Op.Effect.WAITING, completed_at__lte=overdue)
             | Q(effect=Op.Effect.UNCONFIRMED, completed_at__gte=now - timedelta(days=UNCONFIRMED_DAYS))
         )
-        .select_related("assignment__role", "assignment__user", "assignment__group")
+        .select_related(
+            "assignment__role",
+            "assignment__user",
+            "assignment__group",
+            "eligible__role",
+            "eligible__user",
+            "eligible__group",
+        )
         .order_by("completed_at", "pk")
     )
+    removals = (Op.Operation.REVOKE, Op.Operation.ELIGIBLE_REMOVE)
     items = [
         item("directory_operation", op, _operation_label(op))
         for op in operations
-        if op.operation == Op.Operation.REVOKE
-        or (op.assignment is not None and op.assignment.is_current(now))
+        if op.operation in removals or op.target.is_current(now)
     ]
     return _one(
         items,
@@ -400,7 +462,7 @@ UNCONFIRMED_DAYS = 30
 def _operation_label(op) -> str:
     state = "still waiting" if op.effect == DirectoryOperation.Effect.WAITING else "never confirmed"
     return (
-        f"{op.get_operation_display()} of {_assignment_label(op.assignment)}: accepted "
+        f"{op.get_operation_display()} of {_assignment_label(op.target)}: accepted "
         f"{op.completed_at:%Y-%m-%d %H:%M} UTC, {state}"
     )
 
@@ -525,10 +587,11 @@ KINDS: dict[str, AlertKind] = {
     "unused_eligibilities": AlertKind(
         "Administrators aren't using their privileged roles",
         L,
-        "Eligible for a privileged role but no activation in PIM_ALERT_UNUSED_DAYS days.",
-        "Remove eligibilities that are not needed.",
+        "Holding a privileged role for PIM_ALERT_UNUSED_DAYS days and not using it in them: eligible "
+        "with no activation, or actively assigned with no sign-in to the portal or to Entra.",
+        "Remove the assignments that are not needed.",
         unused_eligibilities,
-        fix="Remove the eligibility",
+        fix="Remove the assignment",
     ),
     "frequent_activations": AlertKind(
         "Roles are being activated too frequently",

@@ -24,8 +24,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "eligible_assignment": _ASSIGNMENT_ACTIONS,
     "active_assignment": (*_ASSIGNMENT_ACTIONS, "revoked", "ended"),
     # A grant or revoke of an active assignment, or an eligibility written back: accepted
-    # (confirmed) or refused (failed) by the directory; then, for grants and revokes, in force
-    # (effective) or never shown (unconfirmed).
+    # (confirmed) or refused (failed) by the directory; then in force as the portal has it, or
+    # gone (effective), or never shown (unconfirmed).
     "directory": tuple(
         f"{operation}_{outcome}"
         for operation in (
@@ -37,9 +37,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
             "eligible_renew",
             "eligible_remove",
         )
-        for outcome in ("confirmed", "failed")
-    )
-    + ("grant_effective", "grant_unconfirmed", "revoke_effective", "revoke_unconfirmed"),
+        for outcome in ("confirmed", "failed", "effective", "unconfirmed")
+    ),
     "role": ("created", "changed", "owner_added", "owner_removed"),
     "role_settings": ("changed",),
     "pending_change": (

@@ -32,8 +32,10 @@ from .backend import (
     JUSTIFICATION_LIMIT,
     NOTHING_THERE,
     POLICY_FAILED,
+    eligibility_open,
     graph_time,
     odata_literal,
+    same_end,
 )
 from .backend import _justification as justification_for
 from .client import GraphClient, GraphError, get_graph
@@ -288,13 +290,16 @@ def arm_eligibility(eligible: EligibleAssignment, operation: str, target: tuple[
     return result
 
 
-def arm_in_force(target: tuple[str, str, str]) -> bool:
+def arm_in_force(target: tuple[str, str, str], *, eligible: EligibleAssignment | None = None) -> bool:
     """Is the principal's direct assignment of the role at exactly this scope in ARM's
-    schedule instances now? One read of each page, no in-process retries."""
+    schedule instances now? With ``eligible``, its eligibility in the eligibility instances,
+    with the portal's end while it is open (as GraphBackend.in_force). One read of each
+    page, no in-process retries."""
     principal_id, guid, scope = target
     arm = get_arm()
-    path: str = scope_path(scope, ASSIGNMENT_INSTANCES)
+    path: str = scope_path(scope, ELIGIBILITY_INSTANCES if eligible is not None else ASSIGNMENT_INSTANCES)
     params: dict | None = {"$filter": f"principalId eq {odata_literal(principal_id)}"}
+    check_end = eligible is not None and eligibility_open(eligible, timezone.now())
     while path:
         page = arm.get(path, params=params, retries=0)
         for instance in page.get("value", []):
@@ -303,6 +308,7 @@ def arm_in_force(target: tuple[str, str, str]) -> bool:
                 str(properties.get("principalId") or "") == principal_id
                 and definition_guid(properties.get("roleDefinitionId")) == guid
                 and str(properties.get("scope") or "").lower() == scope.lower()
+                and (not check_end or same_end(properties.get("endDateTime"), eligible.ends_at))  # type: ignore[union-attr]
             ):
                 return True
         path, params = page.get("nextLink") or "", None

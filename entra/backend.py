@@ -11,6 +11,9 @@ fails transiently. Each becomes one role assignment schedule request: adminAssig
 activation's end as expiration, or adminRemove. An app-only token cannot selfActivate for a
 user, and the portal has already enforced MFA, justification and approval.
 
+Every request carries the assignment's ticket (ticketInfo) when it has one: the activation's,
+or the one an administrator gave for a direct or eligible assignment.
+
 Both are idempotent: RoleAssignmentExists on a grant counts as granted, and
 RoleAssignmentDoesNotExist on a revoke as removed (Entra also ends assignments by itself at
 their expiration, so a revoke after expiry usually finds nothing).
@@ -30,6 +33,7 @@ from .client import GraphClient, GraphError, get_graph
 REQUESTS_PATH = "roleManagement/directory/roleAssignmentScheduleRequests"
 INSTANCES_PATH = "roleManagement/directory/roleAssignmentScheduleInstances"
 ELIGIBILITY_REQUESTS_PATH = "roleManagement/directory/roleEligibilityScheduleRequests"
+ELIGIBILITY_INSTANCES_PATH = "roleManagement/directory/roleEligibilityScheduleInstances"
 ELIGIBILITY_ACTIONS: dict[str, str] = {
     DirectoryOperation.Operation.ELIGIBLE_ASSIGN: "adminAssign",
     DirectoryOperation.Operation.ELIGIBLE_UPDATE: "adminUpdate",
@@ -69,6 +73,7 @@ class GraphBackend(DirectoryBackend):
             target=target,
             justification=_justification("Granted", assignment),
             schedule_info=_schedule(assignment),
+            ticket_info=ticket_info(assignment),
         )
 
     def revoke(self, assignment: ActiveAssignment) -> dict:
@@ -79,7 +84,11 @@ class GraphBackend(DirectoryBackend):
             return {"skipped": "not an Entra directory role"}
         reason = assignment.get_end_reason_display() or "Ended"
         return schedule_request(
-            get_graph(), action="adminRemove", target=target, justification=_justification(reason, assignment)
+            get_graph(),
+            action="adminRemove",
+            target=target,
+            justification=_justification(reason, assignment),
+            ticket_info=ticket_info(assignment),
         )
 
     def eligibility(self, eligible: EligibleAssignment, operation: str) -> dict:
@@ -100,6 +109,7 @@ class GraphBackend(DirectoryBackend):
                 action=action,
                 target=target,
                 justification=_justification(reason, eligible),
+                ticket_info=ticket_info(eligible),
                 path=ELIGIBILITY_REQUESTS_PATH,
             )
         verb = {"adminAssign": "Made eligible", "adminRenew": "Renewed"}.get(action, "Changed")
@@ -112,6 +122,7 @@ class GraphBackend(DirectoryBackend):
                 target=target,
                 justification=justification,
                 schedule_info=_schedule(eligible),
+                ticket_info=ticket_info(eligible),
                 path=ELIGIBILITY_REQUESTS_PATH,
             )
 
@@ -120,22 +131,53 @@ class GraphBackend(DirectoryBackend):
             result = send("adminAssign")  # nothing there to change: assign it
         return result
 
-    def in_force(self, assignment: ActiveAssignment) -> bool | None:
-        if (arm_target := _arm().arm_target(assignment)) is not None:
-            return _arm().arm_in_force(arm_target)
-        target = directory_target(assignment)
-        if target is None:
+    def in_force(self, target: ActiveAssignment | EligibleAssignment) -> bool | None:
+        """Read the schedule instances of the target's principal, role and scope: an active
+        assignment is in force if one is there; an eligibility that has not ended only if one
+        ends when the portal's does (so an extension shows once Entra has the new end), one
+        that has ended as long as anything of it is left."""
+        if (arm_target := _arm().arm_target(target)) is not None:
+            return _arm().arm_in_force(
+                arm_target, eligible=target if isinstance(target, EligibleAssignment) else None
+            )
+        directory = directory_target(target)
+        if directory is None:
             return None
-        principal_id, role_definition_id, directory_scope_id = target
+        principal_id, role_definition_id, directory_scope_id = directory
         clauses = (
             ("principalId", principal_id),
             ("roleDefinitionId", role_definition_id),
             ("directoryScopeId", directory_scope_id),
         )
         odata_filter = " and ".join(f"{name} eq {odata_literal(value)}" for name, value in clauses)
+        eligibility = isinstance(target, EligibleAssignment)
+        path = ELIGIBILITY_INSTANCES_PATH if eligibility else INSTANCES_PATH
+        select = "id,endDateTime" if eligibility else "id"
         # One read, no in-process retries: the worker looks again later anyway.
-        answer = get_graph().get(INSTANCES_PATH, params={"$filter": odata_filter, "$select": "id"}, retries=0)
-        return bool(answer.get("value"))
+        answer = get_graph().get(path, params={"$filter": odata_filter, "$select": select}, retries=0)
+        instances = answer.get("value") or []
+        now = timezone.now()
+        if not isinstance(target, EligibleAssignment) or not eligibility_open(target, now):
+            return bool(instances)
+        return any(same_end(instance.get("endDateTime"), target.ends_at) for instance in instances)
+
+
+def eligibility_open(eligible: EligibleAssignment, now: datetime) -> bool:
+    """Current or still to start: in force only with the portal's end (see in_force)."""
+    return eligible.is_current(now) or eligible.starts_at > now
+
+
+def same_end(graph_end: str | None, ends_at: datetime | None) -> bool:
+    """Entra's endDateTime (None: no expiration) is the portal's end, to the second."""
+    if graph_end is None or ends_at is None:
+        return graph_end is None and ends_at is None
+    try:
+        moment = datetime.fromisoformat(graph_end.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return abs((moment - ends_at).total_seconds()) < 1
 
 
 def _arm():
@@ -183,6 +225,7 @@ def schedule_request(
     target: tuple[str, str, str],
     justification: str,
     schedule_info: dict | None = None,
+    ticket_info: dict | None = None,
     path: str = REQUESTS_PATH,
 ) -> dict:
     """POST one roleAssignmentScheduleRequest (or, by path, roleEligibilityScheduleRequest);
@@ -197,6 +240,8 @@ def schedule_request(
     }
     if schedule_info is not None:
         body["scheduleInfo"] = schedule_info
+    if ticket_info is not None:
+        body["ticketInfo"] = ticket_info
     try:
         answer = graph.post(path, body)
     except GraphError as error:
@@ -217,6 +262,14 @@ def schedule_request(
         "request_id": answer.get("id", ""),
         "target_schedule_id": answer.get("targetScheduleId") or "",
     }
+
+
+def ticket_info(assignment: ActiveAssignment | EligibleAssignment) -> dict | None:
+    """ticketInfo of the assignment's ticket (an activation's, or the administrator's), or
+    None when it has none (Entra's own requests leave it out then)."""
+    if not (assignment.ticket_number or assignment.ticket_system):
+        return None
+    return {"ticketNumber": assignment.ticket_number, "ticketSystem": assignment.ticket_system}
 
 
 def graph_time(moment: datetime) -> str:

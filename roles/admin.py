@@ -263,14 +263,26 @@ class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
     kind = ""
 
     def get_fields(self, request, obj=None):
+        ticket = ("ticket_system", "ticket_number")
         if obj is None:
-            return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification")
-        return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification", "reason")
+            return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification", *ticket)
+        return ("role", "user", "group", "scope", "starts_at", "ends_at", "justification", *ticket, "reason")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("role", "user", "group", "scope", "starts_at", "justification", "ended_at", "end_reason")
+        return (
+            "role",
+            "user",
+            "group",
+            "scope",
+            "starts_at",
+            "justification",
+            "ticket_system",
+            "ticket_number",
+            "ended_at",
+            "end_reason",
+        )
 
     def assign_options(self, request) -> dict:
         """What the service needs beyond the form (the active assignment's MFA time)."""
@@ -287,6 +299,8 @@ class AssignmentAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
                 starts_at=data.get("starts_at") or timezone.now(),
                 ends_at=data.get("ends_at"),
                 justification=data.get("justification", ""),
+                ticket_number=data.get("ticket_number", ""),
+                ticket_system=data.get("ticket_system", ""),
                 **self.assign_options(request),
             )
             if self.pending_change_remember(request, created):

@@ -34,7 +34,8 @@ class DirectoryBackend:
     counts as success. They return a small dict recorded on the operation (ids, status).
 
     A directory that applies changes asynchronously (Entra) also answers `in_force`: is the
-    assignment in force there now? The worker asks it after a grant or revoke was accepted,
+    target (an active assignment, or an eligibility written back) in force there now, as the
+    portal has it? The worker asks it after a grant, revoke or eligibility change was accepted,
     until the change shows (proof of effect), if it says so in `confirms_effect`."""
 
     confirms_effect = False
@@ -50,9 +51,12 @@ class DirectoryBackend:
         eligible_*). Idempotent like grant and revoke. By default: nothing to write to."""
         return {"skipped": "this directory keeps no eligibilities"}
 
-    def in_force(self, assignment) -> bool | None:
-        """True if the directory has the assignment in force now, False if not; None when this
-        directory cannot tell (nothing to confirm). May raise DirectoryError."""
+    def in_force(self, target) -> bool | None:
+        """True if the directory has the target (an ActiveAssignment or an EligibleAssignment)
+        in force now, False if not; None when this directory cannot tell (nothing to confirm).
+        For a target that has not ended, "in force" means as the portal has it (an eligibility
+        with the portal's end); for one that has ended, whether anything of it is left.
+        May raise DirectoryError."""
         return None
 
 

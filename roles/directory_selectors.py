@@ -1,25 +1,30 @@
 """Reads about an assignment's directory operations: what the directory (Entra) has of it."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .models import ActiveAssignment, DirectoryOperation, Role
+from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 
 Op = DirectoryOperation
+# After these the directory should show nothing of the assignment.
+_REMOVALS = (Op.Operation.REVOKE, Op.Operation.ELIGIBLE_REMOVE)
+_FIELDS = ("operation", "status", "effect", "completed_at", "effective_at", "last_error", "result")
 
 
 @dataclass(frozen=True)
 class DirectoryStatus:
-    """The latest grant or revoke of an assignment in the directory, as a page shows it."""
+    """The latest directory operation of an active assignment (grant or revoke) or of an
+    eligibility (assign, change or remove), as a page shows it."""
 
     state: str  # "sending", "waiting", "effective", "unconfirmed", "failed"
-    operation: str  # "grant" or "revoke"
+    operation: str  # a DirectoryOperation.Operation
     at: datetime | None  # when it was accepted, became effective, or failed
     error: str = ""
 
     @property
     def label(self) -> str:
-        granted = self.operation == Op.Operation.GRANT
+        granted = self.operation not in _REMOVALS
         return {
             "sending": "Being sent to Entra" if granted else "Removal being sent to Entra",
             "waiting": "Waiting for Entra" if granted else "Waiting for Entra to remove it",
@@ -29,17 +34,40 @@ class DirectoryStatus:
         }[self.state]
 
 
-def assignment_directory_status(*, assignment: ActiveAssignment | None) -> DirectoryStatus | None:
-    """For an Entra role's active assignment, the state of its latest directory operation; None
-    for roles that live only in the portal, or when nothing was sent (one query)."""
+def assignment_directory_status(
+    *, assignment: ActiveAssignment | EligibleAssignment | None
+) -> DirectoryStatus | None:
+    """For an Entra role's active assignment or eligibility, the state of its latest directory
+    operation; None for roles that live only in the portal, or when nothing was sent (one
+    query)."""
     if assignment is None or assignment.role.kind != Role.Kind.ENTRA:
         return None
-    op = (
-        Op.objects.filter(assignment=assignment)
-        .only("operation", "status", "effect", "completed_at", "effective_at", "last_error", "result")
-        .order_by("-pk")
-        .first()
-    )
+    field = "eligible" if isinstance(assignment, EligibleAssignment) else "assignment"
+    op = Op.objects.filter(**{field: assignment}).only(*_FIELDS).order_by("-pk").first()
+    return _status(op)
+
+
+def directory_statuses(
+    *, assignments: Iterable[ActiveAssignment | EligibleAssignment]
+) -> dict[object, DirectoryStatus]:
+    """assignment_directory_status of many assignments of one kind or both (My roles, a
+    role's page), by assignment id, in a query per kind; those of the portal's own roles, or
+    never sent, are left out."""
+    wanted: dict[str, list] = {"eligible_id": [], "assignment_id": []}
+    for a in assignments:
+        if a.role.kind == Role.Kind.ENTRA:
+            wanted["eligible_id" if isinstance(a, EligibleAssignment) else "assignment_id"].append(a.pk)
+    latest: dict[object, DirectoryStatus | None] = {}
+    for field, ids in wanted.items():
+        if not ids:
+            continue
+        ops = Op.objects.filter(**{f"{field}__in": ids}).only(field, *_FIELDS).order_by(field, "-pk")
+        for op in ops:
+            latest.setdefault(getattr(op, field), _status(op))
+    return {pk: status for pk, status in latest.items() if status is not None}
+
+
+def _status(op: DirectoryOperation | None) -> DirectoryStatus | None:
     if op is None or "skipped" in op.result:
         return None
     if op.status == Op.Status.PENDING:

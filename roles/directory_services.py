@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,6 +38,16 @@ FIRST_CHECK = timedelta(seconds=5)
 MAX_CHECK_INTERVAL = timedelta(minutes=1)
 CHECK_LEASE = timedelta(minutes=2)
 Effect = DirectoryOperation.Effect
+# Operations after which the directory should show nothing of the target.
+REMOVALS = (DirectoryOperation.Operation.REVOKE, DirectoryOperation.Operation.ELIGIBLE_REMOVE)
+TARGET_RELATED = (
+    "assignment__role",
+    "assignment__user",
+    "assignment__group",
+    "eligible__role",
+    "eligible__user",
+    "eligible__group",
+)
 _applying_directory_changes: ContextVar[bool] = ContextVar("applying_directory_changes", default=False)
 
 
@@ -116,12 +127,14 @@ def _operations_insert_select(assignment_ids: list, operation: str, now: datetim
     the model's default (the table has no database defaults)."""
     meta = DirectoryOperation._meta
     given = {"assignment": None, "operation": operation, "created_at": now, "next_attempt_at": now}
-    columns, values, params = ["assignment_id"], ["ids.id"], []
+    columns: list[str] = ["assignment_id"]
+    values: list[str] = ["ids.id"]
+    params: list[Any] = []
     for field in meta.concrete_fields:
         if field.primary_key or field.name == "assignment":
             continue
         value = given[field.name] if field.name in given else field.get_default()
-        columns.append(field.column)
+        columns.append(str(field.column))
         values.append("%s")
         params.append(field.get_db_prep_save(value, connection))
     quote = connection.ops.quote_name
@@ -172,14 +185,7 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
     ).update(next_attempt_at=now + LEASE, attempts=F("attempts") + 1)
     if claimed != 1:
         return False
-    op = DirectoryOperation.objects.select_related(
-        "assignment__role",
-        "assignment__user",
-        "assignment__group",
-        "eligible__role",
-        "eligible__user",
-        "eligible__group",
-    ).get(pk=operation_id)
+    op = DirectoryOperation.objects.select_related(*TARGET_RELATED).get(pk=operation_id)
     Operation = DirectoryOperation.Operation
     if op.operation == Operation.GRANT and op.assignment and not op.assignment.is_current(now):
         if op.assignment.starts_at <= now:  # ended before it could be provisioned: nothing to do
@@ -214,7 +220,7 @@ def directory_operation_run(*, operation_id: int, now: datetime | None = None) -
         DirectoryOperation.Status.DONE,
         result,
         AuditEvent.Outcome.SUCCESS,
-        confirm=backend.confirms_effect and op.assignment is not None,
+        confirm=backend.confirms_effect,
     )
     return True
 
@@ -289,9 +295,11 @@ def _enqueue_check(operation_id: int, delay: timedelta) -> None:
 
 
 def directory_effect_check(*, operation_id: int, now: datetime | None = None) -> bool:
-    """Ask the directory whether an accepted grant is in force (or a revoke gone), once the
-    operation's next check is due (compare-and-swap on its lease). Records "effective at T"
-    when it is; otherwise the next check, or, past the give-up time, "not confirmed".
+    """Ask the directory whether an accepted change is in force: a grant's assignment or an
+    eligibility as the portal has it, or a revoke's or removal's gone. Once the operation's
+    next check is due (compare-and-swap on its lease). Records "effective at T" when it is;
+    otherwise the next check, or, past the give-up time, "not confirmed". A change to
+    something that starts later is first checked when it starts.
     True if this call confirmed it."""
     now = now or timezone.now()
     claimed = DirectoryOperation.objects.filter(
@@ -299,26 +307,31 @@ def directory_effect_check(*, operation_id: int, now: datetime | None = None) ->
     ).update(next_check_at=now + CHECK_LEASE, effect_checks=F("effect_checks") + 1)
     if claimed != 1:
         return False
-    op = DirectoryOperation.objects.select_related(
-        "assignment__role", "assignment__user", "assignment__group"
-    ).get(pk=operation_id)
-    assignment = op.assignment
-    if assignment is None:  # eligibilities are not confirmed (never marked waiting)
-        return False
-    grant = op.operation == DirectoryOperation.Operation.GRANT
-    if grant and not assignment.is_current(now):
-        _effect_record(
-            op, Effect.UNCONFIRMED, now, note="The assignment ended before the directory showed it."
+    op = DirectoryOperation.objects.select_related(*TARGET_RELATED).get(pk=operation_id)
+    target = op.target
+    present = op.operation not in REMOVALS  # what the directory should show: the target, or nothing
+    if present and target.starts_at > now:
+        # Not in force anywhere before its start: look then (not a check, nor late).
+        DirectoryOperation.objects.filter(pk=op.pk, effect=Effect.WAITING).update(
+            next_check_at=target.starts_at + FIRST_CHECK, effect_checks=F("effect_checks") - 1
         )
+        _enqueue_check(op.pk, target.starts_at + FIRST_CHECK - now)
+        return False
+    if present and not target.is_current(now):
+        what = "eligibility" if op.eligible_id else "assignment"
+        _effect_record(op, Effect.UNCONFIRMED, now, note=f"The {what} ended before the directory showed it.")
         return False
     try:
-        in_force = get_backend().in_force(assignment)
+        in_force = get_backend().in_force(target)
     except DirectoryError as error:  # unreachable, throttled or refusing: no answer this time
         logger.info("Proof of effect of %s: %s", op, error)
         in_force = None
-    accepted_at = op.completed_at or now  # set by _finish with the effect
+    # Measured from acceptance, or from the start of what starts later.
+    accepted_at = op.completed_at or now
+    if present:
+        accepted_at = max(accepted_at, target.starts_at)
     overdue = now >= accepted_at + timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES)
-    if in_force is not None and in_force == grant:
+    if in_force is not None and in_force == present:
         _effect_record(op, Effect.EFFECTIVE, now, overdue=overdue)
         return True
     if now >= accepted_at + timedelta(minutes=settings.PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES):

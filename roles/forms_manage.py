@@ -29,6 +29,7 @@ from common.text import clean_text
 from . import notification_matrix, services
 from .models import RoleSettings
 from .scopes import MAX_SCOPE_LENGTH
+from .services.assignments import ticket_clean
 from .two_person import LABELS
 
 HOUR = timedelta(hours=1)
@@ -435,6 +436,9 @@ def _words(value: Any, field: forms.Field | None = None) -> str:
     return " ".join(str(value).split())
 
 
+TICKET_MAX_LENGTH = 100  # the assignments' ticket columns (as an activation's)
+
+
 class AssignmentEditorForm(forms.Form):
     """A new eligible or active assignment: who, where, from when, until when, why."""
 
@@ -495,6 +499,20 @@ class AssignmentEditorForm(forms.Form):
         },
     )
 
+    ticket_system = forms.CharField(
+        label="Ticket system",
+        required=False,
+        max_length=TICKET_MAX_LENGTH,
+        error_messages={"max_length": f"The ticket system is at most {TICKET_MAX_LENGTH} characters."},
+    )
+    ticket_number = forms.CharField(
+        label="Ticket number",
+        required=False,
+        max_length=TICKET_MAX_LENGTH,
+        help_text="Optional: the change ticket behind it; sent to Entra with the assignment.",
+        error_messages={"max_length": f"The ticket number is at most {TICKET_MAX_LENGTH} characters."},
+    )
+
     def __init__(self, *args, kind: str, role_settings: RoleSettings, now: datetime | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.kind = kind
@@ -548,6 +566,14 @@ class AssignmentEditorForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        if "ticket_number" in cleaned and "ticket_system" in cleaned:
+            try:
+                cleaned["ticket_number"], cleaned["ticket_system"] = ticket_clean(
+                    cleaned["ticket_number"], cleaned["ticket_system"]
+                )
+            except ValidationError as error:
+                for name, messages in error.message_dict.items():
+                    self.add_error(name, messages)
         starts_at = cleaned.get("starts_at")
         start = starts_at or self.now
         end = cleaned.get("end")

@@ -235,6 +235,10 @@ class Assignment(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True)  # None: permanent
     justification = models.TextField(blank=True)
+    # The change ticket behind it (free text, as Entra's ticketInfo): an activation's, or the
+    # one an administrator gave; sent to the directory with every request about it.
+    ticket_number = models.CharField(max_length=100, blank=True, default="")
+    ticket_system = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

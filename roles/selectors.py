@@ -147,7 +147,7 @@ def from_db_column(field: Any, value: Any) -> Any:
     return value
 
 
-def column_converters(field: Any) -> list:
+def column_converters(field: Any) -> list[Any]:
     """The converters the ORM applies to a raw value of the field's column (none, for most
     columns on PostgreSQL: psycopg returns UUIDs and aware datetimes itself)."""
     return [*connection.ops.get_db_converters(field.cached_col), *field.get_db_converters(connection)]

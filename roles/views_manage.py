@@ -21,6 +21,7 @@ from common.decorators import step_up_required, verified_required
 from common.step_up import step_up_verified_at
 
 from . import selectors, services
+from .directory_selectors import directory_statuses
 from .forms_manage import AssignmentEditorForm, RoleSettingsEditorForm, duration_words
 from .models import ActiveAssignment, EligibleAssignment, PendingChange, Role
 from .two_person import two_person_rule_on
@@ -74,13 +75,17 @@ def role_list(request):
 @verified_required
 def role_page(request, pk):
     role = selectors.role_get_for_administrator(user=request.user, pk=pk)
-    eligible, active = selectors.role_assignments(role=role)
+    eligible, active = (list(assignments) for assignments in selectors.role_assignments(role=role))
+    in_directory = directory_statuses(assignments=[*eligible, *active])
+    for assignment in (*eligible, *active):
+        assignment.directory = in_directory.get(assignment.pk)
     context = {
         "role": role,
         "role_settings": role.settings,
         "owners": list(role.owners.all()),
-        "eligible": list(eligible),
-        "active": list(active),
+        "eligible": eligible,
+        "active": active,
+        "in_directory": role.kind == Role.Kind.ENTRA,
         "now": timezone.now(),
         "who_approves": services.role_approvers_explained(role.settings),
         "durations": {
@@ -193,6 +198,8 @@ def _assignment_new(request, pk, *, kind: str):
             "starts_at": data["starts_at"],
             "ends_at": data["ends_at"],
             "justification": data["justification"],
+            "ticket_number": data["ticket_number"],
+            "ticket_system": data["ticket_system"],
             "now": now,
         }
         result: EligibleAssignment | ActiveAssignment | PendingChange

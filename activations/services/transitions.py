@@ -102,6 +102,8 @@ def _grant(request: ActivationRequest, now: datetime, eligible: EligibleAssignme
         starts_at=starts_at,
         ends_at=ends_at,
         justification=request.justification,
+        ticket_number=request.ticket_number,
+        ticket_system=request.ticket_system,
         now=now,
     )
     request.granted_at = now

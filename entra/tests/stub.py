@@ -31,6 +31,8 @@ CLIENT_SECRET = "stub-client-secret-Zq8~never-log-me"
 LOGIN = "https://login.microsoftonline.com"
 GRAPH = "https://graph.microsoft.com"
 ARM = "https://management.azure.com"
+ASSIGNMENT_INSTANCES = "roleAssignmentScheduleInstances"
+ELIGIBILITY_INSTANCES = "roleEligibilityScheduleInstances"
 
 
 @dataclass
@@ -63,12 +65,13 @@ class GraphStub:
         self.policies: dict[str, list[dict]] = {}  # role definition id -> rules
         self.page_size = 100
         self.policy_failure = ""  # a rule name: adminAssign answers PolicyValidationFailed
-        # Entra applies schedule requests asynchronously: an accepted adminAssign / adminRemove
-        # shows in roleAssignmentScheduleInstances from the N-th read after it (0: at once;
-        # None: never).
+        # Entra applies schedule requests asynchronously: an accepted request shows in the
+        # schedule instances (roleAssignmentScheduleInstances for assignment requests,
+        # roleEligibilityScheduleInstances for eligibility requests) from the N-th read of
+        # those after it (0: at once; None: never).
         self.apply_after_reads: int | None = 0
         self.deny_sign_in_activity = False  # 403 without AuditLog.Read.All (or Entra ID P1)
-        self._applying: list[list] = []  # [reads left, change]
+        self._applying: list[list] = []  # [reads left, change, instances path]
         self.certificate = None  # a cryptography x509 certificate registered for the app
         self.received: list[Received] = []
         self.token_requests = 0
@@ -248,14 +251,18 @@ class GraphStub:
             if found is None:
                 return 404, {}, _error("Request_ResourceNotFound", "No such role definition.")
             return 200, {}, found
-        elif route == directory + "roleEligibilityScheduleInstances":
-            items = self.eligibilities
-        elif route == directory + "roleAssignmentScheduleInstances":
-            self._apply_due_changes()
+        elif route in (directory + ELIGIBILITY_INSTANCES, directory + ASSIGNMENT_INSTANCES):
+            eligibility = route.endswith(ELIGIBILITY_INSTANCES)
+            self._apply_due_changes(ELIGIBILITY_INSTANCES if eligibility else ASSIGNMENT_INSTANCES)
             try:
-                items = _filtered(self.assignments, query.get("$filter", ""))
+                items = _filtered(
+                    self.eligibilities if eligibility else self.assignments, query.get("$filter", "")
+                )
             except ValueError as error:
                 return 400, {}, _error("BadRequest", f"Invalid filter clause: {error}")
+            if "$select" in query:
+                wanted = set(query["$select"].split(","))
+                items = [{k: v for k, v in i.items() if k in wanted} for i in items]
         elif route == "policies/roleManagementPolicyAssignments":
             wanted = "scopeId eq '/' and scopeType eq 'DirectoryRole'"
             if query.get("$filter") != wanted:
@@ -389,7 +396,11 @@ class GraphStub:
                         {},
                         _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
                     )
-                self.eligibilities.remove(existing[0])
+                gone = existing[0]
+                self._apply(
+                    lambda: gone in self.eligibilities and self.eligibilities.remove(gone),
+                    ELIGIBILITY_INSTANCES,
+                )
                 return (
                     201,
                     {},
@@ -399,19 +410,18 @@ class GraphStub:
                 if existing:
                     return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
                 suffix = next(self._ids)
-                self.eligibilities.append(
-                    {
-                        "id": f"eligibility-{suffix}",
-                        "principalId": key[0],
-                        "roleDefinitionId": key[1],
-                        "directoryScopeId": key[2],
-                        "appScopeId": None,
-                        "startDateTime": schedule.get("startDateTime"),
-                        "endDateTime": end,
-                        "memberType": "Direct",
-                        "roleEligibilityScheduleId": f"schedule-{suffix}",
-                    }
-                )
+                instance = {
+                    "id": f"eligibility-{suffix}",
+                    "principalId": key[0],
+                    "roleDefinitionId": key[1],
+                    "directoryScopeId": key[2],
+                    "appScopeId": None,
+                    "startDateTime": schedule.get("startDateTime"),
+                    "endDateTime": end,
+                    "memberType": "Direct",
+                    "roleEligibilityScheduleId": f"schedule-{suffix}",
+                }
+                self._apply(lambda: self.eligibilities.append(instance), ELIGIBILITY_INSTANCES)
                 return (
                     201,
                     {},
@@ -429,7 +439,8 @@ class GraphStub:
                         {},
                         _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
                     )
-                existing[0]["endDateTime"] = end
+                changed = existing[0]
+                self._apply(lambda: changed.update(endDateTime=end), ELIGIBILITY_INSTANCES)
                 return (
                     201,
                     {},
@@ -442,16 +453,18 @@ class GraphStub:
                 )
         return 400, {}, _error("BadRequest", f"Unsupported action {action}.")
 
-    def _apply(self, change) -> None:
-        """Carry out an accepted change now, later (after some reads) or never."""
+    def _apply(self, change, instances: str = "") -> None:
+        """Carry out an accepted change now, later (after some reads of its instances) or never."""
         if self.apply_after_reads == 0:
             change()
         elif self.apply_after_reads is not None:
-            self._applying.append([self.apply_after_reads, change])
+            self._applying.append([self.apply_after_reads, change, instances or ASSIGNMENT_INSTANCES])
 
-    def _apply_due_changes(self) -> None:
+    def _apply_due_changes(self, instances: str) -> None:
         with self._lock:
             for pending in list(self._applying):
+                if pending[2] != instances:
+                    continue
                 pending[0] -= 1
                 if pending[0] <= 0:
                     self._applying.remove(pending)
@@ -612,9 +625,10 @@ class ArmStub:
         ):
             return self._put(scope, collection, name, (body or {}).get("properties") or {})
         if method == "GET" and not name and collection == "roleAssignmentScheduleInstances":
-            self.stub._apply_due_changes()
+            self.stub._apply_due_changes("arm:" + collection)
             return self._list(path, scope, self.assignments, query)
         if method == "GET" and not name and collection == "roleEligibilityScheduleInstances":
+            self.stub._apply_due_changes("arm:" + collection)
             return self._list(path, scope, self.eligibilities, query)
         return 404, {}, _error("InvalidResourceType", f"No route {method} {path}.")
 
@@ -717,10 +731,8 @@ class ArmStub:
             status = "Revoked" if removing else "Provisioned"
         else:
             return 400, _error("InvalidRequest", f"Unsupported requestType {request_type}.")
-        if eligibility:
-            change()
-        else:
-            self.stub._apply(change)
+        instances = "roleEligibilityScheduleInstances" if eligibility else "roleAssignmentScheduleInstances"
+        self.stub._apply(change, "arm:" + instances)
         target = "targetRoleEligibilityScheduleId" if eligibility else "targetRoleAssignmentScheduleId"
         return 201, {
             "id": f"{scope}{AUTHORIZATION}{collection}/{name}",

@@ -11,7 +11,7 @@ from django.utils import timezone
 from activations import services as activations
 from alerts.models import Alert
 from audit.models import AuditEvent
-from entra.tests.conftest import ALICE, USER_ADMIN, activate
+from entra.tests.conftest import ALICE, USER_ADMIN, activate, graph_time
 from roles.directory_services import (
     directory_effect_check,
     directory_effects_check_due,
@@ -212,3 +212,167 @@ def test_portal_only_roles_and_the_null_directory_wait_for_nothing(alice, settin
     from roles.directory_selectors import assignment_directory_status
 
     assert assignment_directory_status(assignment=request.active_assignment) is None
+
+
+# --- Eligibilities written back: confirmed through roleEligibilityScheduleInstances -----------
+
+ELIGIBILITY_INSTANCES = "/v1.0/roleManagement/directory/roleEligibilityScheduleInstances"
+
+
+def made_eligible(alice, user_admin, *, starts_at=None, days=90):
+    """An eligibility whose adminAssign Entra accepted; it and its operation."""
+    from roles.services import eligible_assign
+
+    now = timezone.now()
+    eligible = eligible_assign(
+        actor=None,
+        role=user_admin,
+        principal=alice,
+        starts_at=starts_at,
+        ends_at=(starts_at or now) + timedelta(days=days),
+        justification="Runs the service desk",
+        now=now,
+    )
+    assert directory_outbox_drain() == 1
+    op = DirectoryOperation.objects.get(eligible=eligible, operation="eligible_assign")
+    assert op.status == "done" and op.effect == "waiting"
+    return eligible, op
+
+
+def eligibility_reads(stub):
+    return stub.requests_to("GET", ELIGIBILITY_INSTANCES)
+
+
+def my_roles(client):
+    return client.get(reverse("activations:my_roles")).content.decode()
+
+
+def test_an_eligibility_that_appears_late_is_recorded_effective_and_shown_on_my_roles(
+    graph, stub, alice, user_admin, verified_client
+):
+    stub.apply_after_reads = 2
+    eligible, op = made_eligible(alice, user_admin)
+    client = verified_client(alice)
+    assert 'data-state="waiting"' in my_roles(client) and "Eligibility: Waiting for Entra" in my_roles(client)
+
+    assert check(op, 5) is False  # not there yet
+    [first] = eligibility_reads(stub)
+    assert first.query["$filter"] == (
+        f"principalId eq '{ALICE}' and roleDefinitionId eq '{USER_ADMIN}' and directoryScopeId eq '/'"
+    )
+    assert first.query["$select"] == "id,endDateTime"
+    assert reads(stub) == []  # the assignment instances are not what proves an eligibility
+    assert check(op, 15) is True
+
+    op.refresh_from_db()
+    assert op.effect == "effective" and op.effective_at == op.completed_at + timedelta(seconds=15)
+    event = AuditEvent.objects.get(action="directory.eligible_assign_effective")
+    assert event.target_id == str(eligible.pk) and event.details["checks"] == 2
+    page = my_roles(client)
+    assert 'data-state="effective"' in page
+    assert f"Eligibility: Effective in Entra at {op.effective_at:%Y-%m-%d %H:%M:%S} UTC" in page
+
+
+def test_an_eligibility_that_never_appears_raises_the_alert_then_is_given_up(
+    graph, stub, alice, user_admin, settings, django_capture_on_commit_callbacks
+):
+    settings.PIM_DIRECTORY_EFFECT_ALERT_MINUTES = 5
+    settings.PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES = 60
+    stub.apply_after_reads = None
+    eligible, op = made_eligible(alice, user_admin)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert check(op, 5 * 60) is False
+    alert = Alert.objects.get(kind=ALERT, status="open")
+    [item] = alert.items
+    assert item["id"] == str(op.pk)
+    assert item["label"].startswith("eligibility assign of User Administrator")
+    assert "still waiting" in item["label"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert check(op, 60 * 60) is False
+    op.refresh_from_db()
+    assert op.effect == "unconfirmed" and op.next_check_at is None
+    gave_up = AuditEvent.objects.get(action="directory.eligible_assign_unconfirmed")
+    assert gave_up.outcome == "failure" and gave_up.target_id == str(eligible.pk)
+    assert "never confirmed" in Alert.objects.get(kind=ALERT, status="open").items[0]["label"]
+    assert stub.eligibilities == []
+
+
+def test_an_extension_is_effective_only_once_entra_has_the_new_end(graph, stub, alice, user_admin):
+    from roles.services import eligible_extend
+
+    eligible, assigned = made_eligible(alice, user_admin, days=30)
+    assert check(assigned, 5) is True
+    stub.apply_after_reads = 2
+    later = eligible.ends_at + timedelta(days=30)
+    eligible_extend(actor=None, assignment=eligible, ends_at=later, justification="Still needed")
+    assert directory_outbox_drain() == 1
+    extend = DirectoryOperation.objects.get(operation="eligible_extend")
+
+    # The eligibility is there all along, with its old end: not yet the portal's.
+    assert check(extend, 5) is False
+    [instance] = stub.eligibilities
+    assert instance["endDateTime"] != graph_time(later)
+    assert check(extend, 15) is True
+    assert AuditEvent.objects.filter(action="directory.eligible_extend_effective").count() == 1
+
+
+def test_a_removed_eligibility_is_effective_once_the_instance_is_gone(
+    graph, stub, alice, user_admin, verified_client
+):
+    from roles.services import eligible_remove
+
+    eligible, assigned = made_eligible(alice, user_admin)
+    assert check(assigned, 5) is True
+    stub.apply_after_reads = 2
+    eligible_remove(actor=None, assignment=eligible, reason="Left the team")
+    assert directory_outbox_drain() == 1
+    removal = DirectoryOperation.objects.get(operation="eligible_remove")
+    assert removal.effect == "waiting"
+
+    assert check(removal, 5) is False  # still in Entra
+    assert len(stub.eligibilities) == 1
+    assert check(removal, 15) is True
+    assert stub.eligibilities == []
+    event = AuditEvent.objects.get(action="directory.eligible_remove_effective")
+    assert event.target_id == str(eligible.pk)
+    from roles.directory_selectors import assignment_directory_status
+
+    status = assignment_directory_status(assignment=eligible)
+    assert status is not None and status.label == "Removed in Entra"
+
+
+def test_an_eligibility_that_starts_later_is_first_checked_when_it_starts(graph, stub, alice, user_admin):
+    starts_at = timezone.now() + timedelta(days=2)
+    eligible, op = made_eligible(alice, user_admin, starts_at=starts_at)
+
+    assert check(op, 5) is False  # not due in Entra before its start: no read, no verdict
+    assert eligibility_reads(stub) == []
+    op.refresh_from_db()
+    assert op.effect == "waiting" and op.effect_checks == 0
+    assert op.next_check_at == starts_at + timedelta(seconds=5)
+    assert directory_effect_check(operation_id=op.pk, now=starts_at) is False  # not due yet
+
+    assert directory_effect_check(operation_id=op.pk, now=starts_at + timedelta(seconds=5)) is True
+    assert len(eligibility_reads(stub)) == 1
+
+
+def test_the_roles_page_shows_each_assignments_state_in_entra(
+    graph, stub, alice, user_admin, admin, verified_client
+):
+    stub.apply_after_reads = 2
+    eligible, op = made_eligible(alice, user_admin)
+    client = verified_client(admin)
+    address = reverse("manage_roles:role", args=[user_admin.pk])
+    page = client.get(address).content.decode()
+    assert "<th>In Entra</th>" in page
+    assert 'data-state="waiting">Waiting for Entra</td>' in page
+
+    assert check(op, 5) is False and check(op, 15) is True
+
+    op.refresh_from_db()
+    page = client.get(address).content.decode()
+    assert (
+        f'data-state="effective">Effective in Entra at {op.effective_at:%Y-%m-%d %H:%M:%S} UTC</td>' in page
+    )

@@ -83,7 +83,7 @@ def test_an_eligibility_made_in_the_portal_is_assigned_in_entra_with_its_end(gra
         "eligible_assign",
         "done",
     )
-    assert op.effect == ""  # only active assignments wait for proof of effect
+    assert op.effect == "waiting"  # proof of effect follows (test_effect.py)
     event = AuditEvent.objects.get(action="directory.eligible_assign_confirmed")
     assert event.target_id == str(eligible.pk)
     assert len(in_entra(stub)) == 1

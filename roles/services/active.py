@@ -52,12 +52,16 @@ def active_assign(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     justification: str = "",
+    ticket_number: str = "",
+    ticket_system: str = "",
     mfa_verified_at: datetime | None = None,
     now: datetime | None = None,
     approved_change: PendingChange | None = None,
 ) -> ActiveAssignment | PendingChange:
     """Directly assign the role (no activation needed): the admin's own policy checks apply.
-    An assignment to oneself (or a group one is in) waits for a second PIM Administrator."""
+    An assignment to oneself (or a group one is in) waits for a second PIM Administrator.
+    The ticket is optional (the role's require_ticket is about activation, as Entra's
+    "Require ticket information on activation"); it is kept, audited and sent to Entra."""
     _require_manage_active(actor, role, attempted="active_assign")
     now = now or timezone.now()
     if not approved_change and (
@@ -70,6 +74,8 @@ def active_assign(
             starts_at=starts_at,
             ends_at=ends_at,
             justification=justification,
+            ticket_number=ticket_number,
+            ticket_system=ticket_system,
             mfa_verified_at=mfa_verified_at,
             now=now,
         )
@@ -85,6 +91,7 @@ def active_assign(
         starts_at=starts_at,
         ends_at=ends_at,
         justification=justification,
+        ticket=(ticket_number, ticket_system),
         now=now,
         policy=_active_admin_policy(actor, justification, mfa_verified_at, now),
         extra={"origin": ActiveAssignment.Origin.DIRECT},
@@ -266,9 +273,12 @@ def active_assignment_create_for_activation(
     ends_at: datetime,
     justification: str,
     now: datetime,
+    ticket_number: str = "",
+    ticket_system: str = "",
 ) -> ActiveAssignment:
     """The active assignment behind a granted activation (activations audits the grant;
-    the policy was checked by the activation services under their locks)."""
+    the policy was checked by the activation services under their locks). It keeps the
+    request's ticket, which the directory's requests carry (ticketInfo)."""
     assignment = ActiveAssignment.objects.create(
         user=user,
         role_id=eligible.role_id,
@@ -276,6 +286,8 @@ def active_assignment_create_for_activation(
         starts_at=starts_at,
         ends_at=ends_at,
         justification=justification,
+        ticket_number=ticket_number,
+        ticket_system=ticket_system,
         origin=ActiveAssignment.Origin.ACTIVATION,
         eligible=eligible,
         created_by=user,

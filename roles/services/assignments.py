@@ -47,6 +47,7 @@ def _assign(
     ends_at: datetime | None,
     justification: str,
     now: datetime,
+    ticket: tuple[str, str] = ("", ""),
     extra: dict[str, Any] | None = None,
     policy: Callable[[RoleSettings], str] | None = None,
     details: dict[str, Any] | None = None,
@@ -62,6 +63,7 @@ def _assign(
     kind = "eligible" if model is EligibleAssignment else "active"
     scope = scope_validate(scope, kind=role.kind)
     justification = clean_text(justification, field="justification")
+    ticket_number, ticket_system = ticket_clean(*ticket)
     starts_at = starts_at or now
     with transaction.atomic():
         role_settings = (
@@ -97,6 +99,8 @@ def _assign(
             starts_at=starts_at,
             ends_at=ends_at,
             justification=justification,
+            ticket_number=ticket_number,
+            ticket_system=ticket_system,
             created_by=actor,
             **extra,
         )
@@ -121,6 +125,7 @@ def _assign(
                 "starts_at": starts_at,
                 "ends_at": ends_at,
                 "justification": justification,
+                **({"ticket_number": ticket_number, "ticket_system": ticket_system} if ticket_number else {}),
                 **{key: str(value) for key, value in extra.items()},
                 **(details or {}),
             },
@@ -131,6 +136,18 @@ def _assign(
                 role_settings=role_settings, assignment=assignment, kind=kind, actor=actor, now=now
             )
     return assignment
+
+
+def ticket_clean(ticket_number: str, ticket_system: str) -> tuple[str, str]:
+    """An administrator's optional ticket (free text, as Entra's ticketInfo): a system alone
+    names no ticket, so it needs a number."""
+    number = clean_text(ticket_number, field="ticket_number", max_length=100)
+    system = clean_text(ticket_system, field="ticket_system", max_length=100)
+    if system and not number:
+        raise ValidationError(
+            {"ticket_number": "Enter the ticket number too, or leave the ticket system empty."}
+        )
+    return number, system
 
 
 def _update(

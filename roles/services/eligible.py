@@ -38,12 +38,15 @@ def eligible_assign(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     justification: str = "",
+    ticket_number: str = "",
+    ticket_system: str = "",
     now: datetime | None = None,
     approved_change: PendingChange | None = None,
     notify: bool = True,
 ) -> EligibleAssignment | PendingChange:
     """Make a user or group eligible to activate the role at the scope. An eligibility for
     oneself (or a group one is in) waits for a second PIM Administrator (roles.two_person).
+    The ticket is optional; it is kept, audited and sent to Entra with the eligibility.
     The role's notification matrix says who is emailed; notify=False for an import of an
     eligibility Entra already announced."""
     _require_manage_eligible(actor, role, attempted="eligible_assign")
@@ -58,6 +61,8 @@ def eligible_assign(
             starts_at=starts_at,
             ends_at=ends_at,
             justification=justification,
+            ticket_number=ticket_number,
+            ticket_system=ticket_system,
             now=now,
         )
     ):
@@ -71,6 +76,7 @@ def eligible_assign(
         starts_at=starts_at,
         ends_at=ends_at,
         justification=justification,
+        ticket=(ticket_number, ticket_system),
         now=now,
         extra={},
         details=approval_details(approved_change),

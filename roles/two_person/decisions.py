@@ -291,6 +291,8 @@ def _apply(change: PendingChange, *, actor: User, mfa_verified_at, now: datetime
         "starts_at": max(starts_at, now) if starts_at else None,
         "ends_at": _from_json("ends_at", payload["ends_at"]),
         "justification": payload["justification"],
+        "ticket_number": payload.get("ticket_number", ""),
+        "ticket_system": payload.get("ticket_system", ""),
         "now": now,
         "approved_change": change,
     }

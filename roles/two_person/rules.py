@@ -118,6 +118,8 @@ def self_grant_intercept(
     starts_at: datetime | None,
     ends_at: datetime | None,
     justification: str,
+    ticket_number: str = "",
+    ticket_system: str = "",
     mfa_verified_at: datetime | None = None,
     now: datetime,
 ) -> PendingChange | None:
@@ -132,6 +134,10 @@ def self_grant_intercept(
         "ends_at": _to_json(ends_at),
         "justification": clean_text(justification, field="justification"),
     }
+    if ticket_number or ticket_system:
+        from ..services.assignments import ticket_clean  # services imports this package
+
+        payload["ticket_number"], payload["ticket_system"] = ticket_clean(ticket_number, ticket_system)
     change_kind = Kind.SELF_ELIGIBLE if kind == "eligible" else Kind.SELF_ACTIVE
     change = _new_change(change_kind, actor, role, payload, {}, now=now)
     # A trial run of the real service, rolled back, so that what it would refuse (the role's
