@@ -55,6 +55,10 @@ class GraphBackend(DirectoryBackend):
     confirms_effect = True
 
     def grant(self, assignment: ActiveAssignment) -> dict:
+        if assignment.role.kind == Role.Kind.GROUP:  # PIM for Groups (entra.groups)
+            from .groups import group_grant
+
+            return group_grant(assignment)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -67,6 +71,10 @@ class GraphBackend(DirectoryBackend):
         )
 
     def revoke(self, assignment: ActiveAssignment) -> dict:
+        if assignment.role.kind == Role.Kind.GROUP:
+            from .groups import group_revoke
+
+            return group_revoke(assignment)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -79,6 +87,10 @@ class GraphBackend(DirectoryBackend):
         """An eligibility change written back through roleEligibilityScheduleRequests. Changing
         or renewing one that Entra does not have (made before write-back, or removed there)
         assigns it instead, so Entra ends up with what the portal has."""
+        if eligible.role.kind == Role.Kind.GROUP:
+            from .groups import group_eligibility
+
+            return group_eligibility(eligible, operation)
         target = directory_target(eligible)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -112,6 +124,10 @@ class GraphBackend(DirectoryBackend):
         return result
 
     def in_force(self, assignment: ActiveAssignment) -> bool | None:
+        if assignment.role.kind == Role.Kind.GROUP:
+            from .groups import group_in_force
+
+            return group_in_force(assignment)
         target = directory_target(assignment)
         if target is None:
             return None

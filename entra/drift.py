@@ -86,7 +86,10 @@ def _record(outside: dict, tally: Tally, now) -> list[DriftFinding]:
     """Open a finding for new drift, refresh the open ones, resolve what is gone."""
     open_findings = {
         (f.principal_id, f.role_template_id, f.directory_scope): f
-        for f in DriftFinding.objects.filter(resolved_at__isnull=True).select_related("role")
+        # PIM for Groups' findings are entra.groups' own
+        for f in DriftFinding.objects.filter(resolved_at__isnull=True)
+        .exclude(role__kind=Role.Kind.GROUP)
+        .select_related("role")
     }
     users = {u.external_id: u for u in User.objects.filter(external_id__in=[k[0] for k in outside])}
     groups = {

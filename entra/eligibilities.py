@@ -32,7 +32,10 @@ def import_eligibilities(graph: GraphClient, tally: Tally, now) -> None:
     }
     links = {
         (link.principal_id, link.role_template_id, link.directory_scope): link
-        for link in ImportedEligibility.objects.select_related("eligible__role")
+        # PIM for Groups' links are entra.groups' own
+        for link in ImportedEligibility.objects.exclude(eligible__role__kind=Role.Kind.GROUP).select_related(
+            "eligible__role"
+        )
     }
     seen: set[tuple] = set()
     with directory_changes_applying():  # what comes from Entra is not written back to it

@@ -18,7 +18,7 @@ from audit.refusals import audit_permission_denied
 from audit.services import audit_record
 from roles.directory import DirectoryError
 
-from . import eligibilities, people, sign_ins, sync
+from . import eligibilities, groups, people, sign_ins, sync
 from .client import GraphAuthError, GraphClient, GraphUnavailable, get_graph
 from .drift import check_drift
 from .models import SyncRun
@@ -77,6 +77,7 @@ def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
         ("role_settings", lambda: sync.import_role_settings(graph, tally)),
         ("eligibilities", lambda: eligibilities.import_eligibilities(graph, tally, now)),
         ("drift", lambda: check_drift(graph, tally, now)),
+        ("group_pim", lambda: groups.import_group_pim(graph, tally, now)),
     ]
     for kind, step in steps:
         try:

@@ -367,6 +367,8 @@ ENTRA_DRIFT_EXCLUDE = env_list("ENTRA_DRIFT_EXCLUDE")
 # Import each linked user's last sign-ins from Entra (Graph signInActivity; needs
 # AuditLog.Read.All and Entra ID P1): reviews and the stale-account alert then use them too.
 ENTRA_SIGN_IN_ACTIVITY = env_bool("ENTRA_SIGN_IN_ACTIVITY", False)
+# PIM for Groups: object ids of Entra groups the sync governs (member and owner roles each).
+ENTRA_PIM_GROUPS = env_list("ENTRA_PIM_GROUPS")
 # Proof of effect (README "Entra set-up"): after Entra accepts a grant or a revoke, the worker
 # reads the schedule instances until the change is in force (or gone). An alert fires when it
 # is not within PIM_DIRECTORY_EFFECT_ALERT_MINUTES; the worker stops checking after

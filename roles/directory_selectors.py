@@ -32,7 +32,7 @@ class DirectoryStatus:
 def assignment_directory_status(*, assignment: ActiveAssignment | None) -> DirectoryStatus | None:
     """For an Entra role's active assignment, the state of its latest directory operation; None
     for roles that live only in the portal, or when nothing was sent (one query)."""
-    if assignment is None or assignment.role.kind != Role.Kind.ENTRA:
+    if assignment is None or assignment.role.kind not in (Role.Kind.ENTRA, Role.Kind.GROUP):
         return None
     op = (
         Op.objects.filter(assignment=assignment)

@@ -31,6 +31,8 @@ FIRST_CHECK = timedelta(seconds=5)
 MAX_CHECK_INTERVAL = timedelta(minutes=1)
 CHECK_LEASE = timedelta(minutes=2)
 Effect = DirectoryOperation.Effect
+# Roles whose eligibilities live in the directory too: Entra roles and PIM for Groups.
+DIRECTORY_KINDS = (Role.Kind.ENTRA, Role.Kind.GROUP)
 _applying_directory_changes: ContextVar[bool] = ContextVar("applying_directory_changes", default=False)
 
 
@@ -46,7 +48,7 @@ def eligible_write_back(*, eligible: EligibleAssignment, operation: str, now: da
     """Write an eligibility change of a directory role back to the directory (the outbox, as
     for grants); nothing for the portal's own roles, or inside directory_changes_applying()
     (the change came from the directory: writing it back would echo it)."""
-    if eligible.role.kind == Role.Kind.ENTRA and not _applying_directory_changes.get():
+    if eligible.role.kind in DIRECTORY_KINDS and not _applying_directory_changes.get():
         op = DirectoryOperation.objects.create(
             eligible=eligible, operation=operation, created_at=now, next_attempt_at=now
         )
@@ -60,7 +62,7 @@ def eligibles_write_back_many(*, eligibles, operation: str, now: datetime) -> No
         [
             DirectoryOperation(eligible=e, operation=operation, created_at=now, next_attempt_at=now)
             for e in eligibles
-            if e.role.kind == Role.Kind.ENTRA
+            if e.role.kind in DIRECTORY_KINDS
         ]
     )
     _enqueue_after_commit([op.pk for op in ops if op.pk])
