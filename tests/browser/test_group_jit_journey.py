@@ -57,8 +57,8 @@ def directory_state(page) -> tuple[str, str]:
 
 
 def test_group_jit_membership_from_activation_to_confirmed_removal(graph_stub, new_page, screenshot):
-    stub = graph_stub
-    stub.apply_after_reads = 2  # Entra shows an accepted request at the second read after it
+    tenant = graph_stub
+    tenant.apply_after_reads = 2  # Entra shows an accepted request at the second read after it
     alice = UserFactory(username="alice@contoso.example", display_name="Alice Example", external_id=ALICE)
     device = totp_device(alice)
     group = DirectoryGroup.objects.create(name="Payroll Admins", external_id=PAYROLL)
@@ -85,12 +85,12 @@ def test_group_jit_membership_from_activation_to_confirmed_removal(graph_stub, n
         assert request.status == ActivationRequest.Status.GRANTED
 
         # The outbox sent the group assignment request (after commit, by the eager task).
-        [assign] = stub.requests_to("POST", REQUESTS)
+        [assign] = tenant.requests_to("POST", REQUESTS)
         assert assign.status == 201
         assert (assign.body["action"], assign.body["accessId"]) == ("adminAssign", "member")
         assert (assign.body["principalId"], assign.body["groupId"]) == (ALICE, PAYROLL)
         assert "Payroll run for November" in assign.body["justification"]
-        assert stub.group_pim.assignments == []  # accepted, not yet applied
+        assert tenant.group_pim.assignments == []  # accepted, not yet applied
         page.reload()
         state, text = directory_state(page)
         assert state == "waiting" and "Waiting for Entra" in text
@@ -98,16 +98,16 @@ def test_group_jit_membership_from_activation_to_confirmed_removal(graph_stub, n
         # The worker looks at the instances: not there at first, then there.
         clock.shift(timedelta(seconds=5))
         directory_effects_check_due()
-        assert stub.group_pim.assignments == []
+        assert tenant.group_pim.assignments == []
         clock.shift(timedelta(seconds=10))
         directory_effects_check_due()
-        [instance] = stub.group_pim.assignments
+        [instance] = tenant.group_pim.assignments
         assert (instance["principalId"], instance["groupId"], instance["accessId"]) == (
             ALICE,
             PAYROLL,
             "member",
         )
-        reads = stub.requests_to("GET", INSTANCES)
+        reads = tenant.requests_to("GET", INSTANCES)
         assert len(reads) == 2 and all(f"groupId eq '{PAYROLL}'" in r.query["$filter"] for r in reads)
         page.reload()
         state, text = directory_state(page)
@@ -127,10 +127,10 @@ def test_group_jit_membership_from_activation_to_confirmed_removal(graph_stub, n
         request.refresh_from_db()
         clock.move_to(request.ends_at + timedelta(seconds=1))
         assert jobs.activation_expire_due() == 1
-        removes = [r for r in stub.requests_to("POST", REQUESTS) if r.body["action"] == "adminRemove"]
+        removes = [r for r in tenant.requests_to("POST", REQUESTS) if r.body["action"] == "adminRemove"]
         assert len(removes) == 1 and removes[0].status == 201
         assert (removes[0].body["accessId"], removes[0].body["groupId"]) == ("member", PAYROLL)
-        assert len(stub.group_pim.assignments) == 1  # accepted, not yet applied
+        assert len(tenant.group_pim.assignments) == 1  # accepted, not yet applied
 
         revoke = DirectoryOperation.objects.get(operation="revoke")
         assert revoke.status == "done" and revoke.effect == "waiting"
@@ -138,7 +138,7 @@ def test_group_jit_membership_from_activation_to_confirmed_removal(graph_stub, n
         directory_effects_check_due()
         clock.shift(timedelta(seconds=10))
         directory_effects_check_due()
-        assert stub.group_pim.assignments == []
+        assert tenant.group_pim.assignments == []
         confirmed = AuditEvent.objects.get(action="directory.revoke_effective")
         assert confirmed.target_id == str(request.active_assignment_id)
         assert "effective_at" in confirmed.details
