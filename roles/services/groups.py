@@ -81,7 +81,7 @@ def group_ungovern(*, actor: User | None, group: DirectoryGroup) -> None:
     """Stop governing a group: remove its two roles. Refused while any eligible or active
     assignment of them is open (end those first), and when the roles have a history the
     catalog must keep (requests, reviews): the audit log keeps what happened either way."""
-    _require_perm(actor, "roles.delete_role", attempted="group_ungovern")
+    _require_perm(actor, "roles.change_role", attempted="group_ungovern")
     with transaction.atomic():
         group = DirectoryGroup.objects.select_for_update().get(pk=group.pk)
         roles = list(Role.objects.select_for_update().filter(governed_group=group).order_by("pk"))
