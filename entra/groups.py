@@ -49,6 +49,7 @@ ASSIGNMENT_REQUESTS = BASE + "assignmentScheduleRequests"
 ASSIGNMENT_INSTANCES = BASE + "assignmentScheduleInstances"
 ELIGIBILITY_REQUESTS = BASE + "eligibilityScheduleRequests"
 ELIGIBILITY_INSTANCES = BASE + "eligibilityScheduleInstances"
+POLICY_ASSIGNMENTS = "policies/roleManagementPolicyAssignments"
 IMPORTED = "Imported from PIM for Groups in Microsoft Entra ID."
 Target = tuple[str, str, str]  # (principal object id, group object id, access id)
 
@@ -211,8 +212,35 @@ def import_group_pim(graph: GraphClient, tally: Tally, now) -> None:
         group_filter = {"$filter": f"groupId eq {odata_literal(group.external_id)}"}
         eligibilities = list(graph.all(ELIGIBILITY_INSTANCES, params=group_filter))
         assignments = list(graph.all(ASSIGNMENT_INSTANCES, params=group_filter))
+        _policies_apply(graph, group, roles, tally)
         _eligibilities_mirror(group, roles, eligibilities, tally, now)
         _drift_record(group, roles, assignments, tally, now)
+
+
+def _policies_apply(graph: GraphClient, group: DirectoryGroup, roles: dict, tally: Tally) -> None:
+    """The group's member and owner policies (Entra's role settings of each) as the two
+    roles' settings, mapped as for directory roles (entra.policies). A refused read (no
+    RoleManagementPolicy.Read.AzureADGroup) is this group's error; the rest goes on."""
+    from .sync import _settings_apply
+
+    users = {user.external_id: user for user in User.objects.exclude(external_id="")}
+    groups = {g.external_id: g for g in DirectoryGroup.objects.exclude(external_id="")}
+    for access, role in sorted(roles.items()):
+        odata_filter = (
+            f"scopeId eq {odata_literal(group.external_id)} and scopeType eq 'Group' "
+            f"and roleDefinitionId eq {odata_literal(access)}"
+        )
+        params = {"$filter": odata_filter, "$expand": "policy($expand=rules)"}
+        try:
+            items = list(graph.all(POLICY_ASSIGNMENTS, params=params))
+        except GraphUnavailable:
+            raise
+        except GraphError as error:
+            tally.error("group_settings", role.name, str(error))
+            continue
+        for item in items[:1]:
+            rules = (item.get("policy") or {}).get("rules") or []
+            apply_each(tally, "group_settings", role.name, _settings_apply, role, rules, users, groups, tally)
 
 
 def _pim_group_ensure(graph: GraphClient, object_id: str, tally: Tally) -> None:

@@ -142,7 +142,7 @@ class GraphStub:
         if fault is not None:
             time.sleep(fault.delay)
             return fault.status, fault.headers, _error(fault.code, "Injected by the test.")
-        if self.group_pim.serves(route):
+        if self.group_pim.serves(route, query):
             return self.group_pim.handle(method, route, query, body or {})
         if method == "POST" and route == "roleManagement/directory/roleAssignmentScheduleRequests":
             return self._schedule_request(body or {})
@@ -548,6 +548,7 @@ class StubSession(requests.Session):
 # --- PIM for Groups ------------------------------------------------------------------------------
 
 GROUP_PIM = "identityGovernance/privilegedAccess/group/"
+POLICIES = "policies/roleManagementPolicyAssignments"
 
 
 class GroupPim:
@@ -561,9 +562,15 @@ class GroupPim:
         self.stub = stub
         self.eligibilities: list[dict] = []
         self.assignments: list[dict] = []
+        self.policies: dict[tuple[str, str], list[dict]] = {}  # (group id, access) -> rules
 
-    def serves(self, route: str) -> bool:
-        return route.startswith(GROUP_PIM) or (route.startswith("groups/") and route.count("/") == 1)
+    def serves(self, route: str, query: dict) -> bool:
+        group_policy = route == POLICIES and "scopeType eq 'Group'" in query.get("$filter", "")
+        return (
+            group_policy
+            or route.startswith(GROUP_PIM)
+            or (route.startswith("groups/") and route.count("/") == 1)
+        )
 
     def add_assignment(self, principal_id, group_id, access="member", **extra) -> dict:
         instance = {
@@ -595,6 +602,8 @@ class GroupPim:
         return instance
 
     def handle(self, method: str, route: str, query: dict, body: dict) -> tuple[int, dict, dict]:
+        if route == POLICIES:
+            return self._policy(query)
         if route.startswith("groups/"):
             if method != "GET":
                 return 405, {}, _error("BadRequest", "Method not allowed.")
@@ -620,6 +629,31 @@ class GroupPim:
                 return 400, {}, _error("BadRequest", f"Invalid filter clause: {error}")
             return 200, {}, self.stub._page(route, found, query)
         return 404, {}, _error("Request_ResourceNotFound", f"No route {route}.")
+
+    def _policy(self, query: dict) -> tuple[int, dict, dict]:
+        """The group's member or owner policy: Graph wants scopeId, scopeType and (to pick one)
+        roleDefinitionId in the filter."""
+        clauses = dict(
+            clause.split(" eq ", 1) for clause in query.get("$filter", "").split(" and ") if " eq " in clause
+        )
+        group_id = clauses.get("scopeId", "").strip("'")
+        access = clauses.get("roleDefinitionId", "").strip("'")
+        if not group_id or access not in ("member", "owner"):
+            return 400, {}, _error("BadRequest", "scopeId, scopeType and roleDefinitionId are required.")
+        rules = self.policies.get((group_id, access))
+        items = []
+        if rules is not None:
+            assignment = {
+                "id": f"Group_{group_id}_policy-{access}_{access}",
+                "policyId": f"Group_{group_id}_policy-{access}",
+                "scopeId": group_id,
+                "scopeType": "Group",
+                "roleDefinitionId": access,
+            }
+            if query.get("$expand") == "policy($expand=rules)":
+                assignment["policy"] = {"id": assignment["policyId"], "rules": rules}
+            items.append(assignment)
+        return 200, {}, self.stub._page(POLICIES, items, query)
 
     def _request(self, body: dict, items: list[dict], *, delayed: bool) -> tuple[int, dict, dict]:
         key = (body.get("principalId"), body.get("groupId"), body.get("accessId"))

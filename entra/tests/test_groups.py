@@ -338,3 +338,58 @@ def test_import_reads_nothing_for_no_governed_group(graph, stub):
     assert [r for r in stub.graph_calls() if r.path.startswith(BASE)] == []
     assert not ActiveAssignment.objects.exists()
     assert TIER0  # the contoso tenant's own group is not governed unless configured
+
+
+def test_the_groups_member_and_owner_policies_become_the_two_roles_settings(tenant):
+    from entra.tests.conftest import entra_default_rules
+
+    tenant.group_pim.policies[(PAYROLL, "member")] = entra_default_rules(
+        Expiration_EndUser_Assignment={"maximumDuration": "PT2H"},
+        Approval_EndUser_Assignment={
+            "setting": {
+                "isApprovalRequired": True,
+                "approvalMode": "SingleStage",
+                "approvalStages": [
+                    {
+                        "approvalStageTimeOutInDays": 1,
+                        "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": BOB}],
+                    }
+                ],
+            }
+        },
+    )
+
+    run = entra_sync_run()
+
+    assert run.status == "succeeded", run.errors
+    member = Role.objects.get(governed_group__external_id=PAYROLL, group_access="member")
+    owner = Role.objects.get(governed_group__external_id=PAYROLL, group_access="owner")
+    assert member.settings.require_approval is True
+    assert member.settings.activation_max_duration == timedelta(hours=2)
+    assert [u.external_id for u in member.settings.approvers.all()] == [BOB]
+    assert owner.settings.require_approval is False  # no policy read for it: left alone
+    policy_reads = [
+        r for r in tenant.graph_calls() if r.path == "/v1.0/policies/roleManagementPolicyAssignments"
+    ]
+    assert {r.query["$filter"] for r in policy_reads if "Group" in r.query["$filter"]} == {
+        f"scopeId eq '{PAYROLL}' and scopeType eq 'Group' and roleDefinitionId eq '{access}'"
+        for access in ("member", "owner")
+    }
+    assert entra_sync_run().counts["group_settings"] == {"unchanged": 1}
+
+
+def test_a_refused_policy_read_is_the_groups_error_and_the_import_goes_on(tenant):
+    ends = (timezone.now() + timedelta(days=30)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    tenant.group_pim.add_eligibility(ALICE, PAYROLL, "member", endDateTime=ends)
+    assert entra_sync_run().status == "succeeded"
+    # No RoleManagementPolicy.Read.*: the directory roles' read and both of the group's are refused.
+    tenant.fail(
+        "GET", "policies/roleManagementPolicyAssignments", 403, code="Authorization_RequestDenied", times=3
+    )
+
+    run = entra_sync_run()
+
+    assert run.status == "partial"
+    assert [e["kind"] for e in run.errors] == ["role_settings", "group_settings", "group_settings"]
+    assert "Authorization_RequestDenied" in run.errors[1]["message"]
+    assert run.counts["group_pim"] == {"unchanged": 1}  # the eligibilities were still mirrored
