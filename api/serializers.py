@@ -574,7 +574,7 @@ class GroupCheckSerializer(CheckSerializer):
 
     group = serializers.CharField(help_text="The group, as asked (portal id or Entra object id).")
     access = serializers.ChoiceField(choices=["member", "owner"], help_text="The access asked about.")
-    source = serializers.ChoiceField(
+    basis = serializers.ChoiceField(
         choices=["pim_assignment"],
         help_text="What the answer rests on: pim_assignment, an active assignment of the group's member "
         "(or owner) role in the portal, held by the person or through a group they are in. Membership "

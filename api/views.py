@@ -758,7 +758,7 @@ class CheckView(APIView):
             "and `access` (`member`, the default, or `owner`) instead of `role`: the answer says "
             "whether the person holds an active assignment of that group role now (their own or "
             "through a group they are in), and names the group, the access and what it rests on "
-            "(`source`). An unknown or ungoverned group is simply not active."
+            "(`basis`). An unknown or ungoverned group is simply not active."
         ),
         parameters=[CheckQuerySerializer],
         responses=PolymorphicProxySerializer(
@@ -819,7 +819,7 @@ def _lean_check(request) -> JsonResponse | None:
 
 
 def _group_fields(group: str, access: str) -> dict[str, str]:
-    return {"group": group, "access": access, "source": "pim_assignment"}
+    return {"group": group, "access": access, "basis": "pim_assignment"}
 
 
 def _lean_question(params) -> dict | None:

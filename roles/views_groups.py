@@ -26,7 +26,7 @@ class GroupGovernForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = (  # type: ignore[attr-defined]
+        self.fields["group"].queryset = (
             DirectoryGroup.objects.exclude(external_id="")
             .filter(governing_roles__isnull=True)
             .order_by("name")

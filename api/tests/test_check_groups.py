@@ -43,7 +43,7 @@ def inactive(group, access="member"):
         "assignment": None,
         "group": group,
         "access": access,
-        "source": "pim_assignment",
+        "basis": "pim_assignment",
     }
 
 
@@ -63,7 +63,7 @@ def test_an_active_membership_is_answered_by_object_id_and_by_portal_id(requeste
         "assignment": str(assignment.pk),
         "group": PAYROLL,
         "access": "member",
-        "source": "pim_assignment",
+        "basis": "pim_assignment",
     }
     assert by_portal_id.json() == {**by_object_id.json(), "group": str(group.pk)}
     # Membership is not ownership.

@@ -97,7 +97,7 @@ def group_ungovern(*, actor: User | None, group: DirectoryGroup) -> None:
                 f"{group.name} still has {open_count} open eligible or active assignment(s) of its "
                 "member and owner roles: remove them first."
             )
-        names = [role.name for role in roles]
+        names = [role.name for role in sorted(roles, key=lambda role: role.group_access)]
         try:
             with transaction.atomic():
                 for role in roles:
