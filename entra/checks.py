@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, register
 
 GRAPH_BACKEND = "entra.backend.GraphBackend"
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _TENANT = re.compile(r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
 _MULTI_TENANT = {"common", "organizations", "consumers"}
 
@@ -117,6 +118,15 @@ def _other_problems() -> list[CheckMessage]:
     problems: list[CheckMessage] = []
     if not 0 < settings.ENTRA_HTTP_TIMEOUT <= 300:
         problems.append(Error("ENTRA_HTTP_TIMEOUT must be between 0 and 300 seconds.", id="entra.E010"))
+    not_ids = [value for value in settings.ENTRA_PIM_GROUPS if not _OBJECT_ID.fullmatch(value)]
+    if not_ids:
+        problems.append(
+            Error(
+                f"ENTRA_PIM_GROUPS holds “{not_ids[0][:60]}”, which is not a group's object id.",
+                hint="List the groups' object ids (GUIDs), comma-separated.",
+                id="entra.E020",
+            )
+        )
     if settings.PIM_DIRECTORY_BACKEND != GRAPH_BACKEND:
         problems.append(
             Info(

@@ -27,7 +27,14 @@ from audit.services import audit_record
 from roles.directory import PermanentDirectoryError
 from roles.directory_services import directory_changes_applying
 from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
-from roles.services import eligible_assign, eligible_remove, eligible_update, group_govern
+from roles.services import (
+    eligible_assign,
+    eligible_remove,
+    eligible_update,
+    group_govern,
+    group_role_name,
+    role_update,
+)
 
 from .backend import (
     _RULE_NAME,
@@ -209,6 +216,7 @@ def import_group_pim(graph: GraphClient, tally: Tally, now) -> None:
     groups = DirectoryGroup.objects.filter(governing_roles__isnull=False).exclude(external_id="").distinct()
     for group in groups.order_by("pk"):
         roles = {role.group_access: role for role in Role.objects.filter(governed_group=group)}
+        _roles_rename(group, roles, tally)
         group_filter = {"$filter": f"groupId eq {odata_literal(group.external_id)}"}
         eligibilities = list(graph.all(ELIGIBILITY_INSTANCES, params=group_filter))
         assignments = list(graph.all(ASSIGNMENT_INSTANCES, params=group_filter))
@@ -244,30 +252,44 @@ def _policies_apply(graph: GraphClient, group: DirectoryGroup, roles: dict, tall
 
 
 def _pim_group_ensure(graph: GraphClient, object_id: str, tally: Tally) -> None:
-    """Import the group (any security or Microsoft 365 group, not only role-assignable ones)
-    and its members, and govern it."""
+    """Import the group (any security or Microsoft 365 group, not only the role-assignable ones
+    the groups step reads) and its members, every run, and govern it if it is not yet."""
     group = DirectoryGroup.objects.filter(external_id=object_id).first()
-    if group is None or not group.governing_roles.exists():
-        item = graph.get(f"groups/{object_id}", params={"$select": GROUP_SELECT})
-        try:
-            group, outcome = _group_apply(object_id, item, group)
-        except ValidationError as error:
-            tally.error("group_pim", object_id, "; ".join(error.messages))
-            return
-        tally.count("groups", outcome)
-        users = {user.external_id: user for user in User.objects.exclude(external_id="")}
-        members = {
-            str(member.get("id"))
-            for member in graph.all(f"groups/{object_id}/members", params={"$select": "id"})
-            if str(member.get("@odata.type", "#microsoft.graph.user")).endswith(".user")
-        }
-        _members_apply(group, members, users, tally)
+    item = graph.get(f"groups/{object_id}", params={"$select": GROUP_SELECT})
+    try:
+        group, outcome = _group_apply(object_id, item, group)
+    except ValidationError as error:
+        tally.error("group_pim", object_id, "; ".join(error.messages))
+        return
+    tally.count("group_pim_groups", outcome)
+    users = {user.external_id: user for user in User.objects.exclude(external_id="")}
+    members = {
+        str(member.get("id"))
+        for member in graph.all(f"groups/{object_id}/members", params={"$select": "id"})
+        if str(member.get("@odata.type", "#microsoft.graph.user")).endswith(".user")
+    }
+    _members_apply(group, members, users, tally)
+    if not group.governing_roles.exists():
         apply_each(tally, "group_pim", group.name, _govern, group)
 
 
 def _govern(group: DirectoryGroup) -> str:
     group_govern(actor=None, group=group)
     return "governed"
+
+
+def _roles_rename(group: DirectoryGroup, roles: dict, tally: Tally) -> None:
+    """A group renamed in Entra: its roles' names follow ("Member of <new name>")."""
+    for access, role in roles.items():
+        name = group_role_name(group, access)
+        if role.name != name:
+            apply_each(tally, "group_pim_roles", role.name, _role_rename, role, name)
+
+
+def _role_rename(role: Role, name: str) -> str:
+    role_update(actor=None, role=role, changes={"name": name})
+    role.name = name
+    return "renamed"
 
 
 def _instance_key(item: dict) -> tuple[str, str]:

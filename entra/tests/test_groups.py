@@ -393,3 +393,33 @@ def test_a_refused_policy_read_is_the_groups_error_and_the_import_goes_on(tenant
     assert [e["kind"] for e in run.errors] == ["role_settings", "group_settings", "group_settings"]
     assert "Authorization_RequestDenied" in run.errors[1]["message"]
     assert run.counts["group_pim"] == {"unchanged": 1}  # the eligibilities were still mirrored
+
+
+def test_a_group_renamed_in_entra_renames_its_roles_and_its_members_follow(tenant):
+    entra_sync_run()
+    tenant.groups[-1]["displayName"] = "Payroll Operators"
+    tenant.groups[-1]["_members"] = [BOB, DAVE]
+
+    run = entra_sync_run()
+
+    assert run.status == "succeeded", run.errors
+    group = DirectoryGroup.objects.get(external_id=PAYROLL)
+    assert group.name == "Payroll Operators"
+    assert sorted(u.external_id for u in group.members.all()) == [BOB, DAVE]
+    assert sorted(Role.objects.filter(governed_group=group).values_list("name", flat=True)) == [
+        "Member of Payroll Operators",
+        "Owner of Payroll Operators",
+    ]
+    assert run.counts["group_pim_roles"] == {"renamed": 2}
+    assert "group_pim_roles" not in entra_sync_run().counts
+
+
+def test_a_malformed_group_id_in_the_setting_is_a_system_check_error(entra_settings):
+    from entra.checks import entra_settings_check
+
+    entra_settings.ENTRA_PIM_GROUPS = [PAYROLL, "Payroll Admins"]
+
+    [problem] = [m for m in entra_settings_check() if m.id == "entra.E020"]
+    assert "Payroll Admins" in problem.msg
+    entra_settings.ENTRA_PIM_GROUPS = [PAYROLL]
+    assert not [m for m in entra_settings_check() if m.id == "entra.E020"]
