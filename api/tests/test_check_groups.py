@@ -183,7 +183,7 @@ def test_the_schema_documents_the_group_question(anonymous):
     assert "GroupCheck" in schema["components"]["schemas"]
 
 
-def test_a_user_in_another_directory_group_with_the_same_name_is_not_confused(requester, roles, as_checker):
+def test_another_persons_membership_answers_nothing_for_this_person(requester, roles, as_checker):
     other = UserFactory(username="other")
     ActiveAssignmentFactory(user=other, role=roles["member"])
 

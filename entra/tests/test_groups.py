@@ -229,6 +229,53 @@ def test_a_portal_eligibility_is_written_back_to_the_group_and_removed(graph, st
     assert stub.group_pim.eligibilities == []
 
 
+def test_a_membership_entra_never_shows_is_not_confirmed_after_the_give_up_time(
+    graph, stub, alice, member_role, settings
+):
+    settings.PIM_DIRECTORY_EFFECT_GIVE_UP_MINUTES = 60
+    stub.apply_after_reads = None  # accepted, never applied
+    now = timezone.now()
+    activate(alice, member_role, now=now)
+    directory_outbox_drain(now=now)
+    op = DirectoryOperation.objects.get(operation="grant")
+
+    assert directory_effect_check(operation_id=op.pk, now=op.completed_at + timedelta(seconds=5)) is False
+    assert directory_effect_check(operation_id=op.pk, now=op.completed_at + timedelta(minutes=59)) is False
+    assert directory_effect_check(operation_id=op.pk, now=op.completed_at + timedelta(minutes=60)) is False
+
+    op.refresh_from_db()
+    assert op.effect == "unconfirmed" and stub.group_pim.assignments == []
+    assert AuditEvent.objects.get(action="directory.grant_unconfirmed").outcome == "failure"
+
+
+def test_an_eligibility_extended_in_the_portal_is_extended_in_the_group(graph, stub, alice, member_role):
+    from roles.services import eligible_extend
+
+    now = timezone.now()
+    eligible = eligible_assign(
+        actor=None,
+        role=member_role,
+        principal=alice,
+        scope="/",
+        ends_at=now + timedelta(days=30),
+        justification="On call",
+        now=now,
+    )
+    directory_outbox_drain(now=now)
+    later = now + timedelta(days=60)
+
+    eligible_extend(actor=None, assignment=eligible, ends_at=later, justification="Another month", now=now)
+    directory_outbox_drain(now=now)
+
+    extend = posts(stub, "eligibilityScheduleRequests")[-1]
+    assert (extend.body["action"], extend.body["accessId"], extend.body["groupId"]) == (
+        "adminExtend",
+        "member",
+        PAYROLL,
+    )
+    assert parse_datetime(stub.group_pim.eligibilities[0]["endDateTime"]) == later
+
+
 def test_a_scope_other_than_the_group_itself_is_refused(member_role, alice):
     from django.core.exceptions import ValidationError
 
