@@ -47,9 +47,10 @@ from .backend import (
     odata_literal,
 )
 from .client import GraphClient, GraphError, GraphUnavailable, get_graph
+from .eligibilities import _is_open, _removal_pending
 from .models import DriftFinding, ImportedEligibility
 from .people import GROUP_SELECT, _group_apply, _members_apply
-from .sync import Tally, apply_each, parse_time
+from .sync import Tally, _settings_apply, apply_each, parse_time
 
 BASE = "identityGovernance/privilegedAccess/group/"
 ASSIGNMENT_REQUESTS = BASE + "assignmentScheduleRequests"
@@ -215,22 +216,30 @@ def import_group_pim(graph: GraphClient, tally: Tally, now) -> None:
             tally.error("group_pim", object_id, str(error))
     groups = DirectoryGroup.objects.filter(governing_roles__isnull=False).exclude(external_id="").distinct()
     for group in groups.order_by("pk"):
-        roles = {role.group_access: role for role in Role.objects.filter(governed_group=group)}
-        _roles_rename(group, roles, tally)
-        group_filter = {"$filter": f"groupId eq {odata_literal(group.external_id)}"}
-        eligibilities = list(graph.all(ELIGIBILITY_INSTANCES, params=group_filter))
-        assignments = list(graph.all(ASSIGNMENT_INSTANCES, params=group_filter))
-        _policies_apply(graph, group, roles, tally)
-        _eligibilities_mirror(group, roles, eligibilities, tally, now)
-        _drift_record(group, roles, assignments, tally, now)
+        try:
+            _group_import(graph, group, tally, now)
+        except GraphUnavailable:
+            raise  # Graph down or throttled: the run ends, the next one starts over
+        except GraphError as error:  # e.g. a group deleted in Entra: its error, the others go on
+            tally.error("group_pim", group.name, str(error))
+
+
+def _group_import(graph: GraphClient, group: DirectoryGroup, tally: Tally, now) -> None:
+    roles = {role.group_access: role for role in Role.objects.filter(governed_group=group)}
+    _roles_rename(group, roles, tally)
+    group_filter = {"$filter": f"groupId eq {odata_literal(group.external_id)}"}
+    # Both listings complete before anything changes: a partial one proves nothing.
+    eligibilities = list(graph.all(ELIGIBILITY_INSTANCES, params=group_filter))
+    assignments = list(graph.all(ASSIGNMENT_INSTANCES, params=group_filter))
+    _policies_apply(graph, group, roles, tally)
+    _eligibilities_mirror(group, roles, eligibilities, tally, now)
+    _drift_record(group, roles, assignments, tally, now)
 
 
 def _policies_apply(graph: GraphClient, group: DirectoryGroup, roles: dict, tally: Tally) -> None:
     """The group's member and owner policies (Entra's role settings of each) as the two
     roles' settings, mapped as for directory roles (entra.policies). A refused read (no
     RoleManagementPolicy.Read.AzureADGroup) is this group's error; the rest goes on."""
-    from .sync import _settings_apply
-
     users = {user.external_id: user for user in User.objects.exclude(external_id="")}
     groups = {g.external_id: g for g in DirectoryGroup.objects.exclude(external_id="")}
     for access, role in sorted(roles.items()):
@@ -341,6 +350,8 @@ def _eligibility_apply(group, roles, item, key, link, users, groups, now) -> str
     ends_at = parse_time(item.get("endDateTime"))
     if (ends_at is not None and ends_at <= now) or not getattr(principal, "is_active", True):
         return "skipped"
+    if link is not None and not _is_open(link.eligible, now) and _removal_pending(link.eligible):
+        return "skipped"  # removed in the portal; the removal is on its way to Entra
     eligible = link.eligible if link is not None and _is_open(link.eligible, now) else None
     adopted = False
     if eligible is None:
@@ -418,10 +429,6 @@ def _link(link, key, group: DirectoryGroup, eligible, item: dict, now) -> None:
         ImportedEligibility.objects.filter(pk=link.pk).update(
             eligible=eligible, entra_id=entra_id, imported_at=now
         )
-
-
-def _is_open(eligible: EligibleAssignment, now) -> bool:
-    return eligible.ended_at is None and eligible.is_current(now)
 
 
 # --- Drift -------------------------------------------------------------------------------------

@@ -470,3 +470,43 @@ def test_a_malformed_group_id_in_the_setting_is_a_system_check_error(entra_setti
     assert "Payroll Admins" in problem.msg
     entra_settings.ENTRA_PIM_GROUPS = [PAYROLL]
     assert not [m for m in entra_settings_check() if m.id == "entra.E020"]
+
+
+def test_an_eligibility_removed_in_the_portal_is_not_imported_again_while_its_removal_waits(tenant):
+    ends = (timezone.now() + timedelta(days=30)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    tenant.group_pim.add_eligibility(ALICE, PAYROLL, "member", endDateTime=ends)
+    entra_sync_run()
+    eligible = EligibleAssignment.objects.get(role__governed_group__external_id=PAYROLL)
+    tenant.fail("POST", "identityGovernance/privilegedAccess/group/eligibilityScheduleRequests", 503)
+
+    eligible_remove(actor=None, assignment=eligible, reason="Left the team", now=timezone.now())
+    assert DirectoryOperation.objects.get(eligible=eligible).status == "pending"  # Entra was busy
+    run = entra_sync_run()
+
+    assert run.counts["group_pim"] == {"skipped": 1}
+    assert not EligibleAssignment.objects.filter(
+        role__governed_group__external_id=PAYROLL, ended_at__isnull=True
+    ).exists()
+
+
+def test_a_governed_group_deleted_in_entra_is_its_error_and_the_others_go_on(tenant, settings):
+    other = DirectoryGroup.objects.create(
+        name="Gone Group", external_id="96000000-0000-4000-8000-000000000006"
+    )
+    group_govern(actor=None, group=other)
+    tenant.group_pim.add_eligibility(
+        ALICE, PAYROLL, "member", endDateTime=(timezone.now() + timedelta(days=3)).isoformat()
+    )
+    tenant.fail(
+        "GET",
+        "identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+        404,
+        code="ResourceNotFound",
+    )
+
+    run = entra_sync_run()
+
+    assert run.status == "partial"
+    [error] = run.errors
+    assert (error["kind"], error["item"]) == ("group_pim", "Gone Group") and "404" in error["message"]
+    assert EligibleAssignment.objects.filter(role__governed_group__external_id=PAYROLL).count() == 1
