@@ -3,6 +3,9 @@
 Eligibilities of Entra roles made or changed in the portal are written back the same way,
 through roleEligibilityScheduleRequests (GraphBackend.eligibility).
 
+Roles of governed groups (PIM for Groups, Role.Kind.GROUP) go to
+identityGovernance/privilegedAccess/group/ instead: each method hands them to entra.groups.
+
 The outbox (roles.directory_services) calls grant and revoke after commit and retries what
 fails transiently. Each becomes one role assignment schedule request: adminAssign with the
 activation's end as expiration, or adminRemove. An app-only token cannot selfActivate for a
