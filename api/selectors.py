@@ -19,7 +19,14 @@ from alerts.models import Alert
 from alerts.services import VIEW_PERMISSION as ALERT_VIEW_PERMISSION
 from common.db import fetchone_prepared
 from roles.models import Role
-from roles.selectors import AmbiguousRole, Holding, from_db_column, holding_from_row, holding_sql
+from roles.selectors import (
+    AmbiguousRole,
+    GroupAccessRef,
+    Holding,
+    from_db_column,
+    holding_from_row,
+    holding_sql,
+)
 
 from .models import ApiToken
 
@@ -133,7 +140,9 @@ class TokenCheck:
 _CHECK_PERMISSION = "api.check_role"
 
 
-def check_for_token(*, prefix: str, user: str, role: str, scope: str, at: datetime) -> TokenCheck | None:
+def check_for_token(
+    *, prefix: str, user: str, role: str | GroupAccessRef, scope: str, at: datetime
+) -> TokenCheck | None:
     """The API check in ONE statement: the token found by its prefix, whether it may ask
     (not revoked or expired, its user active and holding a portal role that grants
     api.check_role at the root now, or a superuser: what ApiTokenAuthentication and

@@ -514,15 +514,50 @@ class AlertDismissInputSerializer(StrictInputSerializer):
 # --- The authorization check -----------------------------------------------------------------
 
 
+GROUP_REFERENCE = (
+    r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
+
+
 class CheckQuerySerializer(serializers.Serializer):
     # RegexField only to tell the schema what trimming already enforces: not blank or all spaces.
     user = serializers.RegexField(r"\S", max_length=150, help_text="The username.")
-    role = serializers.RegexField(r"\S", max_length=64, help_text="The role's id or its template id.")
+    role = serializers.RegexField(
+        r"\S",
+        max_length=64,
+        required=False,
+        help_text="The role's id or its template id. Give either role or group.",
+    )
+    group = serializers.RegexField(
+        GROUP_REFERENCE,
+        required=False,
+        help_text="PIM for Groups: the governed group, by its portal id or its Entra object id. "
+        "Give either role or group.",
+        error_messages={"invalid": "Give the group's portal id (digits) or its Entra object id (a GUID)."},
+    )
+    access = serializers.ChoiceField(
+        choices=["member", "owner"],
+        required=False,
+        help_text="With group: membership (member, the default) or ownership (owner) of the group.",
+    )
     scope = ScopeField(
         required=False,
         default="/",
-        help_text="/ (the default) or a path such as /apps/payroll; no ., .. or empty segments, no final /.",
+        help_text="/ (the default) or a path such as /apps/payroll; no ., .. or empty segments, no final /. "
+        "A group question is about the group as a whole: / only.",
     )
+
+    def validate(self, attrs):
+        if ("role" in attrs) == ("group" in attrs):
+            raise serializers.ValidationError({"role": "Give either role or group (with access)."})
+        if "group" not in attrs:
+            if "access" in attrs:
+                raise serializers.ValidationError({"access": "access goes with group."})
+            return attrs
+        if attrs["scope"] != "/":
+            raise serializers.ValidationError({"scope": "A group's access applies to the group: scope is /."})
+        attrs.setdefault("access", "member")
+        return attrs
 
 
 class CheckSerializer(serializers.Serializer):
@@ -531,6 +566,20 @@ class CheckSerializer(serializers.Serializer):
         allow_null=True, help_text="When the access ends (UTC); null: permanent, or not active."
     )
     assignment = serializers.UUIDField(allow_null=True, help_text="The active assignment that grants it.")
+
+
+class GroupCheckSerializer(CheckSerializer):
+    """The answer to a group question (PIM for Groups): the fields say what was asked and what
+    answered it."""
+
+    group = serializers.CharField(help_text="The group, as asked (portal id or Entra object id).")
+    access = serializers.ChoiceField(choices=["member", "owner"], help_text="The access asked about.")
+    basis = serializers.ChoiceField(
+        choices=["pim_assignment"],
+        help_text="What the answer rests on: pim_assignment, an active assignment of the group's member "
+        "(or owner) role in the portal, held by the person or through a group they are in. Membership "
+        "the group has outside PIM is not counted.",
+    )
 
 
 # --- The step-up window ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 is fetched through a selector that answers 404 for what the caller may not see."""
 
 import hmac
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -11,7 +12,13 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
@@ -48,6 +55,7 @@ from .models import ApiToken
 from .permissions import CanCheckRoles, CanReadAudit, CanViewAlerts
 from .schema import ErrorSerializer, FilteredDownloadSchema
 from .serializers import (
+    GROUP_REFERENCE,
     ActivationCreateSerializer,
     ActivationRequestSerializer,
     ActiveAssignmentSerializer,
@@ -64,6 +72,7 @@ from .serializers import (
     CheckSerializer,
     DecisionInputSerializer,
     EligibilitySerializer,
+    GroupCheckSerializer,
     ReviewBulkDecisionInputSerializer,
     ReviewBulkDecisionSerializer,
     ReviewDecisionInputSerializer,
@@ -740,19 +749,32 @@ class CheckView(APIView):
     permission_classes = [CanCheckRoles]
 
     @extend_schema(
-        summary="Does the user hold the role at the scope now?",
+        summary="Does the user hold the role at the scope (or the group access) now?",
         description=(
             "Exact at the second: access that ended a moment ago is not active, whether or not "
             "the expiry job has run. An unknown user or role is simply not active. `until` null "
-            "with `active` true means a permanent assignment. Needs the PIM Role Checker role."
+            "with `active` true means a permanent assignment. Needs the PIM Role Checker role.\n\n"
+            "PIM for Groups: ask with `group` (the governed group's portal id or Entra object id) "
+            "and `access` (`member`, the default, or `owner`) instead of `role`: the answer says "
+            "whether the person holds an active assignment of that group role now (their own or "
+            "through a group they are in), and names the group, the access and what it rests on "
+            "(`basis`). An unknown or ungoverned group is simply not active."
         ),
         parameters=[CheckQuerySerializer],
-        responses=CheckSerializer,
+        responses=PolymorphicProxySerializer(
+            component_name="CheckAnswer",
+            serializers=[CheckSerializer, GroupCheckSerializer],
+            resource_type_field_name=None,
+        ),
     )
     def get(self, request):
         query = _valid(CheckQuerySerializer, request.query_params.dict())
-        holding = role_selectors.role_holding(user=query["user"], role=query["role"], scope=query["scope"])
+        reference = query.get("role") or role_selectors.GroupAccessRef(query["group"], query["access"])
+        holding = role_selectors.role_holding(user=query["user"], role=reference, scope=query["scope"])
         answer = {"active": holding.active, "until": holding.until, "assignment": holding.assignment_id}
+        if "group" in query:
+            answer |= _group_fields(query["group"], query["access"])
+            return Response(GroupCheckSerializer(answer).data)
         return Response(CheckSerializer(answer).data)
 
     def dispatch(self, request, *args, **kwargs):
@@ -789,14 +811,24 @@ def _lean_check(request) -> JsonResponse | None:
     holding = found.holding
     until = holding.until.astimezone(UTC).isoformat().replace("+00:00", "Z") if holding.until else None
     assignment = str(holding.assignment_id) if holding.assignment_id else None
-    return JsonResponse({"active": holding.active, "until": until, "assignment": assignment})
+    answer = {"active": holding.active, "until": until, "assignment": assignment}
+    role = question["role"]
+    if isinstance(role, role_selectors.GroupAccessRef):
+        answer |= _group_fields(role.group, role.access)
+    return JsonResponse(answer)
 
 
-def _lean_question(params) -> dict[str, str] | None:
-    """user, role and scope as CheckQuerySerializer would accept them, or None for anything
-    it might refuse (which then gets its 400 from the serializer itself)."""
+def _group_fields(group: str, access: str) -> dict[str, str]:
+    return {"group": group, "access": access, "basis": "pim_assignment"}
+
+
+def _lean_question(params) -> dict | None:
+    """user, role (or group and access) and scope as CheckQuerySerializer would accept them,
+    or None for anything it might refuse (which then gets its 400 from the serializer itself)."""
+    if "group" in params or "access" in params:
+        return _lean_group_question(params)
     limits = {"user": 150, "role": 64, "scope": MAX_SCOPE_LENGTH}
-    question = {}
+    question: dict = {}
     for name, limit in limits.items():
         value = params.get(name, "/" if name == "scope" else None)
         if not isinstance(value, str):
@@ -810,6 +842,21 @@ def _lean_question(params) -> dict[str, str] | None:
     except DjangoValidationError:
         return None
     return question
+
+
+def _lean_group_question(params) -> dict | None:
+    """A group question (PIM for Groups) exactly as CheckQuerySerializer accepts it, else None."""
+    user, group = params.get("user"), params.get("group")
+    access, scope = params.get("access", "member"), params.get("scope", "/")
+    if "role" in params or not isinstance(user, str) or not isinstance(group, str):
+        return None
+    # access as given (a ChoiceField does not trim); the others trimmed, as their CharFields do
+    user, group, access, scope = user.strip(), group.strip(), str(access), str(scope).strip()
+    if not user or len(user) > 150 or "\x00" in user or not user.isprintable():
+        return None
+    if not re.fullmatch(GROUP_REFERENCE, group) or access not in ("member", "owner") or scope != "/":
+        return None
+    return {"user": user, "role": role_selectors.GroupAccessRef(group, access), "scope": scope}
 
 
 # --- Helpers ---------------------------------------------------------------------------------

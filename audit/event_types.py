@@ -59,7 +59,7 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "invitation_accepted",
         "time_zone_changed",
     ),
-    "group": ("created", "changed", "member_added", "member_removed"),
+    "group": ("created", "changed", "member_added", "member_removed", "governed", "ungoverned"),
     "auth": (
         "sign_in",
         "sign_in_failed",

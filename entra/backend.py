@@ -5,6 +5,8 @@ through roleEligibilityScheduleRequests (GraphBackend.eligibility).
 
 Azure roles at an Azure Resource Manager scope (a subscription, resource group, resource or
 management group) go through ARM instead (entra.arm), by the same calls.
+Roles of governed groups (PIM for Groups, Role.Kind.GROUP) go to
+identityGovernance/privilegedAccess/group/ instead: each method hands them to entra.groups.
 
 The outbox (roles.directory_services) calls grant and revoke after commit and retries what
 fails transiently. Each becomes one role assignment schedule request: adminAssign with the
@@ -64,6 +66,10 @@ class GraphBackend(DirectoryBackend):
     def grant(self, assignment: ActiveAssignment) -> dict:
         if (arm_target := _arm().arm_target(assignment)) is not None:
             return _arm().arm_grant(assignment, arm_target)
+        if assignment.role.kind == Role.Kind.GROUP:  # PIM for Groups (entra.groups)
+            from .groups import group_grant
+
+            return group_grant(assignment)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -79,6 +85,10 @@ class GraphBackend(DirectoryBackend):
     def revoke(self, assignment: ActiveAssignment) -> dict:
         if (arm_target := _arm().arm_target(assignment)) is not None:
             return _arm().arm_revoke(assignment, arm_target)
+        if assignment.role.kind == Role.Kind.GROUP:
+            from .groups import group_revoke
+
+            return group_revoke(assignment)
         target = directory_target(assignment)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -97,6 +107,10 @@ class GraphBackend(DirectoryBackend):
         assigns it instead, so Entra ends up with what the portal has."""
         if (arm_target := _arm().arm_target(eligible)) is not None:
             return _arm().arm_eligibility(eligible, operation, arm_target)
+        if eligible.role.kind == Role.Kind.GROUP:
+            from .groups import group_eligibility
+
+            return group_eligibility(eligible, operation)
         target = directory_target(eligible)
         if target is None:
             return {"skipped": "not an Entra directory role"}
@@ -136,6 +150,10 @@ class GraphBackend(DirectoryBackend):
         assignment is in force if one is there; an eligibility that has not ended only if one
         ends when the portal's does (so an extension shows once Entra has the new end), one
         that has ended as long as anything of it is left."""
+        if target.role.kind == Role.Kind.GROUP:
+            from .groups import group_in_force
+
+            return group_in_force(target)
         if (arm_target := _arm().arm_target(target)) is not None:
             return _arm().arm_in_force(
                 arm_target, eligible=target if isinstance(target, EligibleAssignment) else None

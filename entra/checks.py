@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, register
 
 GRAPH_BACKEND = "entra.backend.GraphBackend"
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _TENANT = re.compile(r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
 _MULTI_TENANT = {"common", "organizations", "consumers"}
 
@@ -127,6 +128,15 @@ def _other_problems() -> list[CheckMessage]:
                 f"ENTRA_ARM_SUBSCRIPTIONS holds what is not a subscription id: {', '.join(malformed)[:200]}.",
                 hint="Comma-separated subscription ids (GUIDs), as in /subscriptions/<id>.",
                 id="entra.E011",
+            )
+        )
+    not_ids = [value for value in settings.ENTRA_PIM_GROUPS if not _OBJECT_ID.fullmatch(value)]
+    if not_ids:
+        problems.append(
+            Error(
+                f"ENTRA_PIM_GROUPS holds “{not_ids[0][:60]}”, which is not a group's object id.",
+                hint="List the groups' object ids (GUIDs), comma-separated.",
+                id="entra.E020",
             )
         )
     if settings.PIM_DIRECTORY_BACKEND != GRAPH_BACKEND:

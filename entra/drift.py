@@ -98,7 +98,10 @@ def _record(
         open_findings = DriftFinding.objects.filter(source=DriftFinding.Source.ENTRA)
     open_findings = {
         (f.principal_id, f.role_template_id, f.directory_scope): f
-        for f in open_findings.filter(resolved_at__isnull=True).select_related("role")
+        # PIM for Groups' findings are entra.groups' own
+        for f in open_findings.filter(resolved_at__isnull=True)
+        .exclude(role__kind=Role.Kind.GROUP)
+        .select_related("role")
     }
     users = {u.external_id: u for u in User.objects.filter(external_id__in=[k[0] for k in outside])}
     groups = {

@@ -18,7 +18,7 @@ from audit.refusals import audit_permission_denied
 from audit.services import audit_record
 from roles.directory import DirectoryError
 
-from . import arm_sync, eligibilities, people, sign_ins, sync
+from . import arm_sync, eligibilities, groups, people, sign_ins, sync
 from .client import GraphAuthError, GraphClient, GraphUnavailable, get_graph
 from .drift import check_drift
 from .models import SyncRun
@@ -78,6 +78,7 @@ def _run_steps(graph: GraphClient, tally: sync.Tally, now: datetime) -> str:
         ("eligibilities", lambda: eligibilities.import_eligibilities(graph, tally, now)),
         ("drift", lambda: check_drift(graph, tally, now)),
         ("arm", lambda: arm_sync.import_arm(graph, tally, now)),  # ENTRA_ARM_SUBSCRIPTIONS
+        ("group_pim", lambda: groups.import_group_pim(graph, tally, now)),
     ]
     for kind, step in steps:
         try:

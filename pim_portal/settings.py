@@ -372,6 +372,8 @@ ENTRA_SIGN_IN_ACTIVITY = env_bool("ENTRA_SIGN_IN_ACTIVITY", False)
 # are imported and whose assignments are checked for drift (none: that part is off).
 ENTRA_ARM_URL = os.environ.get("ENTRA_ARM_URL", "https://management.azure.com").strip()
 ENTRA_ARM_SUBSCRIPTIONS = env_list("ENTRA_ARM_SUBSCRIPTIONS")
+# PIM for Groups: object ids of Entra groups the sync governs (member and owner roles each).
+ENTRA_PIM_GROUPS = env_list("ENTRA_PIM_GROUPS")
 # Proof of effect (README "Entra set-up"): after Entra accepts a grant or a revoke, the worker
 # reads the schedule instances until the change is in force (or gone). An alert fires when it
 # is not within PIM_DIRECTORY_EFFECT_ALERT_MINUTES; the worker stops checking after

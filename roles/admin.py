@@ -8,8 +8,8 @@ refusal from the service is shown as an error message and nothing changes.
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.html import format_html_join
 
@@ -40,11 +40,13 @@ class RoleAdmin(TwoPersonAdminMixin, ServiceBackedAdmin):
         "privileged",
         "owners",
         "lockout_protected",
+        "governed_group",
+        "group_access",
     )
     filter_horizontal = ("owners",)
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["lockout_protected"]
+        readonly = ["lockout_protected", "governed_group", "group_access"]
         if obj is not None:
             readonly += ["kind", "template_id"]
             if obj.builtin:
@@ -367,8 +369,40 @@ class ActiveAssignmentAdmin(AssignmentAdmin):
 
 
 class DirectoryGroupWithRolesAdmin(DirectoryGroupAdmin):
-    fields = (*DirectoryGroupAdmin.fields[:3], "roles_inherited", *DirectoryGroupAdmin.fields[3:])
-    readonly_fields = ("roles_inherited", *DirectoryGroupAdmin.readonly_fields)
+    fields = (
+        *DirectoryGroupAdmin.fields[:3],
+        "roles_inherited",
+        "governed_as",
+        *DirectoryGroupAdmin.fields[3:],
+    )
+    readonly_fields = ("roles_inherited", "governed_as", *DirectoryGroupAdmin.readonly_fields)
+    actions = ("govern_groups", "ungovern_groups")
+
+    @admin.display(description="PIM for Groups")
+    def governed_as(self, obj):
+        """The group's member and owner roles when the portal governs it."""
+        roles = list(obj.governing_roles.order_by("group_access")) if obj.pk else []
+        if not roles:
+            return "Not governed"
+        return format_html_join(", ", "{}", ((role.name,) for role in roles))
+
+    @admin.action(description="Govern the selected groups (PIM for Groups: member and owner roles)")
+    def govern_groups(self, request, queryset):
+        self._each(request, queryset, services.group_govern, "is governed")
+
+    @admin.action(description="Stop governing the selected groups")
+    def ungovern_groups(self, request, queryset):
+        self._each(request, queryset, services.group_ungovern, "is no longer governed")
+
+    def _each(self, request, queryset, service, done: str) -> None:
+        for group in queryset.order_by("name"):
+            try:
+                service(actor=request.user, group=group)
+            except (ValidationError, PermissionDenied) as error:
+                text = "; ".join(getattr(error, "messages", [str(error)]))
+                self.message_user(request, f"{group.name}: {text}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{group.name} {done}.", level=messages.SUCCESS)
 
     @admin.display(description="Roles its members inherit")
     def roles_inherited(self, obj):

@@ -100,3 +100,13 @@ def _backend_class(path: str):
 
 def get_backend() -> DirectoryBackend:
     return _backend_class(settings.PIM_DIRECTORY_BACKEND)()
+
+
+def in_directory(assignment) -> bool:
+    """Does the directory hold this assignment or eligibility too? Entra directory roles, the
+    roles of governed groups (PIM for Groups), and Azure roles at an Azure Resource Manager
+    scope; the portal's own and custom roles, and Azure roles at /, live in the portal only."""
+    from .models import Role  # this module is imported before the apps are ready
+
+    kind = assignment.role.kind
+    return kind in (Role.Kind.ENTRA, Role.Kind.GROUP) or (kind == Role.Kind.AZURE and assignment.scope != "/")

@@ -4,7 +4,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
+from .directory import in_directory
+from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment
 
 Op = DirectoryOperation
 # After these the directory should show nothing of the assignment.
@@ -37,10 +38,10 @@ class DirectoryStatus:
 def assignment_directory_status(
     *, assignment: ActiveAssignment | EligibleAssignment | None
 ) -> DirectoryStatus | None:
-    """For an Entra role's active assignment or eligibility, the state of its latest directory
-    operation; None for roles that live only in the portal, or when nothing was sent (one
-    query)."""
-    if assignment is None or assignment.role.kind != Role.Kind.ENTRA:
+    """For an active assignment or eligibility the directory holds too (roles.directory.
+    in_directory), the state of its latest directory operation; None for roles that live
+    only in the portal, or when nothing was sent (one query)."""
+    if assignment is None or not in_directory(assignment):
         return None
     field = "eligible" if isinstance(assignment, EligibleAssignment) else "assignment"
     op = Op.objects.filter(**{field: assignment}).only(*_FIELDS).order_by("-pk").first()
@@ -55,7 +56,7 @@ def directory_statuses(
     never sent, are left out."""
     wanted: dict[str, list] = {"eligible_id": [], "assignment_id": []}
     for a in assignments:
-        if a.role.kind == Role.Kind.ENTRA:
+        if in_directory(a):
             wanted["eligible_id" if isinstance(a, EligibleAssignment) else "assignment_id"].append(a.pk)
     latest: dict[object, DirectoryStatus | None] = {}
     for field, ids in wanted.items():

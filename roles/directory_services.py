@@ -23,8 +23,9 @@ from .directory import (
     TransientDirectoryError,
     directory_operation_running,
     get_backend,
+    in_directory,
 )
-from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
+from .models import ActiveAssignment, DirectoryOperation, EligibleAssignment
 from .signals import directory_effect_overdue
 
 logger = logging.getLogger(__name__)
@@ -84,10 +85,7 @@ def eligibles_write_back_many(*, eligibles, operation: str, now: datetime) -> No
 
 
 def _written_back(eligible: EligibleAssignment) -> bool:
-    """Entra directory roles, and Azure roles at an Azure Resource Manager scope (an Azure
-    role at / lives in the portal only)."""
-    kind = eligible.role.kind
-    return kind == Role.Kind.ENTRA or (kind == Role.Kind.AZURE and eligible.scope != "/")
+    return in_directory(eligible)
 
 
 @contextmanager

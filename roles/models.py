@@ -15,13 +15,22 @@ if TYPE_CHECKING:
 
 
 class Role(models.Model):
-    """A privileged role: an Entra directory role, an Azure role, or one of the portal's own."""
+    """A privileged role: an Entra directory role, an Azure role, access to a governed Entra
+    group (PIM for Groups: its membership or its ownership), or one of the portal's own."""
 
     class Kind(models.TextChoices):
         ENTRA = "entra", "Entra directory role"
         AZURE = "azure", "Azure resource role"
         M365 = "m365", "Microsoft 365 workload role"
         APP = "app", "Custom / local role"
+        GROUP = "group", "Entra group (PIM for Groups)"
+
+    class GroupAccess(models.TextChoices):
+        """What a group role gives: membership of the group or ownership of it (Entra's
+        accessId)."""
+
+        MEMBER = "member"
+        OWNER = "owner"
 
     class Tier(models.TextChoices):
         CRITICAL = "critical"
@@ -44,6 +53,19 @@ class Role(models.Model):
     # Django permissions ("app_label.codename") granted while the role is active: this is how
     # the portal's own roles (PIM Administrator, PIM Auditor) govern the portal itself.
     grants_permissions = models.JSONField(default=list, blank=True)
+    # PIM for Groups: a group role is one access (member or owner) to one governed group, each
+    # with its own settings; roles.services.group_govern makes both (roles.groups).
+    governed_group = models.ForeignKey(
+        "accounts.DirectoryGroup",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="governing_roles",
+        editable=False,
+    )
+    group_access = models.CharField(
+        max_length=8, choices=GroupAccess.choices, blank=True, default="", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,6 +75,20 @@ class Role(models.Model):
                 fields=["kind", "template_id"],
                 condition=~Q(template_id=""),
                 name="roles_role_template_id_unique",
+            ),
+            # A group role names its group and its access; no other role names either.
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="group", governed_group__isnull=False, group_access__in=["member", "owner"])
+                    | (~Q(kind="group") & Q(governed_group__isnull=True, group_access=""))
+                ),
+                name="roles_role_group_access_iff_group_kind",
+            ),
+            # One role per access to a group; the API's check finds it by (group, access).
+            models.UniqueConstraint(
+                fields=["governed_group", "group_access"],
+                condition=Q(governed_group__isnull=False),
+                name="roles_role_one_role_per_group_access",
             ),
         ]
         indexes = [

@@ -31,6 +31,7 @@ _PATTERNS = {
         rf"/subscriptions/{_GUID}/resourceGroups/{_RESOURCE_GROUP}(/providers/{_SEGMENT}(/{_SEGMENT})+)",
     ],
     "m365": [],
+    "group": [],  # PIM for Groups: the group itself, "/" only
     "app": [rf"/apps/{_SEGMENT}(/{_SEGMENT})*"],
 }
 # Normal form, for every kind: the characters of every kind's patterns, segment by segment.
@@ -43,6 +44,7 @@ _EXAMPLES = {
     "entra": "/ or /administrativeUnits/<id>",
     "azure": "/, /subscriptions/<id> or /subscriptions/<id>/resourceGroups/<name>",
     "m365": "/",
+    "group": "/ (a group role applies to its group as a whole)",
     "app": "/ or /apps/<name>[/...]",
 }
 

@@ -35,8 +35,30 @@ class AmbiguousRole(ValidationError):
     """A template id shared by several roles (e.g. an Entra and a local one)."""
 
 
+@dataclass(frozen=True)
+class GroupAccessRef:
+    """A group role named by its group and access (PIM for Groups), as the API's check asks:
+    the group by its portal id (digits) or its Entra object id, the access member or owner."""
+
+    group: str
+    access: str
+
+    def roles_sql(self) -> tuple[str, list[Any]]:
+        """The role's id by the unique (governed_group, group_access) index: one lookup."""
+        if self.group.isdigit():
+            return "SELECT id FROM roles_role WHERE governed_group_id = %s AND group_access = %s", [
+                int(self.group),
+                self.access,
+            ]
+        return (
+            "SELECT id FROM roles_role WHERE governed_group_id = ("
+            "SELECT id FROM accounts_directorygroup WHERE external_id = %s) AND group_access = %s",
+            [self.group.lower(), self.access],
+        )
+
+
 def role_holding(
-    *, user: User | str, role: Role | str, scope: str = ROOT, at: datetime | None = None
+    *, user: User | str, role: Role | str | GroupAccessRef, scope: str = ROOT, at: datetime | None = None
 ) -> Holding:
     """The one rule, in ONE query: a principal holds a role at a scope at time T iff the user
     is active and an active assignment (theirs or one of their groups') at the scope or above
@@ -45,9 +67,9 @@ def role_holding(
     Exact at every read: no job has to run for access to end.
 
     ``user`` is a User or a username; ``role`` a Role, or a role's id or template id (the
-    API's check asks by name). An unknown user or role simply holds nothing, so the answer
-    does not say which people or roles exist; a template id shared by several roles raises
-    AmbiguousRole.
+    API's check asks by name), or a group's access (GroupAccessRef: PIM for Groups). An
+    unknown user, role or group simply holds nothing, so the answer does not say which people
+    or roles exist; a template id shared by several roles raises AmbiguousRole.
 
     The statement is hand-written (holding_sql): the person's own assignments and their
     groups' are two index lookups joined with UNION ALL, the role by id or template id two
@@ -67,7 +89,9 @@ _EFFECTIVE_END_SQL = (
 )
 
 
-def holding_sql(*, user: User | str, role: Role | str, scope: str, at: datetime) -> tuple[str, list[Any]]:
+def holding_sql(
+    *, user: User | str, role: Role | str | GroupAccessRef, scope: str, at: datetime
+) -> tuple[str, list[Any]]:
     """The statement behind role_holding, for callers that embed it in their own (the API's
     check adds the caller's token and permission to it). It returns exactly one row:
     (roles named, best assignment id, its effective end); roles named is the number of roles
@@ -85,6 +109,10 @@ def holding_sql(*, user: User | str, role: Role | str, scope: str, at: datetime)
     if isinstance(role, Role):
         role_sql, role_params = "= %s", [uuid_field.get_db_prep_value(role.pk, connection)]
         named_sql, named_params = "SELECT 1", []
+    elif isinstance(role, GroupAccessRef):
+        roles_sql, role_params = role.roles_sql()
+        role_sql = f"IN ({roles_sql})"
+        named_sql, named_params = f"SELECT count(*) FROM ({roles_sql}) named", list(role_params)  # noqa: S608
     else:
         try:
             role_pk: uuid.UUID | None = uuid.UUID(role)

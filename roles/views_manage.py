@@ -282,7 +282,8 @@ def _pending(role: Role) -> list[PendingChange]:
 
 
 def _entra_managed(role: Role) -> bool:
-    return role.kind == Role.Kind.ENTRA and bool(getattr(settings, "ENTRA_SYNC_ENABLED", False))
+    managed = (Role.Kind.ENTRA, Role.Kind.GROUP)  # a group's member and owner policies are imported too
+    return role.kind in managed and bool(getattr(settings, "ENTRA_SYNC_ENABLED", False))
 
 
 def _pks(values: list[str]) -> list[int]:

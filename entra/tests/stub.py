@@ -57,6 +57,7 @@ class Fault:
 
 class GraphStub:
     def __init__(self):
+        self.group_pim = GroupPim(self)  # PIM for Groups' routes and data (below)
         self.users: list[dict] = []  # each may carry "_manager" (an object id)
         self.groups: list[dict] = []  # each carries "_members" (object ids)
         self.role_definitions: list[dict] = []
@@ -150,6 +151,8 @@ class GraphStub:
         if fault is not None:
             time.sleep(fault.delay)
             return fault.status, fault.headers, _error(fault.code, "Injected by the test.")
+        if self.group_pim.serves(route, query):
+            return self.group_pim.handle(method, route, query, body or {})
         if method == "POST" and route == "roleManagement/directory/roleAssignmentScheduleRequests":
             return self._schedule_request(body or {})
         if method == "POST" and route == "roleManagement/directory/roleEligibilityScheduleRequests":
@@ -800,3 +803,183 @@ def _related(item_scope: str, scope: str) -> bool:
     is taken to be above every subscription)."""
     above = item_scope.startswith("/providers/Microsoft.Management/")
     return above or _at_or_below(item_scope, scope) or _at_or_below(scope, item_scope)
+
+
+# --- PIM for Groups ------------------------------------------------------------------------------
+
+GROUP_PIM = "identityGovernance/privilegedAccess/group/"
+POLICIES = "policies/roleManagementPolicyAssignments"
+GROUP_ASSIGNMENTS = "group:assignmentScheduleInstances"  # GraphStub._apply's key for them
+
+
+class GroupPim:
+    """identityGovernance/privilegedAccess/group/: assignment and eligibility schedule
+    requests (adminAssign / adminRemove, ...) and their instances, which Graph lists only with
+    a $filter on groupId or principalId (400 without it, as Graph). Accepted assignment
+    requests show in assignmentScheduleInstances as the stub's apply_after_reads says. Also
+    GET groups/{id} (any group, not only role-assignable ones)."""
+
+    def __init__(self, stub: GraphStub):
+        self.stub = stub
+        self.eligibilities: list[dict] = []
+        self.assignments: list[dict] = []
+        self.policies: dict[tuple[str, str], list[dict]] = {}  # (group id, access) -> rules
+
+    def serves(self, route: str, query: dict) -> bool:
+        group_policy = route == POLICIES and "scopeType eq 'Group'" in query.get("$filter", "")
+        return (
+            group_policy
+            or route.startswith(GROUP_PIM)
+            or (route.startswith("groups/") and route.count("/") == 1)
+        )
+
+    def add_assignment(self, principal_id, group_id, access="member", **extra) -> dict:
+        instance = {
+            "id": f"{group_id}_{access}_{next(self.stub._ids)}",
+            "principalId": principal_id,
+            "groupId": group_id,
+            "accessId": access,
+            "startDateTime": "2026-01-01T00:00:00Z",
+            "endDateTime": None,
+            "assignmentType": "assigned",
+            "memberType": "direct",
+            **extra,
+        }
+        self.assignments.append(instance)
+        return instance
+
+    def add_eligibility(self, principal_id, group_id, access="member", **extra) -> dict:
+        instance = {
+            "id": f"{group_id}_{access}_{next(self.stub._ids)}",
+            "principalId": principal_id,
+            "groupId": group_id,
+            "accessId": access,
+            "startDateTime": "2026-01-01T00:00:00Z",
+            "endDateTime": None,
+            "memberType": "direct",
+            **extra,
+        }
+        self.eligibilities.append(instance)
+        return instance
+
+    def handle(self, method: str, route: str, query: dict, body: dict) -> tuple[int, dict, dict]:
+        if route == POLICIES:
+            return self._policy(query)
+        if route.startswith("groups/"):
+            if method != "GET":
+                return 405, {}, _error("BadRequest", "Method not allowed.")
+            group = next((g for g in self.stub.groups if g["id"] == route.split("/")[1]), None)
+            if group is None:
+                return 404, {}, _error("Request_ResourceNotFound", "No such group.")
+            return 200, {}, _public(group)
+        name = route.removeprefix(GROUP_PIM)
+        if method == "POST" and name == "assignmentScheduleRequests":
+            return self._request(body, self.assignments, delayed=True)
+        if method == "POST" and name == "eligibilityScheduleRequests":
+            return self._request(body, self.eligibilities, delayed=False)
+        if method == "GET" and name in ("assignmentScheduleInstances", "eligibilityScheduleInstances"):
+            odata_filter = query.get("$filter", "")
+            if "groupId eq " not in odata_filter and "principalId eq " not in odata_filter:
+                return 400, {}, _error("BadRequest", "A filter on groupId or principalId is required.")
+            if name == "assignmentScheduleInstances":
+                self.stub._apply_due_changes(GROUP_ASSIGNMENTS)
+            items = self.assignments if name == "assignmentScheduleInstances" else self.eligibilities
+            try:
+                found = _filtered(items, odata_filter)
+            except ValueError as error:
+                return 400, {}, _error("BadRequest", f"Invalid filter clause: {error}")
+            return 200, {}, self.stub._page(route, found, query)
+        return 404, {}, _error("Request_ResourceNotFound", f"No route {route}.")
+
+    def _policy(self, query: dict) -> tuple[int, dict, dict]:
+        """The group's member or owner policy: Graph wants scopeId, scopeType and (to pick one)
+        roleDefinitionId in the filter."""
+        clauses = dict(
+            clause.split(" eq ", 1) for clause in query.get("$filter", "").split(" and ") if " eq " in clause
+        )
+        group_id = clauses.get("scopeId", "").strip("'")
+        access = clauses.get("roleDefinitionId", "").strip("'")
+        if not group_id or access not in ("member", "owner"):
+            return 400, {}, _error("BadRequest", "scopeId, scopeType and roleDefinitionId are required.")
+        rules = self.policies.get((group_id, access))
+        items = []
+        if rules is not None:
+            assignment = {
+                "id": f"Group_{group_id}_policy-{access}_{access}",
+                "policyId": f"Group_{group_id}_policy-{access}",
+                "scopeId": group_id,
+                "scopeType": "Group",
+                "roleDefinitionId": access,
+            }
+            if query.get("$expand") == "policy($expand=rules)":
+                assignment["policy"] = {"id": assignment["policyId"], "rules": rules}
+            items.append(assignment)
+        return 200, {}, self.stub._page(POLICIES, items, query)
+
+    def _request(self, body: dict, items: list[dict], *, delayed: bool) -> tuple[int, dict, dict]:
+        key = (body.get("principalId"), body.get("groupId"), body.get("accessId"))
+        action = body.get("action")
+        if None in key or not action or key[2] not in ("member", "owner"):
+            return 400, {}, _error("BadRequest", "accessId, principalId and groupId are required.")
+        stub = self.stub
+        with stub._lock:
+            existing = [i for i in items if (i["principalId"], i["groupId"], i["accessId"]) == key]
+            request_id = f"group-request-{next(stub._ids)}"
+            schedule = body.get("scheduleInfo") or {}
+            end = (schedule.get("expiration") or {}).get("endDateTime")
+            if action == "adminAssign":
+                if stub.policy_failure:
+                    message = (
+                        f"The following policy rules failed: {stub.policy_failure} - refused by the stub."
+                    )
+                    return 400, {}, _error("RoleAssignmentRequestPolicyValidationFailed", message)
+                if existing:
+                    return 400, {}, _error("RoleAssignmentExists", "The Role assignment already exists.")
+                schedule_id = f"{key[1]}_{key[2]}_{next(stub._ids)}"
+                add = self.add_assignment if delayed else self.add_eligibility
+
+                def change():
+                    add(
+                        key[0],
+                        key[1],
+                        key[2],
+                        startDateTime=schedule.get("startDateTime"),
+                        endDateTime=end,
+                        **(
+                            {"assignmentScheduleId": schedule_id}
+                            if delayed
+                            else {"eligibilityScheduleId": schedule_id}
+                        ),
+                    )
+
+                stub._apply(change, GROUP_ASSIGNMENTS) if delayed else change()
+                answer = {
+                    "id": request_id,
+                    "status": "Provisioned",
+                    "action": action,
+                    "targetScheduleId": schedule_id,
+                }
+                return 201, {}, {**answer, "accessId": key[2], "principalId": key[0], "groupId": key[1]}
+            if action in ("adminRemove", "adminUpdate", "adminExtend", "adminRenew"):
+                if not existing:
+                    return (
+                        400,
+                        {},
+                        _error("RoleAssignmentDoesNotExist", "The Role assignment does not exist."),
+                    )
+                if action != "adminRemove":
+                    existing[0]["endDateTime"] = end
+                    return 201, {}, {"id": request_id, "status": "Provisioned", "action": action}
+                gone = existing[0]
+
+                def remove():
+                    if gone in items:
+                        items.remove(gone)
+
+                stub._apply(remove, GROUP_ASSIGNMENTS) if delayed else remove()
+                return (
+                    201,
+                    {},
+                    {"id": request_id, "status": "Revoked", "action": action, "targetScheduleId": None},
+                )
+        return 400, {}, _error("BadRequest", f"Unsupported action {action}.")

@@ -60,6 +60,7 @@ from .eligible import (
     eligible_renew,
     eligible_update,
 )
+from .groups import group_govern, group_role_name, group_ungovern
 from .lockout import LOCKOUT_KEEP_AHEAD, lockout_holders_keep
 from .role_settings import (
     SETTINGS_FIELDS,
@@ -92,6 +93,9 @@ __all__ = [
     "eligible_remove",
     "eligible_renew",
     "eligible_update",
+    "group_govern",
+    "group_role_name",
+    "group_ungovern",
     "lockout_holders_keep",
     "role_approver_candidates",
     "role_approvers_explained",

@@ -33,6 +33,8 @@ def role_create(
     name = clean_text(name, field="name", required=True, max_length=200)
     if kind not in Role.Kind.values or tier not in Role.Tier.values:
         raise ValidationError("Unknown role kind or tier.")
+    if kind == Role.Kind.GROUP:
+        raise ValidationError({"kind": "A group's roles come from governing the group (Govern a group)."})
     with transaction.atomic():
         if Role.objects.filter(name__iexact=name).exists():
             raise ValidationError({"name": f"A role named “{name}” already exists."})
