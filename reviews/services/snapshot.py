@@ -161,6 +161,10 @@ def _items_insert_from(
     if not {"s_id", "s_user", "s_activation"} <= set(aliases):  # the outer statement names them
         raise RuntimeError(f"unexpected snapshot columns: {aliases}")
     recommendation, reason, rule_params = _recommendation_sql(kind, definition, now)
+    if connection.vendor == "postgresql":
+        # A fence: flattened into the outer query, the last-activation subquery would run once
+        # for each place the recommendation and its reason name it (seven times per item).
+        inner_sql += " OFFSET 0"
     quote = connection.ops.quote_name
     columns = {
         "id": sql_random_uuid(),
