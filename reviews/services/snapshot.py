@@ -18,6 +18,7 @@ The rules are those the review has always had:
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import (
@@ -129,6 +130,7 @@ def _items_insert_from(
     now: datetime,
 ) -> int:
     sign_in_at, sign_in_source = _latest_sign_in()
+    last_activation: Subquery | Cast
     if definition.recommendations:
         since = now - timedelta(days=max(definition.inactivity_days, 1) * 4)
         last_activation = Subquery(
@@ -199,7 +201,7 @@ def _items_insert_from(
         return int(cursor.rowcount)
 
 
-def _recommendation_sql(kind: str, definition: ReviewDefinition, now: datetime) -> tuple[str, str, list]:
+def _recommendation_sql(kind: str, definition: ReviewDefinition, now: datetime) -> tuple[str, str, list[Any]]:
     """The recommendation and its reason as SQL over the snapshot's columns, with their
     parameters (recommendation's first, then reason's); empty for groups, or when the review
     makes none."""
@@ -262,7 +264,7 @@ def _not_a_holder(reviewer: str) -> str:
     )
 
 
-def _candidates_select(definition: ReviewDefinition, instance: ReviewInstance) -> tuple[str, list]:
+def _candidates_select(definition: ReviewDefinition, instance: ReviewInstance) -> tuple[str, list[Any]]:
     """(item, reviewer) for the rule's active candidates, and the statement's parameters."""
     t = _tables()
     run = _instance_id(instance)
@@ -306,7 +308,7 @@ def _fallback_select(count: int) -> str:
     )
 
 
-def _links_insert(select_sql: str, params: list) -> None:
+def _links_insert(select_sql: str, params: list[Any]) -> None:
     table = _tables()["link"]
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} (item_id, reviewer_id) {select_sql}", params)
