@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from accounts.models import User
 from audit.models import AuditEvent
 from notifications.models import Email
 from reviews import services
@@ -221,7 +222,7 @@ def test_the_set_based_start_writes_what_the_previous_code_did(world, now, name)
     reviewers = {reviewer for _, reviewer in expected_links}
     emails = Email.objects.exclude(pk__in=emails_before)
     assert sorted(emails.values_list("to", flat=True)) == sorted(
-        f"{user.username}@example.test" for user in type(world["admin"]).objects.filter(pk__in=reviewers)
+        f"{user.username}@example.test" for user in User.objects.filter(pk__in=reviewers)
     )
     assert set(emails.values_list("template", flat=True)) == {"review-started"}
     [event] = AuditEvent.objects.filter(action="review.started", target_id=str(instance.pk))
