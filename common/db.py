@@ -140,7 +140,8 @@ def compiled_select(queryset: models.QuerySet[Any]) -> tuple[str, list[Any], lis
 
 def sql_random_uuid() -> str:
     """An SQL expression giving a fresh random (version 4) UUID per row, in the form Django
-    stores a UUIDField in: a native uuid on PostgreSQL, 32 hex digits elsewhere."""
+    stores a UUIDField in: a native uuid on PostgreSQL (gen_random_uuid, core since 13; Django
+    5.2 needs 14), 32 hex digits elsewhere."""
     if connection.vendor == "postgresql":
         return "gen_random_uuid()"
     hex_digits = "lower(hex(randomblob({})))"
