@@ -123,3 +123,46 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - start:.3f}"}
         )
+
+
+# --- Set-based statements (INSERT ... SELECT) written once for PostgreSQL and SQLite --------
+
+
+def compiled_select(queryset: models.QuerySet[Any]) -> tuple[str, list[Any], list[str]]:
+    """A queryset's SELECT as SQL and parameters (adapted for the database, as the ORM does),
+    with the alias of each selected column in order: to wrap it in a hand-written statement
+    (INSERT ... SELECT) without relying on the order Django happens to put annotations in."""
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    sql, params = compiler.as_sql()
+    aliases = [str(alias) for _, _, alias in compiler.select]
+    return sql, list(params), aliases
+
+
+def sql_random_uuid() -> str:
+    """An SQL expression giving a fresh random (version 4) UUID per row, in the form Django
+    stores a UUIDField in: a native uuid on PostgreSQL (gen_random_uuid, core since 13; Django
+    5.2 needs 14), 32 hex digits elsewhere."""
+    if connection.vendor == "postgresql":
+        return "gen_random_uuid()"
+    hex_digits = "lower(hex(randomblob({})))"
+    return (
+        f"({hex_digits.format(4)} || {hex_digits.format(2)} || '4' || substr({hex_digits.format(2)}, 2)"
+        f" || substr('89ab', 1 + (random() & 3), 1) || substr({hex_digits.format(2)}, 2)"
+        f" || {hex_digits.format(6)})"
+    )
+
+
+def sql_utc_date_text(expression: str) -> str:
+    """An SQL expression formatting a timestamp as its UTC date, YYYY-MM-DD (what Python's
+    f"{moment:%Y-%m-%d}" gives for the aware UTC datetime Django reads), whatever the
+    session's DateStyle. SQLite holds timestamps as naive UTC text, date first."""
+    if connection.vendor == "postgresql":
+        return f"to_char(({expression}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    return f"substr({expression}, 1, 10)"
+
+
+def db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
+    """A value as a raw statement's parameter for the model's field (a UUID is 32 hex digits
+    on SQLite, a datetime naive UTC text there): what the ORM would send."""
+    field = model._meta.get_field(field_name)
+    return field.get_db_prep_value(value, connection, prepared=False)  # type: ignore[union-attr]

@@ -45,3 +45,20 @@ def test_the_batch_task_sends_each_email_once(django_capture_on_commit_callbacks
 
     assert sorted(message.to[0] for message in mail.outbox) == ["a@example.test", "b@example.test"]
     assert set(Email.objects.values_list("status", flat=True)) == {Email.Status.SENT}
+
+
+def test_queued_rows_take_their_ids_from_the_table_and_later_rows_follow_them(
+    django_capture_on_commit_callbacks,
+):
+    """On PostgreSQL the rows are COPYed with ids drawn from the table's own sequence: the
+    returned emails are the stored rows, and an ordinary insert afterwards does not collide."""
+    queued_emails = services.email_queue(
+        recipients=["a@example.test", "b@example.test", "c@example.test"],
+        template="review-reminder",
+        context={},
+    )
+    stored = dict(Email.objects.values_list("pk", "to"))
+    assert {email.pk: email.to for email in queued_emails} == stored
+    assert all(not email._state.adding for email in queued_emails)
+    later = services.email_queue(recipients=["d@example.test"], template="review-reminder", context={})
+    assert later[0].pk not in stored and Email.objects.count() == 4

@@ -1,5 +1,6 @@
-"""Access review services, by sub-domain: definitions (definitions), starting runs in bulk
-and reminding reviewers (instances), decisions (decisions), closing and applying the results
+"""Access review services, by sub-domain: definitions (definitions), starting runs
+(instances, with the set-based snapshot of items and reviewers in snapshot) and reminding
+reviewers (instances), decisions (decisions), closing and applying the results
 (results), and what they share (shared). Import them from here.
 
 Applying a denial removes the assignment through the same audited roles services an
@@ -14,7 +15,6 @@ from .decisions import (
 )
 from .definitions import DEFINITION_FIELDS, review_definition_create, review_definition_update
 from .instances import (
-    BULK_BATCH,
     review_instance_start,
     review_instances_start_due,
     review_reminders_send_due,
@@ -28,7 +28,6 @@ from .results import (
 from .shared import Decision, Outcome, ReviewError
 
 __all__ = [
-    "BULK_BATCH",
     "DEFINITION_FIELDS",
     "Decision",
     "Outcome",
