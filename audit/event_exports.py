@@ -7,9 +7,11 @@ log is append-only, so those rows never change, and one COUNT gives the exact ro
 leaves its record, which writing the event after the stream would lose, and nobody can take
 data out of the log without the log saying so.
 
-JSON Lines carries every hashed field exactly as audit.chain hashes it, with seq, prev_hash
-and hash, then the signed checkpoints inside the exported range: audit.offline_verify checks
-such a file with nothing but the public key.
+JSON Lines carries every hashed field exactly as audit.chain hashes it, with seq, prev_hash,
+hash and the event's chain_version (version 3 events also carry details_text, the canonical
+JSON their hash covers, and their details are read from it), then the signed checkpoints
+inside the exported range: audit.offline_verify checks such a file with nothing but the
+public key.
 """
 
 import json
@@ -32,6 +34,7 @@ FORMATS = {
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
 FIELDS = ("seq", *chain.HASHED_FIELDS[1:], "prev_hash", "hash")
+JSONL_FIELDS = (*FIELDS, "chain_version", "details_text")
 BATCH_SIZE = 1000  # rows per keyset query: what an export holds in memory at a time
 RAW_BATCH_SIZE = 5000  # the same on PostgreSQL's raw path (tuples of text: still a few MB)
 
@@ -58,9 +61,9 @@ def audit_export_start(*, actor, events: QuerySet, params: dict, format: str) ->
 
 
 def export_chunks(export: EventExport) -> Iterator:
-    rows = iter_rows(export.events)
     if export.format == "jsonl":
-        return jsonl_chunks(rows, through_seq=export.through_seq)
+        return jsonl_chunks(iter_rows(export.events, fields=JSONL_FIELDS), through_seq=export.through_seq)
+    rows = iter_rows(export.events)
     if export.format == "csv":
         return csv_chunks(FIELDS, (_cells(row) for row in rows))
     # A real date-time cell in the spreadsheet (UTC, said in the header), not text.
@@ -68,21 +71,25 @@ def export_chunks(export: EventExport) -> Iterator:
     return xlsx_chunks(header, (_xlsx_cells(row) for row in rows), title="Audit log")
 
 
-def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
-    """The events in seq order as tuples of FIELDS, in keyset batches (no OFFSET, no cursor
-    held open between batches). On PostgreSQL the batch query is compiled once and its rows
-    read raw (iter_rows_raw)."""
+def iter_rows(
+    events: QuerySet, *, batch_size: int = BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
+    """The events in seq order as tuples of fields (FIELDS, or JSONL_FIELDS: FIELDS first), in
+    keyset batches (no OFFSET, no cursor held open between batches). On PostgreSQL the batch
+    query is compiled once and its rows read raw (iter_rows_raw)."""
     if connection.vendor == "postgresql":
-        yield from iter_rows_raw(events, batch_size=max(batch_size, RAW_BATCH_SIZE))
+        yield from iter_rows_raw(events, batch_size=max(batch_size, RAW_BATCH_SIZE), fields=fields)
         return
-    yield from iter_rows_orm(events, batch_size=batch_size)
+    yield from iter_rows_orm(events, batch_size=batch_size, fields=fields)
 
 
-def iter_rows_orm(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
+def iter_rows_orm(
+    events: QuerySet, *, batch_size: int = BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
     """iter_rows through the ORM: a query built per batch."""
     after, full = 0, True
     while full:
-        batch = list(events.filter(seq__gt=after).order_by("seq").values_list(*FIELDS)[:batch_size])
+        batch = list(events.filter(seq__gt=after).order_by("seq").values_list(*fields)[:batch_size])
         full = len(batch) == batch_size
         after = batch[-1][0] if batch else after
         yield from batch
@@ -92,11 +99,13 @@ def iter_rows_orm(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator
 _AFTER = -7_345_982_113  # stands for the keyset position while the batch query is compiled
 
 
-def iter_rows_raw(events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE) -> Iterator[tuple]:
+def iter_rows_raw(
+    events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
     """iter_rows with the batch query compiled once (the keyset position is its one changing
     parameter) and its rows taken as the database sends them: the same tuples, with details
     decoded from the JSON text as the field would."""
-    query = events.filter(seq__gt=_AFTER).order_by("seq").values_list(*FIELDS)[:batch_size]
+    query = events.filter(seq__gt=_AFTER).order_by("seq").values_list(*fields)[:batch_size]
     sql, compiled = query.query.sql_with_params()
     params = list(compiled)
     position = params.index(_AFTER)
@@ -141,11 +150,18 @@ def jsonl_chunks(rows: Iterator[tuple], *, through_seq: int, lines_per_chunk: in
 
 
 def event_json(row: tuple) -> dict:
-    """An event as audit.chain hashes it (timestamps in its UTC format, ids as text)."""
-    data = {"type": "event", **dict(zip(FIELDS, row, strict=True))}
+    """An event (a row of JSONL_FIELDS) as audit.chain hashes it (timestamps in its UTC
+    format, ids as text). A version-3 event's details are its hashed canonical text read back
+    (the same value as the stored details, and exactly the JSON its hash covers); an older
+    one carries no details_text."""
+    data = {"type": "event", **dict(zip(JSONL_FIELDS, row, strict=True))}
     data["occurred_at"] = chain.format_timestamp(data["occurred_at"])
     if data["role_id"] is not None:
         data["role_id"] = str(data["role_id"])
+    if data["chain_version"] >= chain.CHAIN_VERSION:
+        data["details"] = json.loads(data["details_text"])
+    else:
+        del data["details_text"]
     return data
 
 

@@ -13,7 +13,8 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from django.db import connection, connections, transaction
+import psycopg
+from django.db import DataError, connection, connections, transaction
 
 from . import chain, chain_keys
 from .checkpoints import iter_checkpoints
@@ -99,12 +100,19 @@ def walk_events(
     ORM's dicts into walk()."""
     if connection.vendor != "postgresql":
         return walker.walk(iter_events(batch_size=batch_size, after=after, through=through))
-    with transaction.atomic():
-        connection.ensure_connection()
-        with connection.connection.cursor(name="audit_verify_walk") as cursor:
-            cursor.itersize = batch_size
-            cursor.execute(_rows_sql(), [after, _UPPER if through is None else through])
-            return walker.walk_rows(_fetched(cursor, batch_size))
+    try:
+        with transaction.atomic():
+            connection.ensure_connection()
+            with connection.connection.cursor(name="audit_verify_walk") as cursor:
+                cursor.itersize = batch_size
+                cursor.execute(_rows_sql(), [after, _UPPER if through is None else through])
+                return walker.walk_rows(_fetched(cursor, batch_size))
+    except (DataError, psycopg.DataError):
+        # A details_text that is not JSON at all (written outside the portal) stops the
+        # statement's jsonb cast: the walk goes on from the last good event through the ORM,
+        # where the comparison is made in Python (walk.details_agree) and the event is named.
+        after = max(after, walker.last.seq)
+        return walker.walk(iter_events(batch_size=batch_size, after=after, through=through))
 
 
 def _fetched(cursor, batch_size: int) -> Iterator[tuple]:
