@@ -120,7 +120,7 @@ def _fetched(cursor, batch_size: int) -> Iterator[tuple]:
         yield from rows
 
 
-def _first_event(after: int, through: int | None) -> dict | None:
+def _first_event(after: int, through: int | None) -> Mapping | None:
     events = AuditEvent.objects.filter(seq__gt=after)
     if through is not None:
         events = events.filter(seq__lte=through)
