@@ -1286,7 +1286,7 @@ def bench_verify(db) -> dict:
     import hmac
 
     from audit import chain_keys
-    from audit.verify import audit_chain_verify
+    from audit.verify import PARALLEL_MIN_EVENTS, audit_chain_verify
 
     result, seconds = timed(audit_chain_verify)
     keys = chain_keys.keyring() or {}
@@ -1323,7 +1323,8 @@ def bench_verify(db) -> dict:
         "problem": str(result.problem) if result.problem else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(result.count / seconds) if seconds else None,
-        "workers": _workers_here(),
+        # One process below PARALLEL_MIN_EVENTS (starting others would cost more).
+        "workers": _workers_here() if result.count >= PARALLEL_MIN_EVENTS else 1,
         "floor_seconds": round(floor, 3),
         "floor_rows_per_s": round(rows / floor) if floor else None,
         "floor_mismatches": bad,
