@@ -1331,6 +1331,10 @@ def bench_verify(db) -> dict:
     }
 
 
+def _processes(count: int) -> str:
+    return "one process" if count == 1 else f"{count} processes"
+
+
 def _workers_here() -> int:
     from audit.verify import _workers
 
@@ -1367,7 +1371,7 @@ def figures(report: dict) -> list[tuple[str, float | None, str, float | None, st
         (f"Audit export CSV, {e['rows']:,} events", e["rows_per_s"], "rows/s",
          e["floor_copy_rows_per_s"], "COPY TO STDOUT"),
         ("Audit export RSS growth (fresh process)", e["peak_growth_mb"], "MB", None, ""),
-        (f"audit_verify, {a['events']:,} events ({a['workers']} processes)", a["rows_per_s"], "events/s",
+        (f"audit_verify, {a['events']:,} events ({_processes(a['workers'])})", a["rows_per_s"], "events/s",
          a["floor_rows_per_s"], "one lean loop, same hashing"),
     ]  # fmt: skip
     return rows
