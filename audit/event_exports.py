@@ -11,9 +11,11 @@ log is append-only, so those rows never change, and one COUNT gives the exact ro
 leaves its record, which writing the event after the stream would lose, and nobody can take
 data out of the log without the log saying so.
 
-JSON Lines carries every hashed field exactly as audit.chain hashes it, with seq, prev_hash
-and hash, then the signed checkpoints inside the exported range: audit.offline_verify checks
-such a file with nothing but the public key.
+JSON Lines carries every hashed field exactly as audit.chain hashes it, with seq, prev_hash,
+hash and the event's chain_version (version 3 events also carry details_text, the canonical
+JSON their hash covers, and their details are read from it), then the signed checkpoints
+inside the exported range: audit.offline_verify checks such a file with nothing but the
+public key.
 """
 
 import json
@@ -37,6 +39,7 @@ FORMATS = {
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
 FIELDS = ("seq", *chain.HASHED_FIELDS[1:], "prev_hash", "hash")
+JSONL_FIELDS = (*FIELDS, "chain_version", "details_text")
 BATCH_SIZE = 1000  # rows per keyset query: what an export holds in memory at a time
 RAW_BATCH_SIZE = 5000  # rows per FETCH on PostgreSQL's server-side cursor (tuples: a few MB)
 
@@ -63,9 +66,9 @@ def audit_export_start(*, actor, events: QuerySet, params: dict, format: str) ->
 
 
 def export_chunks(export: EventExport) -> Iterator:
-    rows = iter_rows(export.events)
     if export.format == "jsonl":
-        return jsonl_chunks(rows, through_seq=export.through_seq)
+        return jsonl_chunks(iter_rows(export.events, fields=JSONL_FIELDS), through_seq=export.through_seq)
+    rows = iter_rows(export.events)
     if export.format == "csv":
         if connection.vendor == "postgresql":
             return csv_copy_chunks(export.events, FIELDS)
@@ -75,28 +78,35 @@ def export_chunks(export: EventExport) -> Iterator:
     return xlsx_chunks(header, (_xlsx_cells(row) for row in rows), title="Audit log")
 
 
-def iter_rows(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
-    """The events in seq order as tuples of FIELDS, never model instances. On PostgreSQL from
-    one server-side cursor in large batches (iter_rows_cursor); elsewhere in keyset batches
-    (no OFFSET, no cursor held open between batches)."""
+def iter_rows(
+    events: QuerySet, *, batch_size: int = BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
+    """The events in seq order as tuples of fields (FIELDS, or JSONL_FIELDS: FIELDS first),
+    never model instances. On PostgreSQL from one server-side cursor in large batches
+    (iter_rows_cursor); elsewhere in keyset batches (no OFFSET, no cursor held open between
+    batches)."""
     if connection.vendor == "postgresql":
-        yield from iter_rows_cursor(events, batch_size=max(batch_size, RAW_BATCH_SIZE))
+        yield from iter_rows_cursor(events, batch_size=max(batch_size, RAW_BATCH_SIZE), fields=fields)
         return
-    yield from iter_rows_orm(events, batch_size=batch_size)
+    yield from iter_rows_orm(events, batch_size=batch_size, fields=fields)
 
 
-def iter_rows_orm(events: QuerySet, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple]:
+def iter_rows_orm(
+    events: QuerySet, *, batch_size: int = BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
     """iter_rows through the ORM: a query built per batch."""
     after, full = 0, True
     while full:
-        batch = list(events.filter(seq__gt=after).order_by("seq").values_list(*FIELDS)[:batch_size])
+        batch = list(events.filter(seq__gt=after).order_by("seq").values_list(*fields)[:batch_size])
         full = len(batch) == batch_size
         after = batch[-1][0] if batch else after
         yield from batch
         del batch  # before the next query: one batch in memory at a time, not two
 
 
-def iter_rows_cursor(events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE) -> Iterator[tuple]:
+def iter_rows_cursor(
+    events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE, fields: tuple[str, ...] = FIELDS
+) -> Iterator[tuple]:
     """iter_rows from one query read through a server-side cursor, ``batch_size`` rows a
     FETCH, taken as the database sends them: the same tuples as the ORM's, with details
     decoded from the JSON text as the field would.
@@ -105,7 +115,7 @@ def iter_rows_cursor(events: QuerySet, *, batch_size: int = RAW_BATCH_SIZE) -> I
     one, Django would declare it WITH HOLD, and PostgreSQL computes all of such a cursor's
     rows when the declaring transaction commits, before the first one is read. A stream
     dropped half-way (the generator closed) rolls it back, which only closes the cursor."""
-    sql, params = events.order_by("seq").values_list(*FIELDS).query.sql_with_params()
+    sql, params = events.order_by("seq").values_list(*fields).query.sql_with_params()
     loads = json.loads
     with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
@@ -142,11 +152,18 @@ def jsonl_chunks(rows: Iterator[tuple], *, through_seq: int, lines_per_chunk: in
 
 
 def event_json(row: tuple) -> dict:
-    """An event as audit.chain hashes it (timestamps in its UTC format, ids as text)."""
-    data = {"type": "event", **dict(zip(FIELDS, row, strict=True))}
+    """An event (a row of JSONL_FIELDS) as audit.chain hashes it (timestamps in its UTC
+    format, ids as text). A version-3 event's details are its hashed canonical text read back
+    (the same value as the stored details, and exactly the JSON its hash covers); an older
+    one carries no details_text."""
+    data = {"type": "event", **dict(zip(JSONL_FIELDS, row, strict=True))}
     data["occurred_at"] = chain.format_timestamp(data["occurred_at"])
     if data["role_id"] is not None:
         data["role_id"] = str(data["role_id"])
+    if data["chain_version"] >= chain.CHAIN_VERSION:
+        data["details"] = json.loads(data["details_text"])
+    else:
+        del data["details_text"]
     return data
 
 

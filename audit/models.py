@@ -35,7 +35,8 @@ class AuditEvent(models.Model):
     ``role_label``) so the record survives renames and deletions. ``hash`` covers the
     previous event's hash and this event's canonical content; ``mac`` is that hash keyed with
     the chain key named by ``mac_key_id`` (see audit.chain). Events written before the keyed
-    chain have neither and verify by their hash alone.
+    chain have neither and verify by their hash alone. ``chain_version`` names the encoding
+    the hash covers (version 3 hashes ``details_text``, the canonical JSON of ``details``).
     """
 
     class Outcome(models.TextChoices):
@@ -72,6 +73,12 @@ class AuditEvent(models.Model):
     hash = models.CharField(max_length=64, editable=False)
     mac = models.CharField(max_length=64, blank=True, default="", editable=False)
     mac_key_id = models.CharField(max_length=16, blank=True, default="", editable=False)
+    # How the hash encodes the content (audit.chain): 3 for events written now, 2 for those
+    # written before version 3 (they keep verifying under it).
+    chain_version = models.SmallIntegerField(default=3, editable=False)
+    # Version 3: details as the canonical JSON text the hash covers, written once with the
+    # event ("" before version 3); ``details`` must equal it read as JSON.
+    details_text = models.TextField(blank=True, default="", editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 

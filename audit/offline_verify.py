@@ -6,8 +6,9 @@
 KEY is the audit public key (base64 of its 32 bytes, or PEM) or a file holding it; repeat
 --public-key for keys used before a rotation. Needs only Python and ``cryptography``.
 
-The export carries events (``"type": "event"``, in seq order, each with seq, prev_hash, hash
-and every hashed field) and then the signed checkpoints inside its range (``"type":
+The export carries events (``"type": "event"``, in seq order, each with seq, prev_hash, hash,
+chain_version and every field its version hashes: version 3 adds details_text, which must
+say the same as details) and then the signed checkpoints inside its range (``"type":
 "checkpoint"``). The verifier walks the events with the same checks audit_verify runs on the
 database, checks each checkpoint's signature, and holds the chain against it: every event up
 to a good checkpoint is then exactly what was logged, since no other content leads to the
@@ -39,7 +40,7 @@ GAP_HINT = (
 # JSON types of the fields the checks compute with (the other hashed fields are hashed as
 # they are, whatever their type).
 _TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "event": {"seq": int, "prev_hash": str, "hash": str, "occurred_at": str},
+    "event": {"seq": int, "prev_hash": str, "hash": str, "occurred_at": str, "chain_version": int},
     "checkpoint": {
         "number": (int, type(None)),
         "seq": int,
@@ -188,8 +189,15 @@ def _parse(number: int, line: str) -> dict:
     if kind == "checkpoint":
         for name in signing.OPTIONAL_FIELDS:  # exports written before numbering lack them
             item.setdefault(name, None)
+    if kind == "event":
+        item.setdefault("chain_version", chain.LEGACY_VERSION)  # exports written before version 3
+        if item["chain_version"] == chain.CHAIN_VERSION and "details_text" not in item:
+            raise ExportError(f"line {number}: version {chain.CHAIN_VERSION} event without details_text")
     wrong = [name for name, kinds in _TYPES[kind].items() if not isinstance(item[name], kinds)]
-    wrong += [name for name in ("seq", "number", "keyed_from") if isinstance(item.get(name), bool)]
+    integers = ("seq", "number", "keyed_from", "chain_version")
+    wrong += [name for name in integers if isinstance(item.get(name), bool)]
+    if kind == "event" and "details_text" in item and not isinstance(item["details_text"], str):
+        wrong.append("details_text")
     if wrong or not _is_ascii(item, kind):
         raise ExportError(f"line {number}: {kind} with a malformed {', '.join(wrong) or 'hash'}")
     return item

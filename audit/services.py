@@ -1,6 +1,7 @@
 """Writing audit events. Every service that changes state calls audit_record in its own
 transaction; nothing else writes to the log."""
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from . import chain, chain_keys, context, registry
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent
 
 SYSTEM_ACTOR_LABEL = "system"
+_IP_FIELD = AuditEvent._meta.get_field("ip")
 _LABEL_LIMIT = 300
 
 
@@ -124,11 +126,15 @@ def _append(
 
 
 def chain_link(head: AuditChainHead, fields: dict[str, Any], *, key: chain_keys.ChainKey) -> dict[str, Any]:
-    """Number, hash and key one event's fields as the next in the chain, and move the locked
-    head (in memory; chain_head_save stores it) onto it. The first keyed event is recorded
+    """Number, hash (chain version 3, with the details' canonical text computed here, once)
+    and key one event's fields as the next in the chain, and move the locked head (in
+    memory; chain_head_save stores it) onto it. The first keyed event is recorded
     in the head as ``keyed_from``: from there on every event must carry a MAC."""
     if head.keyed_from is None:
         head.keyed_from = head.last_seq + 1
+    _as_stored(fields)
+    fields["chain_version"] = chain.CHAIN_VERSION
+    fields["details_text"] = chain.canonical_details(fields["details"])
     fields["seq"] = head.last_seq + 1
     fields["prev_hash"] = head.last_hash
     fields["hash"] = chain.event_hash(head.last_hash, fields)
@@ -136,6 +142,16 @@ def chain_link(head: AuditChainHead, fields: dict[str, Any], *, key: chain_keys.
     fields["mac_key_id"] = key.id
     head.last_seq, head.last_hash = fields["seq"], fields["hash"]
     return fields
+
+
+def _as_stored(fields: dict[str, Any]) -> None:
+    """The role id and the IP address as the database gives them back (a UUID in its
+    canonical text, the address as GenericIPAddressField stores it), so the hash covers what a
+    verifier reads."""
+    role_id = fields.get("role_id")
+    if role_id is not None and not isinstance(role_id, uuid.UUID):
+        fields["role_id"] = uuid.UUID(str(role_id))
+    fields["ip"] = _IP_FIELD.get_prep_value(fields.get("ip")) or None  # "" is stored as NULL
 
 
 def chain_head_save(head: AuditChainHead, *, key: chain_keys.ChainKey) -> None:

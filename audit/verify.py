@@ -8,14 +8,13 @@ the offline verifier reading an export file runs exactly the code that ``manage.
 audit_verify`` runs here.
 """
 
-import itertools
-import json
 import multiprocessing
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from django.db import connection, connections
+import psycopg
+from django.db import DataError, connection, connections, transaction
 
 from . import chain, chain_keys
 from .checkpoints import iter_checkpoints
@@ -34,22 +33,31 @@ from .walk import (  # noqa: F401 - re-exported: callers and tests import them f
     start_at,
 )
 
-# Rows per keyset query: memory stays flat however long the log is (2,000,000 events and more).
-BATCH_SIZE = 5000
-EVENT_FIELDS = ("id", "seq", "prev_hash", "hash", "mac", "mac_key_id", *chain.HASHED_FIELDS)
+# Rows per fetch from the server-side cursor (or per keyset query elsewhere): memory stays
+# flat however long the log is (2,000,000 events and more).
+BATCH_SIZE = 10_000
+EVENT_FIELDS = (
+    "id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "mac",
+    "mac_key_id",
+    "chain_version",
+    *chain.HASHED_FIELDS,
+    "details_text",
+)
 HEAD_ROW_FIELDS = (*chain.HEAD_FIELDS, "mac", "mac_key_id")
 _CONFIGURED = object()
+_UPPER = 2**62  # "no upper bound" for a seq
 
 
 def iter_events(
     *, batch_size: int = BATCH_SIZE, after: int = 0, through: int | None = None
 ) -> Iterator[dict]:
-    """Every event (with ``after < seq <= through``) as a dict, in seq order, fetched in keyset
-    batches on the seq index. On PostgreSQL the raw columns are read with one prepared
-    statement (no query built per batch, no ORM conversion per row)."""
-    if connection.vendor == "postgresql":
-        yield from _iter_raw(batch_size=batch_size, after=after, through=through)
-        return
+    """Every event (with ``after < seq <= through``) as a dict of EVENT_FIELDS, in seq order,
+    fetched through the ORM in keyset batches on the seq index. The walk on PostgreSQL reads
+    rows instead (walk_events)."""
     events = AuditEvent.objects.all() if through is None else AuditEvent.objects.filter(seq__lte=through)
     while True:
         rows = list(events.filter(seq__gt=after).order_by("seq").values_list(*EVENT_FIELDS)[:batch_size])
@@ -60,32 +68,63 @@ def iter_events(
         after = rows[-1][1]
 
 
-_DETAILS_INDEX = EVENT_FIELDS.index("details")
-_SEQ_INDEX = EVENT_FIELDS.index("seq")
-
-
-def _iter_raw(*, batch_size: int, after: int, through: int | None) -> Iterator[dict]:
-    # Django reads jsonb as text (JSONField decodes it): decoded here, as the field would.
+def _rows_sql() -> str:
+    """The events as walk.ROW_FIELDS: every hashed value cast to text by the database (the
+    timestamp as integer microseconds, exact: extract() gives a numeric), and the details'
+    agreement with their canonical text compared there too (jsonb equality), so no JSON,
+    datetime or UUID is built in Python for a version-3 event."""
+    columns = {
+        "seq": "seq::text",
+        "occurred_at": "(extract(epoch FROM occurred_at) * 1000000)::int8::text",
+        "actor_id": "actor_id::text",
+        "role_id": "role_id::text",
+        "details_text": "CASE WHEN chain_version >= 3 THEN details_text ELSE details::text END",
+        "ip": "host(ip)",
+    }
+    texts = [columns.get(name, name) for name in chain.V3_FIELDS]
+    match = "CASE WHEN chain_version >= 3 THEN details = details_text::jsonb ELSE true END"
+    head = "id, seq, prev_hash, hash, mac, mac_key_id, chain_version"
     table = AuditEvent._meta.db_table
-    sql = (
-        f"SELECT {', '.join(EVENT_FIELDS)} FROM {table} "  # noqa: S608 - fixed names, bound values
-        "WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+    return (
+        f"SELECT {head}, {match}, {', '.join(texts)} FROM {table} "  # noqa: S608 - fixed names
+        f"WHERE {table}.seq > %s AND {table}.seq <= %s ORDER BY {table}.seq"
     )
-    upper = through if through is not None else 2**62
-    loads = json.loads
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [after, upper, batch_size])
-            rows = cursor.fetchall()
-        for row in rows:
-            event = dict(zip(EVENT_FIELDS, row, strict=True))
-            details = row[_DETAILS_INDEX]
-            if isinstance(details, str):
-                event["details"] = loads(details)
-            yield event
-        if len(rows) < batch_size:
-            return
-        after = rows[-1][_SEQ_INDEX]
+
+
+def walk_events(
+    walker: ChainWalker, *, batch_size: int = BATCH_SIZE, after: int = 0, through: int | None = None
+) -> Problem | None:
+    """Feed the events with ``after < seq <= through`` to walker, in seq order. On PostgreSQL
+    one statement through a server-side cursor (in a transaction of its own, or a savepoint),
+    fetched batch_size rows at a time, straight into ChainWalker.walk_rows; elsewhere the
+    ORM's dicts into walk()."""
+    if connection.vendor != "postgresql":
+        return walker.walk(iter_events(batch_size=batch_size, after=after, through=through))
+    try:
+        with transaction.atomic():
+            connection.ensure_connection()
+            with connection.connection.cursor(name="audit_verify_walk") as cursor:
+                cursor.itersize = batch_size
+                cursor.execute(_rows_sql(), [after, _UPPER if through is None else through])
+                return walker.walk_rows(_fetched(cursor, batch_size))
+    except (DataError, psycopg.DataError):
+        # A details_text that is not JSON at all (written outside the portal) stops the
+        # statement's jsonb cast: the walk goes on from the last good event through the ORM,
+        # where the comparison is made in Python (walk.details_agree) and the event is named.
+        after = max(after, walker.last.seq)
+        return walker.walk(iter_events(batch_size=batch_size, after=after, through=through))
+
+
+def _fetched(cursor, batch_size: int) -> Iterator[tuple]:
+    while rows := cursor.fetchmany(batch_size):
+        yield from rows
+
+
+def _first_event(after: int, through: int | None) -> Mapping | None:
+    events = AuditEvent.objects.filter(seq__gt=after)
+    if through is not None:
+        events = events.filter(seq__lte=through)
+    return events.order_by("seq").values("seq", "prev_hash").first()
 
 
 # --- The walk, split over several processes -----------------------------------------------
@@ -117,25 +156,14 @@ def _walk_segment(
     """Run in a worker process: walk one segment from the link its first event names (the
     parent stitches the segments together)."""
     segment = _Segment(lo, hi)
-    events = iter_events(batch_size=batch_size, after=lo, through=hi)
-    first = next(events, None)
+    first = _first_event(lo, hi)
     if first is None:
         return segment
     segment.first_seq, segment.first_prev_hash = first["seq"], first["prev_hash"]
     macs = MacCheck(keys=keys, keyed_from=keyed_from)
     mine = [seq for seq in watch if seq > lo and (hi is None or seq <= hi)]
     walker = ChainWalker(watch=mine, start=start_at(first) if lo else GENESIS, macs=macs)
-
-    def noted(events: Iterator[dict]) -> Iterator[dict]:
-        for event in events:
-            if event.get("mac") or event.get("mac_key_id"):
-                if segment.first_keyed is None:
-                    segment.first_keyed = event["seq"]
-            else:
-                segment.last_unkeyed = event["seq"]
-            yield event
-
-    walker.walk(noted(itertools.chain([first], events)))
+    walk_events(walker, batch_size=batch_size, after=lo, through=hi)
     segment.problem = walker.problem is not None
     segment.count, segment.last, segment.seen, segment.checked = (
         walker.count,
@@ -143,6 +171,7 @@ def _walk_segment(
         walker.seen,
         macs.checked,
     )
+    segment.first_keyed, segment.last_unkeyed = walker.first_keyed, walker.last_unkeyed
     return segment
 
 
@@ -244,7 +273,7 @@ def audit_chain_verify(
         head=head, watch=watch, ring=ring, macs=macs, workers=workers, batch_size=batch_size
     )
     walker = parallel or ChainWalker(watch=watch, macs=macs)
-    if parallel is None and walker.walk(iter_events(batch_size=batch_size)) is not None:
+    if parallel is None and walk_events(walker, batch_size=batch_size) is not None:
         return _result(walker, macs)
     if head is None:
         walker.problem = _missing_head(walker)

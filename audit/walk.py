@@ -2,13 +2,23 @@
 
 ``manage.py audit_verify`` (audit.verify, over the database) and the offline verifier
 (audit.offline_verify, over an export file) run exactly this code. An event dict holds ``seq``,
-``prev_hash``, ``hash``, every name in ``chain.HASHED_FIELDS`` (``occurred_at`` as a datetime
-or as ``chain.format_timestamp`` writes it) and, optionally, ``id``, ``mac`` and
-``mac_key_id`` (checked by a ``MacCheck`` when the walker has one: only where the chain key is).
+``prev_hash``, ``hash``, ``chain_version`` (none: 2), the fields its version hashes
+(``chain.HASHED_FIELDS`` for 2, ``chain.V3_FIELDS`` for 3; ``occurred_at`` as a datetime, as
+``chain.format_timestamp`` writes it or, for version 3, as microseconds) and, optionally,
+``id``, ``mac`` and ``mac_key_id`` (checked by a ``MacCheck`` when the walker has one: only
+where the chain key is). A version-3 event with ``details`` too must have the details its
+``details_text`` says (``details_match``, when given, is that comparison made already).
+
+``ChainWalker.walk_rows`` is the database verifier's fast path: rows of text in ROW_FIELDS
+order, version-3 keyed events checked inline with nothing built per event; anything else
+goes through the same ``feed`` as a dict.
 """
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -134,12 +144,48 @@ def check_event(event: Mapping, previous: Link = GENESIS) -> Problem | None:
         return Problem(Fault.DELETED_BEFORE, seq, event_id, f"{missing} missing before this event")
     if seq < expected:
         return Problem(Fault.REORDERED_OR_INSERTED, seq, event_id, f"out of order after #{previous.seq}")
-    matches_itself = chain.event_hash(event["prev_hash"], event) == event["hash"]
+    try:
+        matches_itself = chain.event_hash(event["prev_hash"], event) == event["hash"]
+    except (TypeError, ValueError) as error:
+        return Problem(Fault.EDITED, seq, event_id, f"its content cannot be hashed: {error}")
     if event["prev_hash"] == previous.hash:
-        if matches_itself:
-            return None
-        return Problem(Fault.EDITED, seq, event_id, "content does not match its hash")
+        if not matches_itself:
+            return Problem(Fault.EDITED, seq, event_id, "content does not match its hash")
+        if not details_agree(event):
+            detail = "its details were changed: they differ from the details text its hash covers"
+            return Problem(Fault.EDITED, seq, event_id, detail)
+        return None
     return _broken_link(event, previous, matches_itself)
+
+
+def details_agree(event: Mapping) -> bool:
+    """A version-3 event's ``details`` (what pages, searches and exports show) against the
+    canonical ``details_text`` its hash covers."""
+    if chain.version_of(event) < chain.CHAIN_VERSION:
+        return True
+    if "details_match" in event:
+        return bool(event["details_match"])
+    if "details" not in event:
+        return True
+    try:
+        hashed = json.loads(event["details_text"])
+    except (TypeError, ValueError):
+        return False
+    return same_json(hashed, event["details"])
+
+
+def same_json(one: object, other: object) -> bool:
+    """Equal as JSON values, the way PostgreSQL compares jsonb: numbers by value (1e20 is
+    100000000000000000000, whichever way a column printed it), true and false never numbers."""
+    if isinstance(one, bool) or isinstance(other, bool):
+        return type(one) is type(other) and one == other
+    if isinstance(one, int | float) and isinstance(other, int | float):
+        return one == other
+    if isinstance(one, dict) and isinstance(other, dict):
+        return one.keys() == other.keys() and all(same_json(one[key], other[key]) for key in one)
+    if isinstance(one, list) and isinstance(other, list):
+        return len(one) == len(other) and all(map(same_json, one, other))
+    return type(one) is type(other) and one == other
 
 
 def _broken_link(event: Mapping, previous: Link, matches_itself: bool) -> Problem:
@@ -172,6 +218,9 @@ class ChainWalker:
         self.macs = macs
         self.problem: Problem | None = None
         self.seen: dict[int, Link | None] = dict.fromkeys(watch)
+        # The first keyed event walked and the last unkeyed one (a segment's report).
+        self.first_keyed: int | None = None
+        self.last_unkeyed: int | None = None
 
     def feed(self, event: Mapping) -> bool:
         """Check the next event; False once a problem was found (the walk can stop)."""
@@ -186,7 +235,70 @@ class ChainWalker:
         self.last = Link(event["seq"], event.get("id"), event["hash"], event["prev_hash"])
         if event["seq"] in self.seen:
             self.seen[event["seq"]] = self.last
+        if event.get("mac") or event.get("mac_key_id"):
+            if self.first_keyed is None:
+                self.first_keyed = event["seq"]
+        else:
+            self.last_unkeyed = event["seq"]
         return True
+
+    def walk_rows(self, rows: Iterable[Sequence]) -> Problem | None:
+        """walk() over rows in ROW_FIELDS order, with the same outcome, quicker: a keyed
+        version-3 event that follows the one before, matches its hash (chain.v3_message over
+        the row's texts as they are), has the details its text says and carries a good MAC
+        costs one hash, one HMAC and no object. Any other row goes through feed() as a dict
+        (row_event), which checks it the ordinary way and names the problem."""
+        if self.problem is not None:
+            return self.problem
+        keys = self.macs.keys if self.macs is not None else None
+        last_seq, last_hash = self.last.seq, self.last.hash
+        run: list = [0, None]  # keyed version-3 events walked fast since the last settle, the last one
+        try:
+            return self._walk_rows(rows, run, keys, last_seq, last_hash)
+        finally:  # also when reading the rows fails: the walker stands after the last good one
+            self._settle(run, keys)
+
+    def _walk_rows(self, rows: Iterable[Sequence], run: list, keys, last_seq: int, last_hash: str):
+        sha256, message, mac_of = hashlib.sha256, chain.v3_message, chain.event_mac
+        seen = self.seen
+        for row in rows:
+            seq, prev, digest, mac = row[1], row[2], row[3], row[4]
+            if (
+                seq == last_seq + 1
+                and prev == last_hash
+                and row[6] == 3
+                and row[7]
+                and mac
+                and sha256(message(prev, row[_TEXTS:])).hexdigest() == digest
+                and (keys is None or ((key := keys.get(row[5])) is not None and mac_of(key, digest) == mac))
+            ):
+                last_seq, last_hash = seq, digest
+                run[0] += 1
+                run[1] = row
+                if seq in seen:
+                    seen[seq] = Link(seq, row[0], digest, prev)
+                continue
+            self._settle(run, keys)
+            if not self.feed(row_event(row)):
+                return self.problem
+            last_seq, last_hash = self.last.seq, self.last.hash
+        return self.problem
+
+    def _settle(self, run: list, keys: Mapping | None) -> None:
+        """Bring count, last link and MAC tally up to date after a run of fast events (their
+        seqs are consecutive, ending at the last one's)."""
+        count, row = run
+        if not count:
+            return
+        self.count += count
+        self.last = Link(row[1], row[0], row[3], row[2])
+        if self.first_keyed is None:
+            self.first_keyed = row[1] - count + 1
+        if self.macs is not None:
+            self.macs.keyed_seen = True
+            if keys is not None:
+                self.macs.checked += count
+        run[0], run[1] = 0, None
 
     def walk(self, events: Iterable[Mapping]) -> Problem | None:
         for event in events:
@@ -199,6 +311,39 @@ class ChainWalker:
         # only the events before the one named.
         good = self.count if self.problem is None else min(self.count, self.problem.seq - 1 - self.start.seq)
         return VerifyResult(good, self.last.seq, self.last.hash, self.problem)
+
+
+# The columns walk_rows reads, in this order: the event's id, seq (an integer), links and key,
+# its chain version, whether its details equal its details text (true before version 3), and
+# then chain.V3_FIELDS as text, exactly as version 3 hashes them (occurred_at in microseconds;
+# before version 3, details_text holds the details as JSON text).
+ROW_FIELDS = (
+    "id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "mac",
+    "mac_key_id",
+    "chain_version",
+    "details_match",
+    *chain.V3_FIELDS,
+)
+_TEXTS = ROW_FIELDS.index("chain_version") + 2
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def row_event(row: Sequence) -> dict:
+    """A row in ROW_FIELDS order as the event dict check_event takes, in its own version."""
+    event = dict(zip(ROW_FIELDS[_TEXTS:], row[_TEXTS:], strict=True))
+    event.update(zip(ROW_FIELDS[:_TEXTS], row[:_TEXTS], strict=True))
+    micros = int(event["occurred_at"])
+    if chain.version_of(event) >= chain.CHAIN_VERSION:
+        event["occurred_at"] = micros
+        return event
+    event["occurred_at"] = chain.EPOCH + micros * _MICROSECOND
+    event["details"] = json.loads(event.pop("details_text"))
+    del event["details_match"]
+    return event
 
 
 def start_at(first_event: Mapping) -> Link:

@@ -528,7 +528,8 @@ class Generator:
         )  # fmt: skip
         columns = (
             "seq occurred_at actor_label action outcome target_type target_id target_label role_id "
-            "role_label scope details request_id ip user_agent prev_hash hash mac mac_key_id actor_id"
+            "role_label scope details request_id ip user_agent prev_hash hash mac mac_key_id actor_id "
+            "chain_version details_text"
         ).split()
         self.export_since = None
         half = n // 2
@@ -563,12 +564,16 @@ class Generator:
                     "ip": None if system else f"10.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}.9",
                     "user_agent": "" if system else "Mozilla/5.0 (bench)",
                 }  # fmt: skip
+                # Chain version 3, as audit.services.chain_link writes new events.
+                fields["chain_version"] = chain.CHAIN_VERSION
+                fields["details_text"] = chain.canonical_details(fields["details"])
                 digest = chain.event_hash(prev, fields)
                 yield (
                     seq, occurred, fields["actor_label"], action, outcome, fields["target_type"],
                     fields["target_id"], fields["target_label"], role, role_name, "/",
                     json.dumps(fields["details"]), fields["request_id"], fields["ip"], fields["user_agent"],
                     prev, digest, chain.event_mac(key.secret, digest), key.id, actor,
+                    fields["chain_version"], fields["details_text"],
                 )  # fmt: skip
                 prev = digest
 
@@ -1063,7 +1068,7 @@ def floor_sweep(db, now: datetime, broker_url: str, batch: int = 1000) -> dict:
         with db.cursor().copy(
             "COPY audit_auditevent (seq, occurred_at, actor_label, action, outcome, target_type, target_id, "
             "target_label, role_id, role_label, scope, details, request_id, ip, user_agent, prev_hash, hash, "
-            "mac, mac_key_id) FROM STDIN"
+            "mac, mac_key_id, chain_version, details_text) FROM STDIN"
         ) as copy:
             for request_id, scope, ends_at, _, role_id, role_name, display, username in rows:
                 seq += 1
@@ -1075,14 +1080,15 @@ def floor_sweep(db, now: datetime, broker_url: str, batch: int = 1000) -> dict:
                     "target_label": f"activation request {role_name} by {requester}",
                     "role_id": str(role_id), "role_label": role_name, "scope": scope,
                     "details": {"requester": requester, "ends_at": encode(ends_at)},
-                    "request_id": "", "ip": None, "user_agent": "",
+                    "request_id": "", "ip": None, "user_agent": "", "chain_version": chain.CHAIN_VERSION,
                 }  # fmt: skip
+                fields["details_text"] = chain.canonical_details(fields["details"])
                 digest = chain.event_hash(prev, fields)
                 copy.write_row((
                     seq, now, "system", "activation.expired", "success", fields["target_type"],
                     fields["target_id"], fields["target_label"], role_id, role_name, scope,
                     json.dumps(fields["details"]), "", None, "", prev, digest,
-                    chain.event_mac(key.secret, digest), key.id,
+                    chain.event_mac(key.secret, digest), key.id, chain.CHAIN_VERSION, fields["details_text"],
                 ))  # fmt: skip
                 prev = digest
         db.execute("UPDATE audit_auditchainhead SET last_seq = %s, last_hash = %s WHERE id = 1", (seq, prev))
@@ -1314,31 +1320,55 @@ def export_child(since_text: str) -> None:
     )
 
 
+# The verify floor's statement, written here (not audit.verify's): the columns version 3
+# hashes, cast to text by the database, and the details' agreement with their hashed text.
+FLOOR_VERIFY_SQL = (
+    "SELECT seq, prev_hash, hash, mac, mac_key_id, chain_version, "
+    "CASE WHEN chain_version >= 3 THEN details = details_text::jsonb END, "
+    "seq::text, (extract(epoch FROM occurred_at) * 1000000)::int8::text, actor_id::text, actor_label, "
+    "action, outcome, target_type, target_id, target_label, role_id::text, role_label, scope, "
+    "details_text, request_id, host(ip), user_agent FROM audit_auditevent ORDER BY audit_auditevent.seq"
+)
+
+
 def bench_verify(db) -> dict:
-    """audit_verify (one process per core) beside a floor doing the same work in one lean
-    loop: read the raw columns with a server-side cursor, recompute each hash and MAC."""
-    from audit import chain, chain_keys
-    from audit.verify import EVENT_FIELDS, audit_chain_verify
+    """audit_verify (one process per core) beside a floor doing the same work in one process
+    and one lean loop written here: the same text columns through a server-side cursor, each
+    version-3 event's message put together by hand (length-prefixed texts), its SHA-256 and
+    HMAC recomputed and compared, its link and details checked. Events of an older chain
+    version are counted as mismatches (the bench writes none)."""
+    import hashlib
+    import hmac
+
+    from audit import chain_keys
+    from audit.verify import PARALLEL_MIN_EVENTS, audit_chain_verify
 
     result, seconds = timed(audit_chain_verify)
-    keys = chain_keys.keyring()
+    keys = chain_keys.keyring() or {}
     start = time.perf_counter()
-    rows, prev, bad = 0, chain.GENESIS_HASH, 0
+    rows, prev, last_seq, bad = 0, "0" * 64, 0, 0
+    sha256, hmac_digest = hashlib.sha256, hmac.digest
+    prefix, mac_prefix = "PIM Portal audit event v3\n", b"PIM Portal audit event v2\n"
     with db.cursor(name="bench_verify_floor") as cursor:
         cursor.itersize = 10000
-        cursor.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM audit_auditevent ORDER BY seq")
-        for row in cursor:
-            event = dict(zip(EVENT_FIELDS, row, strict=True))
-            event["role_id"] = str(event["role_id"]) if event["role_id"] else None
-            digest = chain.event_hash(prev, event)
-            key = keys.get(event["mac_key_id"]) if event["mac_key_id"] else None
+        cursor.execute(FLOOR_VERIFY_SQL)
+        for seq, prev_hash, digest, mac, key_id, version, details_ok, *texts in cursor:
+            parts = [prefix, prev_hash, "\n"]
+            for text in texts:
+                parts.append("-" if text is None else f"{len(text)}:{text}")
+            computed = sha256("".join(parts).encode()).hexdigest()
+            key = keys.get(key_id)
             if (
-                digest != event["hash"]
-                or event["prev_hash"] != prev
-                or (key is not None and chain.event_mac(key, digest) != event["mac"])
+                seq != last_seq + 1
+                or version != 3
+                or not details_ok
+                or prev_hash != prev
+                or computed != digest
+                or key is None
+                or hmac_digest(key, mac_prefix + digest.encode(), "sha256").hex() != mac
             ):
                 bad += 1
-            prev = event["hash"]
+            prev, last_seq = digest, seq
             rows += 1
     floor = time.perf_counter() - start
     db.rollback()
@@ -1348,11 +1378,16 @@ def bench_verify(db) -> dict:
         "problem": str(result.problem) if result.problem else None,
         "seconds": round(seconds, 3),
         "rows_per_s": round(result.count / seconds) if seconds else None,
-        "workers": _workers_here(),
+        # One process below PARALLEL_MIN_EVENTS (starting others would cost more).
+        "workers": _workers_here() if result.count >= PARALLEL_MIN_EVENTS else 1,
         "floor_seconds": round(floor, 3),
         "floor_rows_per_s": round(rows / floor) if floor else None,
         "floor_mismatches": bad,
     }
+
+
+def _processes(count: int) -> str:
+    return "one process" if count == 1 else f"{count} processes"
 
 
 def _workers_here() -> int:
@@ -1391,7 +1426,7 @@ def figures(report: dict) -> list[tuple[str, float | None, str, float | None, st
         (f"Audit export CSV, {e['rows']:,} events", e["rows_per_s"], "rows/s",
          e["floor_copy_rows_per_s"], "COPY TO STDOUT"),
         ("Audit export RSS growth (fresh process)", e["peak_growth_mb"], "MB", None, ""),
-        (f"audit_verify, {a['events']:,} events ({a['workers']} processes)", a["rows_per_s"], "events/s",
+        (f"audit_verify, {a['events']:,} events ({_processes(a['workers'])})", a["rows_per_s"], "events/s",
          a["floor_rows_per_s"], "one lean loop, same hashing"),
     ]  # fmt: skip
     return rows

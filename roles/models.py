@@ -63,8 +63,10 @@ class Role(models.Model):
         related_name="governing_roles",
         editable=False,
     )
+    # db_default too: code that predates the column (an older release during a rolling
+    # deploy, an older migration state) inserts roles without it.
     group_access = models.CharField(
-        max_length=8, choices=GroupAccess.choices, blank=True, default="", editable=False
+        max_length=8, choices=GroupAccess.choices, blank=True, default="", db_default="", editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

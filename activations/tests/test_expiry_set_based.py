@@ -24,7 +24,8 @@ from .test_concurrency import run_concurrently
 Status = ActivationRequest.Status
 CLOCK_START = T0
 
-HASH_FIELDS = ("prev_hash", "hash", "mac", "mac_key_id", "seq", "id")
+# What chaining adds (audit.services.chain_link), the same on both paths.
+HASH_FIELDS = ("prev_hash", "hash", "mac", "mac_key_id", "seq", "id", "chain_version", "details_text")
 
 
 def granted(count, *, now, requester=None):

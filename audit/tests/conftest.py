@@ -2,6 +2,7 @@
 README's database roles."""
 
 import contextlib
+import json
 import os
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from audit import chain
 from audit.services import audit_record
 
 
@@ -32,6 +34,17 @@ class Tamper:
             return cursor.rowcount
 
     def set_details(self, seq: int, text: str):
+        """Edit an event's details as a forger would: the jsonb and, on a version-3 event, the
+        canonical text its hash covers, to the same value."""
+        canonical = chain.canonical_details(json.loads(text))
+        return self.sql(
+            "UPDATE audit_auditevent SET details = %s, "
+            "details_text = CASE WHEN chain_version >= 3 THEN %s ELSE details_text END WHERE seq = %s",
+            [text, canonical, seq],
+        )
+
+    def set_details_only(self, seq: int, text: str):
+        """Edit the details jsonb alone, leaving the hashed text as it was."""
         return self.sql("UPDATE audit_auditevent SET details = %s WHERE seq = %s", [text, seq])
 
     def set_hash(self, seq: int, digest: str):

@@ -112,7 +112,7 @@ def test_an_edited_export_fails(exporter, signed_log, public_key_text):
     path = exporter()
     lines = _lines(path)
     victim = next(line for line in lines if line.get("details") == {"n": 3})
-    victim["details"] = {"n": 300}
+    victim["details"], victim["details_text"] = {"n": 300}, '{"n":300}'
 
     result = verify_export(_write(path, lines), read_keys([public_key_text]))
 
@@ -129,7 +129,7 @@ def test_an_export_edited_and_rehashed_to_the_end_fails_at_the_signed_checkpoint
     events = [line for line in lines if line["type"] == "event"]
     for index, line in enumerate(events):
         if line.get("details") == {"n": 3}:
-            line["details"] = {"n": 300}
+            line["details"], line["details_text"] = {"n": 300}, '{"n":300}'
         if index:
             line["prev_hash"] = events[index - 1]["hash"]
         line["hash"] = chain.event_hash(line["prev_hash"], line)

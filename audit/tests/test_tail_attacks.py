@@ -59,6 +59,8 @@ class Attacker:
             "outcome": "success",
             "role_id": None,
             "details": {"forged": True},
+            "details_text": chain.canonical_details({"forged": True}),
+            "chain_version": chain.CHAIN_VERSION,
             "ip": None,
             "prev_hash": prev_hash,
             **fields,
@@ -416,15 +418,18 @@ def test_a_chain_rewritten_in_place_from_event_20_is_reported_at_20(chain_of, si
     rows = {row["seq"]: row for row in AuditEvent.objects.values()}
     prev_hash = rows[19]["hash"]
     for seq in range(20, 37):
+        details = {"n": 2000} if seq == 20 else rows[seq]["details"]
         row = {
             **rows[seq],
-            "details": {"n": 2000} if seq == 20 else rows[seq]["details"],
+            "details": details,
+            "details_text": chain.canonical_details(details),
             "prev_hash": prev_hash,
         }
         row["hash"] = chain.event_hash(prev_hash, row)
         tamper.sql(
-            "UPDATE audit_auditevent SET details = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-            [json.dumps(row["details"]), row["prev_hash"], row["hash"], seq],
+            "UPDATE audit_auditevent SET details = %s, details_text = %s, prev_hash = %s, hash = %s "
+            "WHERE seq = %s",
+            [json.dumps(row["details"]), row["details_text"], row["prev_hash"], row["hash"], seq],
         )
         prev_hash = row["hash"]
     attacker.move_head(seq=36, hash=prev_hash)

@@ -3,6 +3,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from audit import chain, chain_keys
@@ -36,13 +37,27 @@ def test_audit_verify_passes_an_empty_log():
     assert _verify_command() == f"OK: 0 events, head #0 {chain.GENESIS_HASH}\n"
 
 
-def test_the_walk_reads_the_log_in_keyset_batches(chain_of, django_assert_num_queries):
+def test_the_walk_reads_the_log_in_batches(chain_of, django_assert_num_queries, monkeypatch):
     chain_of(10)
+    fetches = []
 
-    # Three batches of four (the last one short), the chain head before and after, and the
-    # signed checkpoints (none here).
-    with django_assert_num_queries(6):
-        result = audit_chain_verify(batch_size=4)
+    def fetched(cursor, batch_size):  # audit.verify._fetched, noting each fetch's size
+        while rows := cursor.fetchmany(batch_size):
+            fetches.append(len(rows))
+            yield from rows
+
+    monkeypatch.setattr("audit.verify._fetched", fetched)
+    if connection.vendor == "postgresql":
+        # One statement through a server-side cursor (its FETCHes are not Django queries), in
+        # a savepoint of its own: the head before and after, the checkpoints, the savepoint.
+        with django_assert_num_queries(5):
+            result = audit_chain_verify(batch_size=4)
+        assert fetches == [4, 4, 2]
+    else:
+        # Three keyset queries of four (the last one short), the chain head before and after,
+        # and the signed checkpoints (none here).
+        with django_assert_num_queries(6):
+            result = audit_chain_verify(batch_size=4)
 
     assert (result.ok, result.count, result.last_seq) == (True, 10, 10)
 
@@ -61,7 +76,11 @@ def test_an_edited_event_is_named(chain_of, tamper):
 
 def test_an_edited_event_is_named_even_when_its_hash_was_recomputed(chain_of, tamper):
     events = chain_of(6)
-    forged = {**vars(AuditEvent.objects.get(seq=4)), "details": {"n": 400}}
+    forged = {
+        **vars(AuditEvent.objects.get(seq=4)),
+        "details": {"n": 400},
+        "details_text": chain.canonical_details({"n": 400}),
+    }
     tamper.set_details(4, json.dumps({"n": 400}))
     tamper.set_hash(4, chain.event_hash(events[2].hash, forged))
 
@@ -137,6 +156,8 @@ def _forge(seq: int, prev_hash: str) -> AuditEvent:
         "outcome": "success",
         "role_id": None,
         "details": {"forged": True},
+        "details_text": chain.canonical_details({"forged": True}),
+        "chain_version": chain.CHAIN_VERSION,
         "ip": None,
         "prev_hash": prev_hash,
     }

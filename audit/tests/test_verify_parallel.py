@@ -78,3 +78,40 @@ def test_a_broken_chain_gets_the_same_first_problem_either_way(log, raw_sql, dam
     assert not single.ok
     assert str(parallel.problem) == str(single.problem)
     assert parallel.count == single.count
+
+
+@pytest.fixture
+def mixed_log(monkeypatch):
+    """120 version-2 events (as written before chain version 3), then 120 version-3 ones: the
+    segment boundaries fall in either version and across the switch."""
+    from django.db import transaction
+
+    from audit.tests.test_chain_v3 import _write_version_2
+
+    monkeypatch.setattr(verify, "PARALLEL_MIN_EVENTS", 10)
+    with transaction.atomic():
+        _write_version_2(120)
+    audit_record_many(entries=[AuditEntry(action="test.event", details={"n": n}) for n in range(120)])
+
+
+def test_a_mixed_chain_walked_in_parallel_agrees_with_one_process(mixed_log):
+    parallel, single = (
+        verify.audit_chain_verify(workers=3, batch_size=7),
+        verify.audit_chain_verify(workers=1),
+    )
+
+    assert parallel.ok and single.ok
+    assert (parallel.count, parallel.last_hash, parallel.keyed) == (240, single.last_hash, 240)
+
+
+@pytest.mark.parametrize("seq", [50, 200])
+def test_an_edit_in_a_mixed_chain_gets_the_same_problem_either_way(mixed_log, raw_sql, seq):
+    raw_sql("UPDATE audit_auditevent SET target_label = 'forged' WHERE seq = %s", [seq])
+
+    parallel, single = (
+        verify.audit_chain_verify(workers=3, batch_size=7),
+        verify.audit_chain_verify(workers=1),
+    )
+
+    assert (single.problem.fault, single.problem.seq) == (verify.Fault.EDITED, seq)
+    assert str(parallel.problem) == str(single.problem)

@@ -322,8 +322,9 @@ def test_a_bad_export_request_is_refused_and_not_audited(verified_client, audito
 MB = 1024 * 1024
 _INSERT = (
     "INSERT INTO audit_auditevent (seq, occurred_at, actor_label, action, outcome, target_type, target_id, "
-    "target_label, role_label, scope, details, request_id, user_agent, prev_hash, hash, mac, mac_key_id) "
-    "VALUES (%s, %s, %s, %s, %s, '', '', '', '', %s, %s, '', '', %s, %s, %s, %s)"
+    "target_label, role_label, scope, details, request_id, user_agent, prev_hash, hash, mac, mac_key_id, "
+    "chain_version, details_text) "
+    "VALUES (%s, %s, %s, %s, %s, '', '', '', '', %s, %s, '', '', %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -345,6 +346,7 @@ def _add_events(count: int, batch: int = 10_000) -> None:
                 (
                     *(fields["seq"], stamp, "system", "bulk.event", "success", BULK_SCOPE, details),
                     *(fields["prev_hash"], fields["hash"], fields["mac"], fields["mac_key_id"]),
+                    *(fields["chain_version"], fields["details_text"]),
                 )
             )
             if len(rows) == batch:

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='role',
             name='group_access',
-            field=models.CharField(blank=True, choices=[('member', 'Member'), ('owner', 'Owner')], default='', editable=False, max_length=8),
+            field=models.CharField(blank=True, choices=[('member', 'Member'), ('owner', 'Owner')], db_default='', default='', editable=False, max_length=8),
         ),
         migrations.AlterField(
             model_name='role',
