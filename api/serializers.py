@@ -568,6 +568,24 @@ class CheckSerializer(serializers.Serializer):
     assignment = serializers.UUIDField(allow_null=True, help_text="The active assignment that grants it.")
 
 
+class CheckAnswerSerializer(CheckSerializer):
+    """The check's answer as the schema states it: a role question's, or a group question's
+    with group, access and basis too (one schema: a role answer is a group answer without
+    them, so oneOf of the two could not tell them apart)."""
+
+    group = serializers.CharField(required=False, help_text="Group questions only: the group, as asked.")
+    access = serializers.ChoiceField(
+        choices=["member", "owner"], required=False, help_text="Group questions only: the access asked about."
+    )
+    basis = serializers.ChoiceField(
+        choices=["pim_assignment"],
+        required=False,
+        help_text="Group questions only: what the answer rests on. pim_assignment: an active assignment "
+        "of the group's member (or owner) role in the portal, held by the person or through a group they "
+        "are in; membership the group has outside PIM is not counted.",
+    )
+
+
 class GroupCheckSerializer(CheckSerializer):
     """The answer to a group question (PIM for Groups): the fields say what was asked and what
     answered it."""

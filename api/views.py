@@ -15,7 +15,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
-    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
 )
@@ -68,6 +67,7 @@ from .serializers import (
     BulkDecisionInputSerializer,
     BulkDecisionSerializer,
     ChangeRequestInputSerializer,
+    CheckAnswerSerializer,
     CheckQuerySerializer,
     CheckSerializer,
     DecisionInputSerializer,
@@ -761,11 +761,7 @@ class CheckView(APIView):
             "(`basis`). An unknown or ungoverned group is simply not active."
         ),
         parameters=[CheckQuerySerializer],
-        responses=PolymorphicProxySerializer(
-            component_name="CheckAnswer",
-            serializers=[CheckSerializer, GroupCheckSerializer],
-            resource_type_field_name=None,
-        ),
+        responses=CheckAnswerSerializer,
     )
     def get(self, request):
         query = _valid(CheckQuerySerializer, request.query_params.dict())

@@ -180,7 +180,10 @@ def test_the_schema_documents_the_group_question(anonymous):
     parameters = {p["name"] for p in schema["paths"]["/api/v1/check/"]["get"]["parameters"]}
 
     assert {"user", "role", "group", "access", "scope"} <= parameters
-    assert "GroupCheck" in schema["components"]["schemas"]
+    answer = schema["components"]["schemas"]["CheckAnswer"]
+    assert {"group", "access", "basis"} <= set(answer["properties"])
+    assert not {"group", "access", "basis"} & set(answer.get("required", []))  # role answers lack them
+    assert {"active", "until", "assignment"} <= set(answer["required"])
 
 
 def test_another_persons_membership_answers_nothing_for_this_person(requester, roles, as_checker):
