@@ -256,9 +256,26 @@ def schedule_request(
         "directoryScopeId": directory_scope_id,
         "justification": justification[:JUSTIFICATION_LIMIT],
     }
+    return post_schedule_request(graph, path, body, schedule_info=schedule_info, ticket_info=ticket_info)
+
+
+def post_schedule_request(
+    graph: GraphClient,
+    path: str,
+    body: dict[str, Any],
+    *,
+    schedule_info: dict | None = None,
+    ticket_info: dict | None = None,
+    refused_by: str = "role policy",
+) -> dict:
+    """POST a schedule request (a directory role's or a group's: the caller names the target
+    in ``body``, with its action and justification); what to record on the operation. An
+    answer saying the change is already there counts as done; a policy refusal names the
+    rules that refused it."""
+    action = body["action"]
     if schedule_info is not None:
         body["scheduleInfo"] = schedule_info
-    if ticket_info is not None:
+    if ticket_info:
         body["ticketInfo"] = ticket_info
     try:
         answer = graph.post(path, body)
@@ -269,7 +286,7 @@ def schedule_request(
         if error.code == POLICY_FAILED:
             rules = ", ".join(dict.fromkeys(_RULE_NAME.findall(str(error)))) or "a policy rule"
             raise GraphError(
-                f"Entra's role policy refused the {action} ({rules}): {error}",
+                f"Entra's {refused_by} refused the {action} ({rules}): {error}",
                 code=error.code,
                 status=error.status,
             ) from None

@@ -38,15 +38,13 @@ from roles.services import (
 )
 
 from .backend import (
-    _RULE_NAME,
-    ALREADY_DONE,
     ELIGIBILITY_ACTIONS,
     JUSTIFICATION_LIMIT,
-    POLICY_FAILED,
     _justification,
     _schedule,
     eligibility_open,
     odata_literal,
+    post_schedule_request,
     same_end,
     ticket_info,
 )
@@ -182,30 +180,9 @@ def group_schedule_request(
         "action": action,
         "justification": justification[:JUSTIFICATION_LIMIT],
     }
-    if schedule_info is not None:
-        body["scheduleInfo"] = schedule_info
-    if ticket_info:
-        body["ticketInfo"] = ticket_info
-    try:
-        answer = graph.post(path, body)
-    except GraphError as error:
-        if error.code == ALREADY_DONE[action]:
-            state = "already assigned" if action == "adminAssign" else "already removed"
-            return {"action": action, "status": state, "code": error.code}
-        if error.code == POLICY_FAILED:
-            rules = ", ".join(dict.fromkeys(_RULE_NAME.findall(str(error)))) or "a policy rule"
-            raise GraphError(
-                f"Entra's group policy refused the {action} ({rules}): {error}",
-                code=error.code,
-                status=error.status,
-            ) from None
-        raise
-    return {
-        "action": action,
-        "status": answer.get("status", ""),
-        "request_id": answer.get("id", ""),
-        "target_schedule_id": answer.get("targetScheduleId") or "",
-    }
+    return post_schedule_request(
+        graph, path, body, schedule_info=schedule_info, ticket_info=ticket_info, refused_by="group policy"
+    )
 
 
 # --- Import (a sync step) --------------------------------------------------------------------------
