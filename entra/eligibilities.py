@@ -2,6 +2,7 @@
 eligible assignments, through the roles services. See entra.sync for the rules every import
 step follows."""
 
+from collections.abc import Callable
 from typing import cast
 
 from django.core.exceptions import ValidationError
@@ -69,6 +70,35 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
     ends_at = parse_time(item.get("endDateTime"))
     if (ends_at is not None and ends_at <= now) or not getattr(principal, "is_active", True):
         return "skipped"  # over already, or a deactivated account (which holds no roles)
+    return eligibility_mirror(
+        item=item,
+        link=link,
+        principal=principal,
+        role=role,
+        scope=scope,
+        ends_at=ends_at,
+        now=now,
+        relink=lambda eligible: _link(link, key, eligible, item, now),
+    )
+
+
+def eligibility_mirror(
+    *,
+    item: dict,
+    link: ImportedEligibility | None,
+    principal,
+    role: Role,
+    scope: str,
+    ends_at,
+    now,
+    relink: Callable[[EligibleAssignment], None],
+) -> str:
+    """Make the portal hold the eligibility the directory listed (``item``, already mapped to
+    principal, role, scope and end): through its link if it has one and it is still open,
+    else by adopting the person's open portal eligibility (audited as linked), else by
+    assigning a new one; the end follows the directory's. ``relink`` records the link. Not
+    while a removal made in the portal is on its way (that would bring it back). Shared by
+    the imports of directory roles, governed groups and Azure roles."""
     if link is not None and not _is_open(link.eligible, now) and _removal_pending(link.eligible):
         return "skipped"  # removed in the portal; the removal is on its way to Entra
     eligible = link.eligible if link is not None and _is_open(link.eligible, now) else None
@@ -92,7 +122,7 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
                     notify=False,  # Entra announced it, by its own notification rules
                 ),
             )
-            _link(link, key, eligible, item, now)
+            relink(eligible)
             return "created"
         changed = eligible.ends_at != ends_at
         if changed:
@@ -113,7 +143,7 @@ def _eligibility_apply(item: dict, key: tuple, link: ImportedEligibility | None,
                 at=now,
             )
         if link is None or link.eligible_id != eligible.pk:
-            _link(link, key, eligible, item, now)
+            relink(eligible)
     return "updated" if changed or adopted else "unchanged"
 
 

@@ -19,19 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
-from audit.services import audit_record
 from roles.directory import PermanentDirectoryError
 from roles.directory_services import directory_changes_applying
 from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 from roles.services import (
-    eligible_assign,
-    eligible_remove,
-    eligible_update,
     group_govern,
     group_role_name,
     role_update,
@@ -49,7 +44,7 @@ from .backend import (
     ticket_info,
 )
 from .client import GraphClient, GraphError, GraphUnavailable, get_graph
-from .eligibilities import _is_open, _removal_pending
+from .eligibilities import _eligibility_end, eligibility_mirror
 from .models import DriftFinding, ImportedEligibility
 from .people import GROUP_SELECT, _group_apply, _members_apply
 from .sync import Tally, _settings_apply, apply_each, parse_time
@@ -334,67 +329,16 @@ def _eligibility_apply(group, roles, item, key, link, users, groups, now) -> str
     ends_at = parse_time(item.get("endDateTime"))
     if (ends_at is not None and ends_at <= now) or not getattr(principal, "is_active", True):
         return "skipped"
-    if link is not None and not _is_open(link.eligible, now) and _removal_pending(link.eligible):
-        return "skipped"  # removed in the portal; the removal is on its way to Entra
-    eligible = link.eligible if link is not None and _is_open(link.eligible, now) else None
-    adopted = False
-    if eligible is None:
-        field = "user" if isinstance(principal, User) else "group"
-        eligible = (
-            EligibleAssignment.objects.filter(**{field: principal}, role=role, entra_import__isnull=True)
-            .current(now)
-            .filter(ended_at__isnull=True)
-            .order_by("starts_at")
-            .first()
-        )
-        adopted = eligible is not None
-    with transaction.atomic():
-        if eligible is None:
-            eligible = eligible_assign(
-                actor=None,
-                role=role,
-                principal=principal,
-                scope="/",
-                ends_at=ends_at,
-                justification=IMPORTED,
-                now=now,
-                notify=False,
-            )
-            _link(link, key, group, eligible, item, now)
-            return "created"
-        changed = eligible.ends_at != ends_at
-        if changed:
-            eligible_update(
-                actor=None,
-                assignment=eligible,
-                ends_at=ends_at,
-                justification="Changed in Microsoft Entra ID.",
-                now=now,
-            )
-        if adopted:
-            audit_record(
-                action="entra.eligibility_linked",
-                target=eligible,
-                role=role,
-                scope="/",
-                details={"entra_id": str(item.get("id") or ""), "principal": principal.label},
-                at=now,
-            )
-        if link is None or link.eligible_id != eligible.pk:
-            _link(link, key, group, eligible, item, now)
-    return "updated" if changed or adopted else "unchanged"
-
-
-def _eligibility_end(link: ImportedEligibility, now) -> str:
-    with transaction.atomic():
-        outcome = "unchanged"
-        if _is_open(link.eligible, now):
-            eligible_remove(
-                actor=None, assignment=link.eligible, reason="Removed in Microsoft Entra ID.", now=now
-            )
-            outcome = "removed"
-        link.delete()
-    return outcome
+    return eligibility_mirror(
+        item=item,
+        link=link,
+        principal=principal,
+        role=role,
+        scope="/",
+        ends_at=ends_at,
+        now=now,
+        relink=lambda eligible: _link(link, key, group, eligible, item, now),
+    )
 
 
 def _link(link, key, group: DirectoryGroup, eligible, item: dict, now) -> None:
