@@ -214,9 +214,12 @@ def _recommendation_sql(kind: str, definition: ReviewDefinition, now: datetime) 
     else:
         last, what = "s.s_sign_in_at", "signed in"
     day = sql_utc_date_text(last)
-    labels = {str(source.value): f" ({source.label})" for source in SignInSource}
-    seen = f"CASE s.s_sign_in_source {' '.join('WHEN %s THEN %s' for _ in labels)} ELSE '' END"
-    seen_params = [value for pair in labels.items() for value in pair]
+    # A sign-in's date names its source (portal or Entra); an activation's is the portal's own.
+    seen, seen_params = "''", []
+    if kind != "eligible":
+        labels = {str(source.value): f" ({source.label})" for source in SignInSource}
+        seen = f"CASE s.s_sign_in_source {' '.join('WHEN %s THEN %s' for _ in labels)} ELSE '' END"
+        seen_params = [value for pair in labels.items() for value in pair]
     recommendation = (
         f"CASE WHEN s.s_user IS NULL THEN '' WHEN {last} IS NULL OR {last} < %s THEN %s ELSE %s END"
     )

@@ -153,7 +153,9 @@ def _recommend(kind: str, item: ReviewItem, inactivity_days: int, now: datetime)
         last, what = item.last_activation_at, "activated the role"
     else:
         last, what = item.last_sign_in_at, "signed in"
-    seen = f" ({item.get_last_sign_in_source_display()})" if last and item.last_sign_in_source else ""
+    # A sign-in's date names its source; an activation's is the portal's own.
+    named = kind != "eligible" and last and item.last_sign_in_source
+    seen = f" ({item.get_last_sign_in_source_display()})" if named else ""
     if last is None or now - last > window:
         when = f"last on {last:%Y-%m-%d}{seen}" if last else "never in the window"
         return Decision.DENY, f"Has not {what} in the last {inactivity_days} days ({when})."

@@ -244,6 +244,22 @@ def test_recommendations_come_from_real_activations_in_the_window(role, reviewer
     assert "never in the window" in items["never"].recommendation_reason
 
 
+def test_an_activation_date_names_no_sign_in_source(role, reviewer):
+    """The reason for an eligibility quotes the last activation, a date of the portal's own: the
+    person's sign-in source (here Entra) belongs to sign-in dates only."""
+    now = timezone.now()
+    user = UserFactory(username="recent", manager=reviewer, directory_sign_in_at=now - timedelta(days=1))
+    eligible = EligibleAssignmentFactory(
+        user=user, role=role, starts_at=now - timedelta(days=100), ends_at=now + timedelta(days=100)
+    )
+    activate(user, eligible, now - timedelta(days=10))
+
+    item = items_by_username(start(definition_create(roles=[role], inactivity_days=30)))["recent"]
+
+    assert item.last_sign_in_source == "directory"  # the sign-in is Entra's...
+    assert item.recommendation_reason == f"Activated the role on {(now - timedelta(days=10)):%Y-%m-%d}."
+
+
 def test_active_assignments_are_recommended_from_the_last_sign_in(role, reviewer):
     now = timezone.now()
     seen = UserFactory(username="seen", manager=reviewer, last_sign_in_at=now - timedelta(days=3))
