@@ -131,7 +131,7 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
             params={"$select": "id,displayName"},
         )
     except DirectoryError as error:
-        result = {"ok": False, "message": str(error)}
+        result: dict[str, Any] = {"ok": False, "message": str(error)}
     else:
         token = "a cached token" if source == "cache" else "a new token"
         result = {
@@ -140,8 +140,9 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
             f"“{role.get('displayName', GLOBAL_ADMINISTRATOR)}” from Microsoft Graph.",
         }
     if settings.ENTRA_ARM_SUBSCRIPTIONS:
-        result["arm"] = _arm_connection_test(graph)
-        result["ok"] = result["ok"] and all(answer["ok"] for answer in result["arm"])
+        arm_answers = _arm_connection_test(graph)
+        result["arm"] = arm_answers
+        result["ok"] = result["ok"] and all(answer["ok"] for answer in arm_answers)
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000)
     audit_record(
         action="entra.connection_tested",
