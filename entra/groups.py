@@ -11,10 +11,14 @@ assignmentScheduleInstances, which Graph answers only with a $filter on groupId 
 Reads (the sync's "group_pim" step, for each governed group, always with the $filter on
 groupId): eligibilityScheduleInstances mirrored as portal eligibilities (linked as
 entra.eligibilities links directory-role ones), assignmentScheduleInstances of type
-"assigned" that the portal did not make reported as drift findings (entra.drift's model).
+"assigned" that the portal did not make reported as drift findings (entra.drift's model)
+and, with ENTRA_REMOVE_DRIFT on, removed by an adminRemove assignmentScheduleRequest under
+entra.drift's rules (service principals, ENTRA_DRIFT_EXCLUDE and lockout-protected roles are
+only ever reported).
 Settings ENTRA_PIM_GROUPS (object ids) makes the sync govern those groups first.
 """
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +48,7 @@ from .backend import (
     ticket_info,
 )
 from .client import GraphClient, GraphError, GraphUnavailable, get_graph
+from .drift import ENDED_GRACE, REMOVAL_JUSTIFICATION, _detect, _remove, _resolve, _time
 from .eligibilities import _eligibility_end, eligibility_mirror
 from .models import DriftFinding, ImportedEligibility
 from .people import GROUP_SELECT, _group_apply, _members_apply
@@ -212,7 +217,9 @@ def _group_import(graph: GraphClient, group: DirectoryGroup, tally: Tally, now) 
     assignments = list(graph.all(ASSIGNMENT_INSTANCES, params=group_filter))
     _policies_apply(graph, group, roles, tally)
     _eligibilities_mirror(group, roles, eligibilities, tally, now)
-    _drift_record(group, roles, assignments, tally, now)
+    findings = _drift_record(group, roles, assignments, tally, now)
+    if settings.ENTRA_REMOVE_DRIFT:
+        _remove(graph, findings, tally, now, remove=partial(remove_finding, graph), kind="group_drift")
 
 
 def _policies_apply(graph: GraphClient, group: DirectoryGroup, roles: dict, tally: Tally) -> None:
@@ -362,11 +369,12 @@ def _link(link, key, group: DirectoryGroup, eligible, item: dict, now) -> None:
 # --- Drift -------------------------------------------------------------------------------------
 
 
-def _drift_record(group: DirectoryGroup, roles: dict, items: list[dict], tally: Tally, now) -> None:
+def _drift_record(
+    group: DirectoryGroup, roles: dict, items: list[dict], tally: Tally, now
+) -> list[DriftFinding]:
     """Assignments of type "assigned" the portal did not make: open findings (keyed as
-    DriftFinding is: principal, access as the "role template", group id as the "scope")."""
-    from .drift import ENDED_GRACE, _detect, _resolve, _time
-
+    DriftFinding is: principal, access as the "role template", group id as the "scope");
+    the findings Entra still lists, for removal when ENTRA_REMOVE_DRIFT is on."""
     Op = DirectoryOperation
     recent = now - ENDED_GRACE
     portal = ActiveAssignment.objects.filter(role__governed_group=group)
@@ -412,11 +420,12 @@ def _drift_record(group: DirectoryGroup, roles: dict, items: list[dict], tally: 
         g.external_id: g for g in DirectoryGroup.objects.filter(external_id__in=[k[0] for k in outside])
     }
     by_access = {access: role for access, role in roles.items()}
+    current = []
     for key, item in outside.items():
         finding = open_findings.get(key)
         if finding is None:
             principal_id, access = key
-            _detect(
+            finding = _detect(
                 (principal_id, access, group.external_id),
                 item,
                 users,
@@ -430,7 +439,21 @@ def _drift_record(group: DirectoryGroup, roles: dict, items: list[dict], tally: 
                 last_seen_at=now, assignment_id=str(item.get("id") or "")[:200]
             )
             tally.count("group_drift", "open")
+        current.append(finding)
     for key, finding in open_findings.items():
         if key not in outside:
             _resolve(finding, DriftFinding.Resolution.GONE, now)
             tally.count("group_drift", "resolved")
+    return current
+
+
+def remove_finding(graph: GraphClient, finding: DriftFinding) -> dict:
+    """adminRemove of a group assignment made outside the portal (entra.drift decides which
+    findings may go: not service principals, ENTRA_DRIFT_EXCLUDE, lockout-protected roles)."""
+    return group_schedule_request(
+        graph,
+        path=ASSIGNMENT_REQUESTS,
+        action="adminRemove",
+        target=(finding.principal_id, finding.directory_scope, finding.role_template_id),
+        justification=REMOVAL_JUSTIFICATION,
+    )

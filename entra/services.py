@@ -19,7 +19,8 @@ from audit.services import audit_record
 from roles.directory import DirectoryError
 
 from . import arm_sync, eligibilities, groups, people, sign_ins, sync
-from .client import GraphAuthError, GraphClient, GraphUnavailable, get_graph
+from .arm import ELIGIBILITY_INSTANCES, arm_beside, scope_path
+from .client import GraphAuthError, GraphClient, GraphError, GraphUnavailable, get_graph
 from .drift import check_drift
 from .models import SyncRun
 
@@ -109,7 +110,9 @@ def _run_finish(run: SyncRun, tally: sync.Tally, status: str) -> None:
 
 
 def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
-    """Get a token and read one role definition; the outcome, audited (no secret in it)."""
+    """Get a token and read one role definition; with ENTRA_ARM_SUBSCRIPTIONS, also an ARM
+    token and one read at each subscription (result["arm"], one answer each: a subscription
+    ARM refuses fails the test). The outcome, audited (no secret in it)."""
     if actor is not None and not actor.has_perm("entra.test_connection"):
         raise audit_permission_denied(
             actor=actor,
@@ -118,6 +121,7 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
             message="You may not test the Entra connection.",
         )
     started = time.monotonic()
+    graph: GraphClient | None = None
     try:
         graph = get_graph()
         _, source = graph.token()
@@ -127,7 +131,7 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
             params={"$select": "id,displayName"},
         )
     except DirectoryError as error:
-        result = {"ok": False, "message": str(error)}
+        result: dict[str, Any] = {"ok": False, "message": str(error)}
     else:
         token = "a cached token" if source == "cache" else "a new token"
         result = {
@@ -135,6 +139,10 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
             "message": f"Signed in to tenant {settings.ENTRA_TENANT_ID} ({token}) and read the role "
             f"“{role.get('displayName', GLOBAL_ADMINISTRATOR)}” from Microsoft Graph.",
         }
+    if settings.ENTRA_ARM_SUBSCRIPTIONS:
+        arm_answers = _arm_connection_test(graph)
+        result["arm"] = arm_answers
+        result["ok"] = result["ok"] and all(answer["ok"] for answer in arm_answers)
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000)
     audit_record(
         action="entra.connection_tested",
@@ -148,3 +156,51 @@ def entra_connection_test(*, actor: User | None) -> dict[str, Any]:
         outcome=AuditEvent.Outcome.SUCCESS if result["ok"] else AuditEvent.Outcome.FAILURE,
     )
     return result
+
+
+def _arm_connection_test(graph: GraphClient | None) -> list[dict[str, Any]]:
+    """An ARM token for the same app, then, for each configured subscription, one page of its
+    eligibility schedule instances at the subscription and above ($filter=atScope(): the
+    smallest listing ARM gives; what the sync reads needs the same permission). Each
+    subscription answers on its own: the app may hold its Azure role on some and not others."""
+    subscriptions = settings.ENTRA_ARM_SUBSCRIPTIONS
+    if graph is None:  # no Graph client could be built (settings): nothing to sign in with
+        return [_arm_answer(sub, False, "Not tried: no Entra client.") for sub in subscriptions]
+    arm = arm_beside(graph)
+    try:
+        _, source = arm.token()
+    except DirectoryError as error:
+        return [
+            _arm_answer(sub, False, f"No token for Azure Resource Manager: {error}") for sub in subscriptions
+        ]
+    token = "a cached token" if source == "cache" else "a new token"
+    answers = []
+    for subscription in subscriptions:
+        scope = f"/subscriptions/{subscription}"
+        path = scope_path(scope, ELIGIBILITY_INSTANCES)
+        try:
+            page = arm.get(path, params={"$filter": "atScope()"}, retries=0)
+        except GraphError as error:
+            hint = ""
+            if error.status == 403:
+                hint = " Give the app's service principal “User Access Administrator” on the subscription."
+            answers.append(_arm_answer(subscription, False, f"{error}{hint}"))
+            continue
+        except DirectoryError as error:
+            answers.append(_arm_answer(subscription, False, str(error)))
+            continue
+        count = len(page.get("value") or [])
+        more = " or more" if page.get("nextLink") else ""
+        answers.append(
+            _arm_answer(
+                subscription,
+                True,
+                f"Read {count}{more} eligibility schedule instance{'' if count == 1 and not more else 's'} "
+                f"at {scope} from Azure Resource Manager ({token}).",
+            )
+        )
+    return answers
+
+
+def _arm_answer(subscription: str, ok: bool, message: str) -> dict[str, Any]:
+    return {"subscription": subscription, "ok": ok, "message": message}

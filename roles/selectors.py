@@ -346,17 +346,27 @@ def user_is_pim_administrator(*, user: User, at: datetime | None = None) -> bool
     return role_holding(user=user, role=PIM_ADMINISTRATOR, at=at).active  # one query
 
 
+# The Roles list's "Source" filter: its values and the kinds each keeps ("other": the rest).
+ROLE_SOURCES: dict[str, tuple[str, ...]] = {
+    "entra": (Role.Kind.ENTRA,),
+    "group": (Role.Kind.GROUP,),
+    "other": (),
+}
+_SOURCED_KINDS = [kind for kinds in ROLE_SOURCES.values() for kind in kinds]
+
+
 def roles_for_administration(
     *,
     text: str = "",
     privileged: bool | None = None,
     has_eligible: bool | None = None,
-    entra: bool | None = None,
+    source: str = "",
     at: datetime | None = None,
 ) -> QuerySet[Role]:
     """The catalog for the Roles list: searched by name, template id or description, filtered,
     each role with its settings and whether anyone is eligible now (one query per page,
-    whatever the number of roles or assignments)."""
+    whatever the number of roles or assignments). source (ROLE_SOURCES) keeps Entra directory
+    roles, governed groups' member and owner roles, or every other role; anything else, all."""
     at = at or timezone.now()
     eligible_now = EligibleAssignment.objects.filter(role_id=OuterRef("pk")).current(at)
     roles = Role.objects.select_related("settings").annotate(has_eligible=Exists(eligible_now))
@@ -368,8 +378,9 @@ def roles_for_administration(
         roles = roles.filter(privileged=privileged)
     if has_eligible is not None:
         roles = roles.filter(has_eligible=has_eligible)
-    if entra is not None:
-        roles = roles.filter(kind=Role.Kind.ENTRA) if entra else roles.exclude(kind=Role.Kind.ENTRA)
+    if source in ROLE_SOURCES:
+        kinds = ROLE_SOURCES[source]
+        roles = roles.filter(kind__in=kinds) if kinds else roles.exclude(kind__in=_SOURCED_KINDS)
     return roles.order_by("name")
 
 

@@ -48,15 +48,22 @@ def _flag(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
 
+def _source(query) -> str:
+    """The "Source" filter's value; the earlier entra=yes|no still works (bookmarks)."""
+    source = query.get("source") or {"yes": "entra", "no": "other"}.get(query.get("entra", ""), "")
+    return source if source in selectors.ROLE_SOURCES else ""
+
+
 @require_safe
 @verified_required
 @administrators_only
 def role_list(request):
     """The catalog, searched and filtered, 25 a page."""
     text = request.GET.get("q", "").strip()[:200]
-    filters = {name: _flag(request.GET.get(name)) for name in ("privileged", "eligible", "entra")}
+    flags = {name: _flag(request.GET.get(name)) for name in ("privileged", "eligible")}
+    source = _source(request.GET)
     roles = selectors.roles_for_administration(
-        text=text, privileged=filters["privileged"], has_eligible=filters["eligible"], entra=filters["entra"]
+        text=text, privileged=flags["privileged"], has_eligible=flags["eligible"], source=source
     )
     page = Paginator(roles, selectors.MANAGE_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -65,7 +72,7 @@ def role_list(request):
         "page": page,
         "roles": list(page.object_list),
         "q": text,
-        "filters": {name: request.GET.get(name, "") for name in filters},
+        "filters": {**{name: request.GET.get(name, "") for name in flags}, "source": source},
         "query": query.urlencode(),
     }
     return render(request, "roles/manage/role_list.html", context)

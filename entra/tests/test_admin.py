@@ -54,6 +54,86 @@ def test_an_administrator_tests_the_connection_and_it_is_audited(graph, stub, ad
     event = AuditEvent.objects.get(action="entra.connection_tested")
     assert event.actor_id == admin.pk and event.outcome == "success"
     assert CLIENT_SECRET not in str(event.details) and "stub-access-token" not in str(event.details)
+    assert "arm" not in event.details and 'id="arm-results"' not in response.content.decode()
+    assert not [r for r in stub.received if r.path.startswith("/subscriptions/")]  # no ARM part: no ARM call
+
+
+SUB = "a1b2c3d4-0000-4000-8000-000000000001"
+OTHER_SUB = "a1b2c3d4-0000-4000-8000-000000000002"
+ELIGIBILITIES = "/providers/Microsoft.Authorization/roleEligibilityScheduleInstances"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+
+
+def test_with_arm_subscriptions_each_is_read_and_answers_on_its_own(graph, stub, admin, entra_settings):
+    from entra.tests.stub import ARM
+
+    contoso(stub)
+    entra_settings.ENTRA_ARM_SUBSCRIPTIONS = [SUB, OTHER_SUB]
+    stub.arm.add_eligibility("0a000000-0000-4000-8000-00000000000a", READER, f"/subscriptions/{SUB}")
+    stub.arm.add_eligibility(  # below the subscription: not in the test's atScope() read
+        "0a000000-0000-4000-8000-00000000000a", READER, f"/subscriptions/{SUB}/resourceGroups/rg-payroll"
+    )
+    stub.arm.forbidden.add(f"/subscriptions/{OTHER_SUB}")  # the app holds no Azure role there
+
+    response = signed_in(admin).post(TEST_CONNECTION)
+
+    text = response.content.decode()
+    assert response.status_code == 200 and "Failed." in text and "“Global Administrator”" in text
+    reads = [r for r in stub.received if r.path.startswith("/subscriptions/")]
+    assert [(r.method, r.path, r.query.get("$filter"), r.status) for r in reads] == [
+        ("GET", f"/subscriptions/{SUB}{ELIGIBILITIES}", "atScope()", 200),
+        ("GET", f"/subscriptions/{OTHER_SUB}{ELIGIBILITIES}", "atScope()", 403),
+    ]
+    assert set(stub.token_scopes.values()) == {"https://graph.microsoft.com/.default", f"{ARM}/.default"}
+    event = AuditEvent.objects.get(action="entra.connection_tested")
+    assert event.outcome == "failure" and event.details["ok"] is False
+    good, refused = event.details["arm"]
+    assert (good["subscription"], good["ok"]) == (SUB, True)
+    assert f"Read 1 eligibility schedule instance at /subscriptions/{SUB}" in good["message"]
+    assert (refused["subscription"], refused["ok"]) == (OTHER_SUB, False)
+    assert "AuthorizationFailed" in refused["message"] and "User Access Administrator" in refused["message"]
+    assert 'id="arm-results"' in text and f'data-subscription="{OTHER_SUB}"' in text
+    assert "AuthorizationFailed" in text
+    assert CLIENT_SECRET not in str(event.details) and "stub-access-token" not in str(event.details)
+
+    stub.arm.forbidden.clear()
+    again = signed_in(admin).post(TEST_CONNECTION).content.decode()
+    assert "Connected." in again and "Failed." not in again
+    assert AuditEvent.objects.filter(action="entra.connection_tested").latest("seq").outcome == "success"
+
+
+def test_an_arm_that_cannot_answer_fails_each_subscription_and_graph_still_answers(
+    graph, stub, admin, entra_settings
+):
+    contoso(stub)
+    entra_settings.ENTRA_ARM_SUBSCRIPTIONS = [SUB]
+    stub.fail("GET", f"/subscriptions/{SUB}{ELIGIBILITIES}", 503)
+
+    response = signed_in(admin).post(TEST_CONNECTION)
+
+    text = response.content.decode()
+    assert "Failed." in text and "“Global Administrator”" in text
+    [answer] = AuditEvent.objects.get(action="entra.connection_tested").details["arm"]
+    assert answer["ok"] is False and "503" in answer["message"]
+    assert len([r for r in stub.received if r.path.startswith("/subscriptions/")]) == 1  # not retried
+
+
+def test_without_an_arm_token_each_subscription_says_so(stub, admin, entra_settings, monkeypatch):
+    from entra import client
+    from entra.tests.stub import StubSession
+
+    entra_settings.ENTRA_CLIENT_SECRET = "a-wrong-secret"
+    entra_settings.ENTRA_ARM_SUBSCRIPTIONS = [SUB]
+    monkeypatch.setattr(client, "new_session", lambda: StubSession(stub))
+    client.graph_install(client.GraphClient.from_settings(sleep=lambda seconds: None))
+
+    response = signed_in(admin).post(TEST_CONNECTION)
+
+    assert "Failed." in response.content.decode()
+    [answer] = AuditEvent.objects.get(action="entra.connection_tested").details["arm"]
+    assert answer["ok"] is False and answer["message"].startswith("No token for Azure Resource Manager")
+    assert "invalid_client" in answer["message"]
+    assert not [r for r in stub.received if r.path.startswith("/subscriptions/")]
 
 
 def test_a_failed_connection_says_why(graph, stub, admin):

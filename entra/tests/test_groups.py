@@ -16,7 +16,7 @@ from entra.groups import ASSIGNMENT_INSTANCES, import_group_pim
 from entra.models import DriftFinding, ImportedEligibility
 from entra.services import entra_sync_run
 from entra.sync import Tally
-from entra.tests.conftest import ALICE, BOB, DAVE, TIER0, contoso
+from entra.tests.conftest import ALICE, BOB, DAVE, SERVICE_PRINCIPAL, TIER0, contoso
 from roles.directory_services import directory_effect_check, directory_outbox_drain
 from roles.models import ActiveAssignment, DirectoryOperation, EligibleAssignment, Role
 from roles.services import eligible_assign, eligible_remove, group_govern
@@ -362,11 +362,97 @@ def test_an_assignment_made_outside_the_portal_is_drift_and_resolves_when_gone(t
     assert run.counts["group_drift"] == {"portal": 1, "detected": 1, "activated": 1}
     assert AuditEvent.objects.filter(action="entra.drift_detected").count() == 1
 
+    assert group_removals(tenant) == []  # reported only: ENTRA_REMOVE_DRIFT is off
     assert entra_sync_run().counts["group_drift"]["open"] == 1  # the directory roles' drift check keeps it
     tenant.group_pim.assignments = [a for a in tenant.group_pim.assignments if a["principalId"] != BOB]
     entra_sync_run()
     finding.refresh_from_db()
     assert finding.resolution == "gone"
+
+
+def group_removals(stub):
+    return [c for c in posts(stub) if c.body["action"] == "adminRemove"]
+
+
+def test_with_removal_on_an_assignment_made_outside_the_portal_is_removed_from_the_group(tenant, settings):
+    settings.ENTRA_REMOVE_DRIFT = True
+    entra_sync_run()
+    member = Role.objects.get(governed_group__external_id=PAYROLL, group_access="member")
+    now = timezone.now()
+    activate(User.objects.get(external_id=ALICE), member, now=now)
+    directory_outbox_drain(now=now)
+    tenant.group_pim.add_assignment(BOB, PAYROLL, "owner")
+    tenant.group_pim.add_assignment(DAVE, PAYROLL, "member", assignmentType="activated")
+
+    run = entra_sync_run()
+
+    assert run.status == "succeeded", run.errors
+    [removal] = group_removals(tenant)
+    body = removal.body
+    assert (body["accessId"], body["principalId"], body["groupId"]) == ("owner", BOB, PAYROLL)
+    assert "assigned outside the portal" in body["justification"] and "scheduleInfo" not in body
+    assert removal.status == 201
+    remaining = sorted((a["principalId"], a["accessId"]) for a in tenant.group_pim.assignments)
+    assert remaining == [(ALICE, "member"), (DAVE, "member")]  # the portal's own and Entra's JIT stay
+    finding = DriftFinding.objects.get()
+    assert finding.resolution == "removed" and finding.resolved_at is not None
+    assert run.counts["group_drift"] == {"portal": 1, "detected": 1, "activated": 1, "removed": 1}
+    event = AuditEvent.objects.get(action="entra.drift_removed")
+    assert event.role_label == "Owner of Payroll Admins" and event.details["principal_id"] == BOB
+
+    again = entra_sync_run()
+    assert len(group_removals(tenant)) == 1
+    assert again.counts["group_drift"] == {"portal": 1, "activated": 1}
+
+
+def test_removal_spares_excluded_accounts_service_principals_and_lockout_protected_roles(tenant, settings):
+    settings.ENTRA_REMOVE_DRIFT = True
+    settings.ENTRA_DRIFT_EXCLUDE = [BOB.upper()]  # a break-glass account, whatever its case
+    entra_sync_run()
+    Role.objects.filter(governed_group__external_id=PAYROLL, group_access="owner").update(
+        lockout_protected=True
+    )
+    tenant.group_pim.add_assignment(BOB, PAYROLL, "member")
+    tenant.group_pim.add_assignment(SERVICE_PRINCIPAL, PAYROLL, "member")  # e.g. the portal's own app
+    tenant.group_pim.add_assignment(DAVE, PAYROLL, "owner")
+
+    run = entra_sync_run()
+
+    assert group_removals(tenant) == []
+    assert len(tenant.group_pim.assignments) == 3
+    assert DriftFinding.objects.filter(resolved_at__isnull=True).count() == 3
+    assert run.counts["group_drift"] == {"detected": 3, "kept": 3}
+    other = DriftFinding.objects.get(principal_id=SERVICE_PRINCIPAL)
+    assert other.principal_type == "other"
+    assert not AuditEvent.objects.filter(action="entra.drift_removed").exists()
+
+
+def test_a_refused_removal_is_the_runs_error_and_the_next_run_removes_it(tenant, settings):
+    settings.ENTRA_REMOVE_DRIFT = True
+    entra_sync_run()
+    tenant.group_pim.add_assignment(BOB, PAYROLL, "owner")
+    tenant.fail(
+        "POST",
+        "identityGovernance/privilegedAccess/group/assignmentScheduleRequests",
+        403,
+        code="Authorization_RequestDenied",
+    )
+
+    run = entra_sync_run()
+
+    assert run.status == "partial"
+    [error] = run.errors
+    assert error["kind"] == "group_drift" and "Authorization_RequestDenied" in error["message"]
+    assert "Owner of Payroll Admins" in error["item"]
+    finding = DriftFinding.objects.get()
+    assert finding.resolved_at is None and len(tenant.group_pim.assignments) == 1
+    assert not AuditEvent.objects.filter(action="entra.drift_removed").exists()
+
+    later = entra_sync_run()
+    assert later.status == "succeeded", later.errors
+    finding.refresh_from_db()
+    assert finding.resolution == "removed" and tenant.group_pim.assignments == []
+    assert later.counts["group_drift"] == {"open": 1, "removed": 1}
 
 
 def test_an_ungovernable_group_id_is_the_runs_error_not_its_end(tenant, settings):

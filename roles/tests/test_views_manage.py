@@ -173,11 +173,33 @@ def test_the_list_searches_and_filters(admin, verified_client, requester):
     assert names(q="Payroll", privileged="no") == ["Payroll Eta"]
     assert names(q="Payroll", eligible="yes") == ["Payroll Zeta"]
     assert names(q="Payroll", eligible="no") == ["Payroll Eta"]
-    entra = names(entra="yes")
+    entra = names(source="entra")
     assert entra and all(Role.objects.get(name=name).kind == Role.Kind.ENTRA for name in entra)
-    assert "Payroll Zeta" in names(q="Payroll", entra="no")
+    assert "Payroll Zeta" in names(q="Payroll", source="other")
+    assert names(entra="yes") == entra and "Payroll Zeta" in names(q="Payroll", entra="no")  # old links
     text = page(client.get(url("list"), {"q": "Payroll"}))
     assert f'href="{url("role", payroll)}"' in text and 'id="django-admin-link"' in text
+
+
+def test_the_source_filter_lists_only_governed_groups_roles(admin, verified_client):
+    from roles.services import group_govern
+
+    payroll = DirectoryGroupFactory(name="Payroll Admins", external_id="93000000-0000-4000-8000-000000000003")
+    member, owner = group_govern(actor=None, group=payroll)
+    RoleFactory(name="Member of the payroll desk")  # a local role whose name looks like one
+    client = verified_client(admin)
+
+    response = client.get(url("list"), {"source": "group"})
+
+    assert response.status_code == 200
+    assert [role.name for role in response.context["roles"]] == [member.name, owner.name]
+    text = page(response)
+    assert '<option value="group" selected>Governed groups (PIM for Groups)</option>' in text
+    assert f'href="{url("role", member)}"' in text and "Member of the payroll desk" not in text
+    others = [role.kind for role in client.get(url("list"), {"source": "other"}).context["roles"]]
+    assert others and Role.Kind.GROUP not in others and Role.Kind.ENTRA not in others
+    every = client.get(url("list"), {"source": "nonsense"}).context["page"].paginator.count
+    assert every == Role.objects.count()  # an unknown source filters nothing
 
 
 def test_the_list_is_paged_and_keeps_the_filters_in_its_links(admin, verified_client):
