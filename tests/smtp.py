@@ -12,28 +12,49 @@ from aiosmtpd.controller import Controller
 
 @dataclass
 class Mailbox:
-    """What the loopback SMTP server received: (envelope recipients, parsed message)."""
+    """What the loopback SMTP server received: (envelope recipients, parsed message) pairs,
+    in the order they arrived."""
 
-    messages: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    received: list = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), message))
+        with self.arrived:
+            self.received.append((list(envelope.rcpt_tos), message))
+            self.arrived.notify_all()
         return "250 OK"
+
+    @property
+    def messages(self) -> list:
+        """The parsed messages, in the order they arrived."""
+        with self.arrived:
+            return [message for _, message in self.received]
 
     def to(self, address: str) -> list[str]:
         """The subjects of the emails that reached the address."""
-        return [str(message["Subject"]) for rcpts, message in self.messages if address in rcpts]
+        return [str(message["Subject"]) for rcpts, message in self.received if address in rcpts]
 
     def addresses(self, subject_part: str = "") -> set[str]:
         return {
             rcpt
-            for rcpts, message in self.messages
+            for rcpts, message in self.received
             if subject_part in str(message["Subject"])
             for rcpt in rcpts
         }
+
+    def wait_for(self, predicate, timeout: float = 10.0):
+        """The first message matching predicate, waiting for delivery (no sleeping): for a
+        live server, whose emails go out from its own threads."""
+        with self.arrived:
+            found = self.arrived.wait_for(lambda: self._first(predicate), timeout)
+        if not found:
+            subjects = [message["Subject"] for message in self.messages]
+            raise AssertionError(f"no matching email within {timeout}s; got {subjects}")
+        return found
+
+    def _first(self, predicate):
+        return next((message for _, message in self.received if predicate(message)), None)
 
 
 def _free_port() -> int:

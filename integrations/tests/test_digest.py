@@ -39,7 +39,7 @@ def test_the_digest_reaches_pim_administrators_once_a_week(
     with django_capture_on_commit_callbacks(execute=True):
         assert digest.weekly_digest_send(now=T0 + timedelta(days=2)) == 0  # the same week
 
-    [(rcpts, message)] = [(r, m) for r, m in smtp_mailbox.messages if "weekly digest" in str(m["Subject"])]
+    [(rcpts, message)] = [(r, m) for r, m in smtp_mailbox.received if "weekly digest" in str(m["Subject"])]
     assert rcpts == [admin.email]
     assert str(message["Subject"]) == "PIM weekly digest: 1 activation, 1 pending, 1 open alert"
     text = message.get_body(preferencelist=("plain",)).get_content()

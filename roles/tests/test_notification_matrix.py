@@ -258,7 +258,7 @@ def test_an_active_assignment_extension_request_goes_by_the_active_approver_rule
         justification="On call",
         mfa_verified_at=timezone.now(),
     )
-    smtp_mailbox.messages.clear()
+    smtp_mailbox.received.clear()
     run(
         django_capture_on_commit_callbacks,
         lambda: active_extension_request(

@@ -4,20 +4,16 @@ email delivered to a real SMTP server on loopback (aiosmtpd).
 Never `playwright install`: the browser is the system's /usr/bin/chromium (.ci/run installs it).
 """
 
-import email
-import email.policy
 import os
 import re
-import socket
-import threading
 from dataclasses import dataclass, field
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django_otp.oath import TOTP
 
 from tests.factories import PASSWORD
+from tests.smtp import smtp_mailbox  # noqa: F401 - the loopback SMTP fixture
 
 # Playwright's sync API runs an event loop in the test thread; Django would then refuse the
 # test's own (synchronous) database calls. The test thread is not serving requests.
@@ -35,33 +31,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class Mailbox:
-    """What the loopback SMTP server received."""
-
-    messages: list = field(default_factory=list)
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.arrived:
-            self.messages.append(message)
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait_for(self, predicate, timeout: float = 10.0):
-        """The first message matching predicate, waiting for delivery (no sleeping)."""
-        with self.arrived:
-            found = self.arrived.wait_for(lambda: self._first(predicate), timeout)
-        if not found:
-            subjects = [message["Subject"] for message in self.messages]
-            raise AssertionError(f"no matching email within {timeout}s; got {subjects}")
-        return found
-
-    def _first(self, predicate):
-        return next((message for message in self.messages if predicate(message)), None)
-
-
 def message_parts(message) -> tuple[str, str]:
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
@@ -72,23 +41,10 @@ def first_link(text: str) -> str:
     return re.search(r"https?://\S+", text).group(0)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def smtp_server(settings):
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield mailbox
-    controller.stop()
+def smtp_server(smtp_mailbox):  # noqa: F811 - the fixture imported above, asked for by name
+    """The loopback SMTP server (tests.smtp) the live server's emails go to."""
+    return smtp_mailbox
 
 
 @pytest.fixture(scope="session")
