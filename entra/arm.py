@@ -35,6 +35,7 @@ from .backend import (
     eligibility_open,
     graph_time,
     odata_literal,
+    principal_object_id,
     same_end,
 )
 from .backend import _justification as justification_for
@@ -114,12 +115,7 @@ def arm_target(assignment: ActiveAssignment | EligibleAssignment) -> tuple[str, 
         return None
     if not role.template_id:
         raise PermanentDirectoryError(f"{role} is not an Azure role: it has no role definition id.")
-    principal = assignment.principal
-    if not principal.external_id:
-        raise PermanentDirectoryError(
-            f"{principal.label} is not a directory user or group: no Entra object id (run entra_sync)."
-        )
-    return principal.external_id, role.template_id.lower(), assignment.scope
+    return principal_object_id(assignment), role.template_id.lower(), assignment.scope
 
 
 def role_definition_id(scope: str, guid: str) -> str:

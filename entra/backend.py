@@ -228,12 +228,18 @@ def directory_target(assignment: ActiveAssignment | EligibleAssignment) -> tuple
         return None
     if not role.template_id:
         raise PermanentDirectoryError(f"{role} is not a directory role: it has no Entra template id.")
+    return principal_object_id(assignment), role.template_id, assignment.scope
+
+
+def principal_object_id(assignment: ActiveAssignment | EligibleAssignment) -> str:
+    """The Entra object id of the assignment's user or group; a person or group the sync has
+    not linked (a local account) cannot be provisioned."""
     principal = assignment.principal
     if not principal.external_id:
         raise PermanentDirectoryError(
             f"{principal.label} is not a directory user or group: no Entra object id (run entra_sync)."
         )
-    return principal.external_id, role.template_id, assignment.scope
+    return principal.external_id
 
 
 def schedule_request(

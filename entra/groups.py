@@ -44,6 +44,7 @@ from .backend import (
     eligibility_open,
     odata_literal,
     post_schedule_request,
+    principal_object_id,
     same_end,
     ticket_info,
 )
@@ -72,12 +73,7 @@ def group_target(assignment: ActiveAssignment | EligibleAssignment) -> Target:
     group = role.governed_group
     if group is None or not group.external_id:
         raise PermanentDirectoryError(f"{role} governs no Entra group (no object id): run entra_sync.")
-    principal = assignment.principal
-    if not principal.external_id:
-        raise PermanentDirectoryError(
-            f"{principal.label} is not a directory user or group: no Entra object id (run entra_sync)."
-        )
-    return principal.external_id, group.external_id, role.group_access
+    return principal_object_id(assignment), group.external_id, role.group_access
 
 
 def group_grant(assignment: ActiveAssignment) -> dict:
