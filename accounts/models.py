@@ -93,8 +93,13 @@ class User(AbstractUser):
     @property
     def label(self) -> str:
         """Static text that names the user in audit events."""
-        name = self.display_name or self.get_full_name()
-        return f"{name} <{self.username}>" if name else self.username
+        return self.label_of(self.username, self.display_name, self.first_name, self.last_name)
+
+    @staticmethod
+    def label_of(username: str, display_name: str, first_name: str, last_name: str) -> str:
+        """label from the columns, for set-based jobs that read rows, not users."""
+        name = display_name or f"{first_name} {last_name}".strip()  # or get_full_name()
+        return f"{name} <{username}>" if name else username
 
 
 class DirectoryGroup(models.Model):

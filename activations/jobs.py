@@ -65,13 +65,19 @@ class _Closed(NamedTuple):
     ends_at: datetime
     assignment_id: uuid.UUID
     role_id: uuid.UUID
-    requester_id: int
+    role_name: str
+    # the requester's label (User.label_of)
+    username: str
+    display_name: str
+    first_name: str
+    last_name: str
 
 
 def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Closed]:
     """Claim the granted requests of the locked assignments (SKIP LOCKED) and close them as
-    Expired in one UPDATE ... RETURNING; the rows closed, by end then id."""
-    field = ActivationRequest._meta
+    Expired in one UPDATE ... RETURNING, which also reads what their audit events name (the
+    role's name, the requester's label columns); the rows closed, by end then id."""
+    request, role, user = ActivationRequest._meta, Role._meta, User._meta
     pk_field = ActiveAssignment._meta.pk
     assert pk_field is not None  # noqa: S101 - for the type checker
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -80,12 +86,18 @@ def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Cl
     else:
         match = "IN ({})".format(", ".join(["%s"] * len(assignment_ids)))
         ids = [pk_field.get_db_prep_value(pk, connection) for pk in assignment_ids]
+    # scalar subqueries, not UPDATE ... FROM: SQLite's RETURNING names the updated table only
+    names = ", ".join(
+        f"(SELECT {column} FROM {user.db_table} WHERE id = {request.db_table}.requester_id)"  # noqa: S608 - table and column names
+        for column in ("username", "display_name", "first_name", "last_name")
+    )
     sql = (
-        "WITH claimed AS (SELECT id FROM activations_activationrequest "  # noqa: S608 - placeholders only
+        f"WITH claimed AS (SELECT id FROM {request.db_table} "  # noqa: S608 - placeholders only
         f"WHERE active_assignment_id {match} AND status = %s{skip_locked}) "
-        "UPDATE activations_activationrequest SET status = %s, closed_at = %s "
+        f"UPDATE {request.db_table} SET status = %s, closed_at = %s "
         "WHERE id IN (SELECT id FROM claimed) AND status = %s "
-        "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, requester_id"
+        "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, "
+        f"(SELECT name FROM {role.db_table} WHERE id = {request.db_table}.role_id), {names}"
     )
     params = [
         *ids,
@@ -97,11 +109,17 @@ def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Cl
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    names = ("id", "kind", "scope", "ends_at", "active_assignment", "role", "requester")
     # a foreign key's value converts as the key it points at
-    fields = [getattr(field.get_field(name), "target_field", field.get_field(name)) for name in names]
+    fields = [
+        getattr(request.get_field(name), "target_field", request.get_field(name))
+        for name in ("id", "kind", "scope", "ends_at", "active_assignment", "role")
+    ]
     if any(column_converters(each) for each in fields):  # SQLite: text for times and ids
-        rows = [tuple(from_db_column(f, value) for f, value in zip(fields, row, strict=True)) for row in rows]
+        width = len(fields)
+        rows = [
+            (*(from_db_column(f, value) for f, value in zip(fields, row[:width], strict=True)), *row[width:])
+            for row in rows
+        ]
     closed = [_Closed(*row) for row in rows]
     closed.sort(key=lambda row: (row.ends_at, str(row.id)))
     return closed
@@ -110,30 +128,26 @@ def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Cl
 def _expired_events(closed: list[_Closed]) -> list[dict]:
     """The activation.expired event of each closed request, as audit_record_many would write
     it for AuditEntry(target=request, role=request.role, scope=request.scope, details=...)."""
-    roles = dict(Role.objects.filter(pk__in={row.role_id for row in closed}).values_list("pk", "name"))
-    people = {
-        user.pk: user.label
-        for user in User.objects.filter(pk__in={row.requester_id for row in closed}).only(
-            "pk", "username", "display_name", "first_name", "last_name"
-        )
-    }
     kinds = {value: str(label).lower() for value, label in ActivationRequest.Kind.choices}
     encode = DjangoJSONEncoder().default
     target_type = f"{ActivationRequest._meta.app_label}.{ActivationRequest._meta.model_name}"
-    return [
-        {
-            "action": "activation.expired",
-            "target_type": target_type,
-            "target_id": str(row.id),
-            # ActivationRequest.label
-            "target_label": f"{kinds[row.kind]} request {roles[row.role_id]} by {people[row.requester_id]}",
-            "role_id": row.role_id,
-            "role_label": roles[row.role_id],
-            "scope": row.scope,
-            "details": {"requester": people[row.requester_id], "ends_at": encode(row.ends_at)},
-        }
-        for row in closed
-    ]
+    events = []
+    for row in closed:
+        requester = User.label_of(row.username, row.display_name, row.first_name, row.last_name)
+        events.append(
+            {
+                "action": "activation.expired",
+                "target_type": target_type,
+                "target_id": str(row.id),
+                # ActivationRequest.label
+                "target_label": f"{kinds[row.kind]} request {row.role_name} by {requester}",
+                "role_id": row.role_id,
+                "role_label": row.role_name,
+                "scope": row.scope,
+                "details": {"requester": requester, "ends_at": encode(row.ends_at)},
+            }
+        )
+    return events
 
 
 def activation_timeout_due(*, now: datetime | None = None, batch: int = BATCH) -> int:

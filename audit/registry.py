@@ -11,8 +11,9 @@ the ground floor and imports none of them.
   messages) that commit, or roll back, with the events.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.db.models import Model
 
@@ -69,11 +70,25 @@ def evidence_url(*, target_type: str, target_id: str) -> str:
     return url(target_id) if url is not None and target_id else ""
 
 
-# Each is called with the list of AuditEvents just appended (numbered and chained), inside the
-# writer's transaction. A hook writes rows; it never calls out (that happens after commit).
-EVENT_HOOKS: list[Callable[[list], None]] = []
+class AppendedEvent(NamedTuple):
+    """What an event hook reads of an event just appended: the set-based writer
+    (audit_record_prepared) hands hooks these instead of AuditEvent instances, which the
+    other writers hand them (both have these attributes)."""
+
+    seq: int
+    action: str
+    target_type: str
+    target_id: str
 
 
-def event_hook_register(hook: Callable[[list], None]) -> None:
+# Each is called with the events just appended (numbered and chained: AuditEvents, or
+# AppendedEvents from the set-based writer), inside the writer's transaction. A hook reads
+# only AppendedEvent's attributes and writes rows; it never calls out (that happens after
+# commit).
+EventHook = Callable[[Sequence[Any]], None]
+EVENT_HOOKS: list[EventHook] = []
+
+
+def event_hook_register(hook: EventHook) -> None:
     if hook not in EVENT_HOOKS:
         EVENT_HOOKS.append(hook)

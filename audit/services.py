@@ -5,12 +5,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from common.db import bulk_insert
+from common.db import bulk_insert_values
 
 from . import chain, chain_keys, context, registry
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent
@@ -18,6 +18,7 @@ from .models import AuditChainHead, AuditCheckpoint, AuditEvent
 SYSTEM_ACTOR_LABEL = "system"
 _IP_FIELD = AuditEvent._meta.get_field("ip")
 _LABEL_LIMIT = 300
+_Event = TypeVar("_Event")
 
 
 class ChainHeadMissingError(RuntimeError):
@@ -62,10 +63,10 @@ def audit_record_many(*, entries: list[AuditEntry], at: datetime | None = None) 
     key = chain_keys.current()  # no key, no event: everything after the switch is keyed
     at = at or timezone.now()
     request = context.current()
-    return _append([_fields(entry, at, request) for entry in entries], key=key)
+    return _append([_fields(entry, at, request) for entry in entries], key=key, insert=_bulk_create)
 
 
-def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> list[AuditEvent]:
+def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> None:
     """Append events whose content the caller has already written out, for set-based jobs
     that read their rows as tuples (no model instances to describe): per event the keys
     action, target_type, target_id, target_label, role_id, role_label, scope and details (JSON
@@ -73,7 +74,7 @@ def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> list
     the system; the time, the request's context, the numbering, hashing and keying are those
     of audit_record_many, in one pass under one lock of the chain head."""
     if not events:
-        return []
+        return
     key = chain_keys.current()
     request = context.current()
     common = {
@@ -91,34 +92,38 @@ def audit_record_prepared(*, events: list[dict[str, Any]], at: datetime) -> list
         fields["target_label"] = fields["target_label"][:_LABEL_LIMIT]
         fields["role_label"] = fields["role_label"][:_LABEL_LIMIT]
         prepared.append(fields)
-    # COPY (bulk_insert): a sweep appends thousands at once, and compiling an INSERT of
-    # thousands of wide rows costs more than the rows themselves. The events come back
-    # without their primary keys (nothing here reads them: hooks go by seq).
-    return _append(prepared, key=key, insert=_copy_insert)
+    # COPY of the field values (bulk_insert_values): a sweep appends thousands at once, and
+    # neither a model instance per event nor an INSERT of thousands of wide rows is needed.
+    # The hooks see each event's number, action and target (registry.AppendedEvent).
+    _append(prepared, key=key, insert=_copy_insert)
 
 
-def _bulk_create(events: list[AuditEvent]) -> None:
+def _bulk_create(all_fields: list[dict[str, Any]]) -> list[AuditEvent]:
+    events = [AuditEvent(**fields) for fields in all_fields]
     AuditEvent.objects.bulk_create(events, batch_size=2000)
+    return events
 
 
-def _copy_insert(events: list[AuditEvent]) -> None:
-    bulk_insert(AuditEvent, events)
+def _copy_insert(all_fields: list[dict[str, Any]]) -> list[registry.AppendedEvent]:
+    bulk_insert_values(AuditEvent, all_fields)
+    return [
+        registry.AppendedEvent(fields["seq"], fields["action"], fields["target_type"], fields["target_id"])
+        for fields in all_fields
+    ]
 
 
 def _append(
     all_fields: list[dict[str, Any]],
     *,
     key: chain_keys.ChainKey,
-    insert: Callable[[list[AuditEvent]], None] = _bulk_create,
-) -> list[AuditEvent]:
+    insert: Callable[[list[dict[str, Any]]], list[_Event]],
+) -> list[_Event]:
     """Chain the events in one pass under the locked head, insert them, seal the head."""
     with transaction.atomic():
         head = lock_chain_head()
-        events = []
         for fields in all_fields:
             chain_link(head, fields, key=key)
-            events.append(AuditEvent(**fields))
-        insert(events)
+        events = insert(all_fields)
         chain_head_save(head, key=key)
         for hook in registry.EVENT_HOOKS:
             hook(events)

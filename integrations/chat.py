@@ -11,6 +11,7 @@ request's event, with the message already built, and sent after commit:
   approval, and when the access ends within 15 minutes: chat_ending_soon)."""
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 from activations.models import ActivationRequest
 from audit.models import AuditEvent
+from audit.registry import AppendedEvent
 
 from .models import ChatMessage
 
@@ -74,7 +76,7 @@ def teams_on() -> bool:
 # --- Rows, in the event's transaction -------------------------------------------------------------
 
 
-def messages_write(events: list[AuditEvent]) -> None:
+def messages_write(events: Sequence[AppendedEvent | AuditEvent]) -> None:
     """The audit hook's chat part: rows for events about activation requests."""
     if not (slack_on() or teams_on()):
         return
@@ -111,7 +113,9 @@ def _interesting(action: str) -> bool:
     }
 
 
-def _rows_for(event: AuditEvent, request: ActivationRequest, now: datetime) -> list[ChatMessage]:
+def _rows_for(
+    event: AppendedEvent | AuditEvent, request: ActivationRequest, now: datetime
+) -> list[ChatMessage]:
     verb = event.action.rsplit(".", 1)[-1]
     if verb == "requested" and request.status == RequestStatus.PENDING_APPROVAL:
         return _request_rows(event, request, now)
@@ -140,7 +144,9 @@ def _rows_for(event: AuditEvent, request: ActivationRequest, now: datetime) -> l
     return rows
 
 
-def _request_rows(event: AuditEvent, request: ActivationRequest, now: datetime) -> list[ChatMessage]:
+def _request_rows(
+    event: AppendedEvent | AuditEvent, request: ActivationRequest, now: datetime
+) -> list[ChatMessage]:
     rows = []
     if slack_on():
         payload = slack_request_message(request, now=now)
@@ -189,7 +195,7 @@ def _request_rows(event: AuditEvent, request: ActivationRequest, now: datetime) 
 
 
 def _outcome_rows(
-    event: AuditEvent, request: ActivationRequest, outcome: str, now: datetime
+    event: AppendedEvent | AuditEvent, request: ActivationRequest, outcome: str, now: datetime
 ) -> list[ChatMessage]:
     rows = []
     if slack_on():

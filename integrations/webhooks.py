@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from alerts.rules import AlertKind, Finding, Severity
 from audit.event_types import event_type_matches, event_type_problem
 from audit.models import AuditEvent
 from audit.refusals import audit_permission_denied
+from audit.registry import AppendedEvent
 from audit.services import audit_record
 from common.step_up import verification_is_fresh
 from common.text import clean_text
@@ -271,7 +273,7 @@ def webhook_replay(
 # --- Outbox rows, in the audit event's transaction ----------------------------------------------
 
 
-def deliveries_write(events: list[AuditEvent]) -> None:
+def deliveries_write(events: Sequence[AppendedEvent | AuditEvent]) -> None:
     """audit.registry's event hook: one pending delivery per (active or paused) subscription
     that wants the event. A paused subscription keeps collecting them, for when it resumes."""
     subscriptions = list(WebhookSubscription.objects.values_list("pk", "event_types"))

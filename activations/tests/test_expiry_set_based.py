@@ -147,3 +147,30 @@ def test_a_request_locked_elsewhere_is_skipped_and_left_granted():
     assert reloaded(held).status == Status.GRANTED and reloaded(free).status == Status.EXPIRED
     assert jobs.activation_expire_due(now=now) == 1  # the next run closes it
     assert AuditEvent.objects.filter(action="activation.expired").count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("clock")
+def test_a_webhook_subscribed_to_expiries_gets_one_delivery_per_expired_activation_in_seq_order():
+    from integrations.models import WebhookDelivery, WebhookSubscription
+
+    due = granted(3, now=T0)
+    subscription = WebhookSubscription.objects.create(
+        name="SIEM", url="https://siem.example.org/hook", event_types=["activation.expired"],
+        secret="s" * 32, created_at=T0,
+    )  # fmt: skip
+    other = WebhookSubscription.objects.create(
+        name="Roles",
+        url="https://siem.example.org/roles",
+        event_types=["role.*"],
+        secret="s" * 32,
+        created_at=T0,
+    )
+
+    assert jobs.activation_expire_due(now=T0 + HOUR) == 3
+
+    expired = list(AuditEvent.objects.filter(action="activation.expired").order_by("seq"))
+    assert {event.target_id for event in expired} == {str(request.pk) for request in due}
+    deliveries = list(WebhookDelivery.objects.order_by("seq").values_list("subscription_id", "seq", "action"))
+    assert deliveries == [(subscription.pk, event.seq, "activation.expired") for event in expired]
+    assert not WebhookDelivery.objects.filter(subscription=other).exists()

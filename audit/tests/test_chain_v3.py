@@ -70,7 +70,7 @@ def test_a_new_event_is_version_3_and_round_trips(db):
 
 
 def test_the_set_based_writer_writes_version_3_too(db):
-    events = audit_record_prepared(
+    audit_record_prepared(
         events=[
             {
                 "action": "test.event",
@@ -87,8 +87,10 @@ def test_the_set_based_writer_writes_version_3_too(db):
         at=datetime(2026, 3, 1, tzinfo=UTC),
     )
 
-    assert {event.chain_version for event in AuditEvent.objects.all()} == {3}
+    events = AuditEvent.objects.order_by("seq")
+    assert {event.chain_version for event in events} == {3}
     assert [event.details_text for event in events] == ['{"n":0}', '{"n":1}', '{"n":2}']
+    assert [event.target_id for event in events] == ["0", "1", "2"]
     assert audit_chain_verify().ok
 
 
