@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Q
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import AuditEntry, audit_record_many, audit_record_prepared
+from common.db import in_parallel
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from roles.notification_matrix import assignment_ending_notify
@@ -29,33 +31,55 @@ ENDING_SOON = timedelta(minutes=15)
 ASSIGNMENT_NOTICES = (14, 1)  # days before the end (SPEC 2.2); 0 = it has ended
 
 
-def activation_expire_due(*, now: datetime | None = None, batch: int = BATCH) -> int:
+def activation_expire_due(
+    *, now: datetime | None = None, batch: int = BATCH, workers: int | None = None
+) -> int:
     """Close granted activations whose end has passed: status Expired, the assignment's end
     reason, a directory revoke, one audit event each. Set-based, one transaction per batch:
     the due assignments are locked (SKIP LOCKED), their requests claimed and closed by one
     UPDATE ... RETURNING (SKIP LOCKED too), the assignments marked by one UPDATE, the revokes
     and the audit events inserted in bulk (the chain computed in one pass under the head's
-    lock), and the revokes reach the broker as one message after commit."""
+    lock), and the revokes reach the broker as one message after commit.
+
+    A backlog (the first batch full: after downtime, or a wave of activations ending at once)
+    is shared by ``workers`` threads on their own connections (PIM_EXPIRY_SWEEP_WORKERS;
+    common.db.in_parallel), each claiming whole batches: the chain head is the only thing they
+    take turns at, for the last moments of each batch."""
     now = now or timezone.now()
-    done = 0
-    while True:
-        with transaction.atomic():
-            # The lock order: the active assignments, then the requests behind them (one a
-            # deactivation or a removal is ending right now is skipped: that closes it).
-            assignment_ids = list(
-                ActiveAssignment.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(activation_request__status=Status.GRANTED, activation_request__ends_at__lte=now)
-                .order_by("activation_request__ends_at")
-                .values_list("pk", flat=True)[:batch]
-            )
-            if not assignment_ids:
-                return done
-            closed = _requests_expire(assignment_ids, now)
-            active_assignments_expired_record(assignment_ids=[row.assignment_id for row in closed], now=now)
-            audit_record_prepared(events=_expired_events(closed), at=now)
-            done += len(closed)
-        if len(assignment_ids) < batch:
-            return done
+    workers = settings.PIM_EXPIRY_SWEEP_WORKERS if workers is None else workers
+    done, full = _expire_batch(now, batch)
+    if not full:
+        return done
+
+    def backlog() -> int:
+        total = 0
+        while True:
+            count, full = _expire_batch(now, batch)
+            total += count
+            if not full:
+                return total
+
+    return done + in_parallel(backlog, workers=workers)
+
+
+def _expire_batch(now: datetime, batch: int) -> tuple[int, bool]:
+    """One batch in its own transaction: how many requests it closed, and whether it found
+    a full batch due (there may be more)."""
+    with transaction.atomic():
+        # The lock order: the active assignments, then the requests behind them (one a
+        # deactivation or a removal is ending right now is skipped: that closes it).
+        assignment_ids = list(
+            ActiveAssignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(activation_request__status=Status.GRANTED, activation_request__ends_at__lte=now)
+            .order_by("activation_request__ends_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not assignment_ids:
+            return 0, False
+        closed = _requests_expire(assignment_ids, now)
+        active_assignments_expired_record(assignment_ids=[row.assignment_id for row in closed], now=now)
+        audit_record_prepared(events=_expired_events(closed), at=now)
+    return len(closed), len(assignment_ids) == batch
 
 
 class _Closed(NamedTuple):

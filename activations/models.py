@@ -65,11 +65,25 @@ class ActivationRequest(models.Model):
     )
     # The eligibility activated, extended or renewed; None: the request extends or renews the
     # direct active assignment `active_target` (activations_request_one_target).
+    # The foreign keys that most rows leave empty, or that are looked up only while the
+    # request is pending, are indexed only there (activations_*_idx below): every closing of a
+    # request writes a new version of the row into each full index (the expiry sweep, 100,000
+    # at once after a backlog), so the table keeps few of them.
     eligible = models.ForeignKey(
-        EligibleAssignment, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+        EligibleAssignment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        db_index=False,  # activations_eligible_idx
     )
     active_target = models.ForeignKey(
-        ActiveAssignment, null=True, blank=True, on_delete=models.PROTECT, related_name="change_requests"
+        ActiveAssignment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="change_requests",
+        db_index=False,  # activations_target_idx
     )
     role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
     scope = models.CharField(max_length=400)
@@ -93,7 +107,12 @@ class ActivationRequest(models.Model):
     decide_by = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # activations_decided_by_idx
     )
     decision_reason = models.TextField(blank=True)
     active_assignment = models.OneToOneField(
@@ -148,6 +167,23 @@ class ActivationRequest(models.Model):
                 fields=["ends_at"], condition=Q(status="granted"), name="activations_granted_ends_idx"
             ),
             models.Index(fields=["requester", "-created_at"], name="activations_requester_idx"),
+            # My roles' pending requests of an eligibility (selectors); a deletion's PROTECT
+            # check of an eligibility (none is ever deleted) scans the table
+            models.Index(
+                fields=["eligible"],
+                condition=Q(status="pending_approval"),
+                name="activations_eligible_idx",
+            ),
+            models.Index(
+                fields=["active_target"],
+                condition=Q(active_target__isnull=False),
+                name="activations_target_idx",
+            ),
+            models.Index(
+                fields=["decided_by"],
+                condition=Q(decided_by__isnull=False),
+                name="activations_decided_by_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -137,8 +137,26 @@ def v3_texts(fields: Mapping[str, Any]) -> list[str | None]:
 def v3_message(prev_hash: str, texts: Sequence[str | None]) -> bytes:
     """What a version-3 event's hash is the SHA-256 of: the one definition the writer, the
     database verifier (over the columns as text) and the offline verifier all call."""
-    tokens = "".join([f"{len(text)}:{text}" if text is not None else "-" for text in texts])
-    return (V3_PREFIX + prev_hash + "\n" + tokens).encode("utf-8")
+    return (V3_PREFIX + prev_hash + "\n" + _v3_tokens(texts)).encode("utf-8")
+
+
+def _v3_tokens(texts: Sequence[str | None]) -> str:
+    return "".join([f"{len(text)}:{text}" if text is not None else "-" for text in texts])
+
+
+def v3_tail(fields: Mapping[str, Any]) -> str:
+    """The part of an event's version-3 message after its seq (V3_FIELDS starts with it):
+    everything but its place in the chain, which a writer computes before it locks the
+    chain head. v3_hash(prev_hash, seq, tail) == event_hash(prev_hash, fields)."""
+    return _v3_tokens(v3_texts(fields)[1:])
+
+
+def v3_hash(prev_hash: str, seq: int, tail: str) -> str:
+    """The version-3 hash of the event at seq after prev_hash, given its v3_tail: the same
+    bytes as v3_message, put together from the part that depends on the chain and the rest."""
+    return hashlib.sha256(
+        (V3_PREFIX + prev_hash + "\n" + _v3_tokens([str(seq)]) + tail).encode("utf-8")
+    ).hexdigest()
 
 
 def version_of(fields: Mapping[str, Any]) -> int:

@@ -105,7 +105,7 @@ def _bulk_create(all_fields: list[dict[str, Any]]) -> list[AuditEvent]:
 
 
 def _copy_insert(all_fields: list[dict[str, Any]]) -> list[registry.AppendedEvent]:
-    bulk_insert_values(AuditEvent, all_fields)
+    bulk_insert_values(AuditEvent, all_fields, json_text={"details": "details_text"})
     return [
         registry.AppendedEvent(fields["seq"], fields["action"], fields["target_type"], fields["target_id"])
         for fields in all_fields
@@ -118,11 +118,14 @@ def _append(
     key: chain_keys.ChainKey,
     insert: Callable[[list[dict[str, Any]]], list[_Event]],
 ) -> list[_Event]:
-    """Chain the events in one pass under the locked head, insert them, seal the head."""
+    """Chain the events in one pass under the locked head, insert them, seal the head. What
+    an event's hash covers but its place in the chain is put together before the lock
+    (chain_prepare): concurrent writers wait for each other only to number, hash and insert."""
+    tails = [chain_prepare(fields, key=key) for fields in all_fields]
     with transaction.atomic():
         head = lock_chain_head()
-        for fields in all_fields:
-            chain_link(head, fields, key=key)
+        for fields, tail in zip(all_fields, tails, strict=True):
+            chain_link(head, fields, tail, key=key)
         events = insert(all_fields)
         chain_head_save(head, key=key)
         for hook in registry.EVENT_HOOKS:
@@ -130,21 +133,30 @@ def _append(
     return events
 
 
-def chain_link(head: AuditChainHead, fields: dict[str, Any], *, key: chain_keys.ChainKey) -> dict[str, Any]:
-    """Number, hash (chain version 3, with the details' canonical text computed here, once)
-    and key one event's fields as the next in the chain, and move the locked head (in
-    memory; chain_head_save stores it) onto it. The first keyed event is recorded
-    in the head as ``keyed_from``: from there on every event must carry a MAC."""
-    if head.keyed_from is None:
-        head.keyed_from = head.last_seq + 1
+def chain_prepare(fields: dict[str, Any], *, key: chain_keys.ChainKey) -> str:
+    """Complete one event's fields with what does not depend on its place in the chain (the
+    values as stored, chain version 3 with the details' canonical text, computed here once,
+    the key's id) and return its chain.v3_tail, for chain_link."""
     _as_stored(fields)
     fields["chain_version"] = chain.CHAIN_VERSION
     fields["details_text"] = chain.canonical_details(fields["details"])
+    fields["mac_key_id"] = key.id
+    return chain.v3_tail(fields)
+
+
+def chain_link(
+    head: AuditChainHead, fields: dict[str, Any], tail: str, *, key: chain_keys.ChainKey
+) -> dict[str, Any]:
+    """Number, hash and key one prepared event (chain_prepare gave its tail) as the next in
+    the chain, and move the locked head (in memory; chain_head_save stores it) onto it. The
+    first keyed event is recorded in the head as ``keyed_from``: from there on every event
+    must carry a MAC."""
+    if head.keyed_from is None:
+        head.keyed_from = head.last_seq + 1
     fields["seq"] = head.last_seq + 1
     fields["prev_hash"] = head.last_hash
-    fields["hash"] = chain.event_hash(head.last_hash, fields)
+    fields["hash"] = chain.v3_hash(head.last_hash, fields["seq"], tail)
     fields["mac"] = chain.event_mac(key.secret, fields["hash"])
-    fields["mac_key_id"] = key.id
     head.last_seq, head.last_hash = fields["seq"], fields["hash"]
     return fields
 

@@ -982,6 +982,8 @@ def bench_sweep(gen: Generator, db, broker_url: str) -> dict:
     """The portal's expiry sweep over every due activation, beside a floor doing the same work
     by hand (rolled back first): close the requests, mark the assignments, insert the revokes
     and the chained audit events, one broker message per batch of 1,000."""
+    from django.conf import settings
+
     from activations.jobs import activation_expire_due
     from audit.models import AuditEvent
     from roles import directory_services
@@ -1014,6 +1016,7 @@ def bench_sweep(gen: Generator, db, broker_url: str) -> dict:
     return {
         "due": due,
         "expired": done,
+        "workers": settings.PIM_EXPIRY_SWEEP_WORKERS,
         "audit_events_written": events,
         "seconds": round(seconds, 3),
         "rows_per_s": round(done / seconds) if seconds else None,
@@ -1421,7 +1424,8 @@ def figures(report: dict) -> list[tuple[str, float | None, str, float | None, st
                      page["floor"]["p95_ms"], "hand-written statements"))  # fmt: skip
     s, v, e, a = r["sweep"], r["review"], r["export"], r["verify"]
     rows += [
-        (f"Expiry sweep, {s['expired']:,} due", s["seconds"], "s", s["floor_seconds"], "same work by hand"),
+        (f"Expiry sweep, {s['expired']:,} due ({s.get('workers', 1)} workers)", s["seconds"], "s",
+         s["floor_seconds"], "same work by hand, one connection"),
         (f"Review start, {v['items']:,} items", v["seconds"], "s", v["floor_seconds"], "INSERT ... SELECT"),
         (f"Audit export CSV, {e['rows']:,} events", e["rows_per_s"], "rows/s",
          e["floor_copy_rows_per_s"], "COPY TO STDOUT"),

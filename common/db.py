@@ -11,12 +11,14 @@ again: once, on a fresh transaction, where it sees what the other one committed.
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, models, transaction
+from django.db import OperationalError, connection, connections, models, transaction
+from django.db.models.expressions import RawSQL
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,53 @@ def retry_on_deadlock(service: Callable[P, R]) -> Callable[P, R]:
         return service(*args, **kwargs)
 
     return run
+
+
+def many_ids(ids: Sequence[Any], *, db_type: str = "uuid") -> Any:
+    """The value for an ``__in`` lookup over many ids (thousands, from a set-based job): on
+    PostgreSQL one array parameter, ``IN (SELECT unnest(%s::uuid[]))``, instead of a
+    placeholder per id, which the driver and the server would each parse anew at every call;
+    elsewhere the ids as they are."""
+    if connection.vendor != "postgresql":
+        return list(ids)
+    return RawSQL(f"SELECT unnest(%s::{db_type}[])", [[str(pk) for pk in ids]])  # noqa: S611 - a type name
+
+
+def in_parallel(work: Callable[[], int], *, workers: int) -> int:
+    """Run ``work`` in ``workers`` threads at once, each on its own database connection
+    (closed when its thread ends), and return the sum of what they return; the first error
+    is raised once every thread has stopped. For set-based jobs that claim their batches with
+    FOR UPDATE SKIP LOCKED, so that the threads take disjoint rows and share the load between
+    the database's cores. Runs ``work`` once, in this thread, where that is not safe or not
+    possible: one worker, a database without SKIP LOCKED, or inside a transaction (whose
+    uncommitted rows another connection would not see)."""
+    if (
+        workers <= 1
+        or not connection.features.has_select_for_update_skip_locked
+        or connection.in_atomic_block
+    ):
+        return work()
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as error:  # re-raised in the caller's thread below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=run, name=f"{getattr(work, '__name__', 'work')}-{n}") for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(results)
 
 
 def fetchone_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -108,27 +157,51 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     _copy(model, fields, ([getattr(obj, field.attname) for field in fields] for obj in objs), len(objs))
 
 
-def bulk_insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
+def bulk_insert_values(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    json_text: Mapping[str, str] | None = None,
+) -> None:
     """bulk_insert for rows given as field values by attribute name (``role_id``, not
     ``role``), with no model instance built per row: every concrete field of the model but an
     automatic primary key, each row naming them all; the values as a model instance would
-    hold them. On PostgreSQL with COPY; elsewhere bulk_create of instances made from them."""
+    hold them. On PostgreSQL with COPY; elsewhere bulk_create of instances made from them.
+    ``json_text`` names, for a JSON field, the key under which each row already holds the
+    field's value as JSON text (written out anyway, as the audit chain's canonical details
+    are): COPY sends that text instead of encoding the value again."""
     if not rows:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create([model(**row) for row in rows], batch_size=5000)
         return
     fields = [field for field in model._meta.concrete_fields if field is not model._meta.auto_field]
-    names = [field.attname for field in fields]
-    _copy(model, fields, ([row[name] for name in names] for row in rows), len(rows))
+    names = [(json_text or {}).get(field.attname, field.attname) for field in fields]
+    encoded = set(json_text or ())
+    _copy(
+        model,
+        fields,
+        ([row[name] for name in names] for row in rows),
+        len(rows),
+        encode=[field for field in fields if field.attname not in encoded],
+    )
 
 
 def _copy(
-    model: type[models.Model], fields: "list[models.Field[Any, Any]]", rows: Iterable[list[Any]], count: int
+    model: type[models.Model],
+    fields: "list[models.Field[Any, Any]]",
+    rows: Iterable[list[Any]],
+    count: int,
+    *,
+    encode: "list[models.Field[Any, Any]] | None" = None,
 ) -> None:
-    """COPY rows of these fields' values (JSON fields encoded with their encoder) into the
-    model's table, logged like a query when queries are logged."""
-    encoders = {index: field for index, field in enumerate(fields) if isinstance(field, models.JSONField)}
+    """COPY rows of these fields' values (JSON fields encoded with their encoder, of those in
+    ``encode`` if given) into the model's table, logged like a query when queries are logged."""
+    encoders = {
+        index: field
+        for index, field in enumerate(fields)
+        if isinstance(field, models.JSONField) and (encode is None or field in encode)
+    }
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(field.column)) for field in fields)
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"

@@ -341,6 +341,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# The expiry sweep works through a backlog (after downtime, or many activations ending at
+# once) on this many database connections at once (threads in the worker running it; 1: one).
+PIM_EXPIRY_SWEEP_WORKERS = env_int("PIM_EXPIRY_SWEEP_WORKERS", 2)
+if PIM_EXPIRY_SWEEP_WORKERS < 1:
+    raise ImproperlyConfigured(f"PIM_EXPIRY_SWEEP_WORKERS must be 1 or more, not {PIM_EXPIRY_SWEEP_WORKERS}")
 # Periodic jobs: declared once in pim_portal/periodic.py (beat, run_periodic and README's job
 # table read the same list); CELERY_BEAT_SCHEDULE is built below, once the settings it reads are set.
 # The directory back end that carries out grants and revokes (SPEC 2.7): a dotted path.

@@ -434,6 +434,7 @@ class DirectoryOperation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="directory_operations",
+        db_index=False,  # roles_directory_eligible_idx: the active assignments' operations leave it empty
     )
     operation = models.CharField(max_length=16, choices=Operation.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
@@ -475,6 +476,9 @@ class DirectoryOperation(models.Model):
                 fields=["completed_at"],
                 condition=Q(effect__in=["waiting", "unconfirmed"]),
                 name="roles_directory_unproven_idx",
+            ),
+            models.Index(
+                fields=["eligible"], condition=Q(eligible__isnull=False), name="roles_directory_eligible_idx"
             ),
         ]
 

@@ -2,10 +2,14 @@
 one UPDATE ... RETURNING, bulk inserts, one broker message; still one audit event per ended
 activation, written exactly as the generic audit path would, and a chain that verifies."""
 
+import os
+import subprocess
+import sys
 import threading
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -174,3 +178,90 @@ def test_a_webhook_subscribed_to_expiries_gets_one_delivery_per_expired_activati
     deliveries = list(WebhookDelivery.objects.order_by("seq").values_list("subscription_id", "seq", "action"))
     assert deliveries == [(subscription.pk, event.seq, "activation.expired") for event in expired]
     assert not WebhookDelivery.objects.filter(subscription=other).exists()
+
+
+def _recording_batches(monkeypatch, *, workers_meet: int = 0):
+    """Record which thread closed each batch of the sweep; with workers_meet, the backlog's
+    worker threads wait for each other before their first batch (so every one of them gets
+    one, however fast the first is)."""
+    closed_by: list[tuple[str, int]] = []
+    original = jobs._expire_batch
+    barrier = threading.Barrier(workers_meet) if workers_meet else None
+    started: set[str] = set()
+
+    def recording(now, batch):
+        name = threading.current_thread().name
+        if barrier is not None and name != "MainThread" and name not in started:
+            started.add(name)
+            barrier.wait(timeout=30)
+        count, full = original(now, batch)
+        if count:
+            closed_by.append((name, count))
+        return count, full
+
+    monkeypatch.setattr(jobs, "_expire_batch", recording)
+    return closed_by
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_is_shared_by_the_workers_and_every_activation_ends_once(monkeypatch):
+    now = timezone.now()
+    due = granted(40, now=now - 2 * HOUR)
+    closed_by = _recording_batches(monkeypatch, workers_meet=3)
+
+    assert jobs.activation_expire_due(now=now, batch=3, workers=3) == 40
+
+    # the first batch in the caller's thread, the rest shared by three threads at once
+    assert closed_by[0] == ("MainThread", 3)
+    assert {name for name, _ in closed_by[1:]} == {"backlog-0", "backlog-1", "backlog-2"}
+    assert sum(count for _, count in closed_by) == 40
+    assert {reloaded(r).status for r in due} == {Status.EXPIRED}
+    events = AuditEvent.objects.filter(action="activation.expired")
+    assert sorted(events.values_list("target_id", flat=True)) == sorted(str(r.pk) for r in due)
+    revokes = DirectoryOperation.objects.filter(operation="revoke")
+    assert sorted(revokes.values_list("assignment_id", flat=True)) == sorted(
+        r.active_assignment_id for r in due
+    )
+    assert audit_chain_verify().ok
+    assert jobs.activation_expire_due(now=now, batch=3, workers=3) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("clock")
+def test_inside_a_transaction_the_backlog_stays_in_the_callers_thread(monkeypatch):
+    # other connections would not see this transaction's rows: no worker threads
+    due = granted(7, now=T0)
+    closed_by = _recording_batches(monkeypatch)
+
+    assert jobs.activation_expire_due(now=T0 + HOUR, batch=2, workers=4) == 7
+
+    assert closed_by == [("MainThread", 2)] * 3 + [("MainThread", 1)]
+    assert {reloaded(r).status for r in due} == {Status.EXPIRED}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("clock")
+def test_fewer_due_than_a_batch_start_no_worker(monkeypatch):
+    granted(2, now=T0)
+    closed_by = _recording_batches(monkeypatch)
+    started = []
+    monkeypatch.setattr(jobs, "in_parallel", lambda work, workers: started.append(workers) or work())
+
+    assert jobs.activation_expire_due(now=T0 + HOUR, batch=5, workers=2) == 2
+
+    assert closed_by == [("MainThread", 2)] and started == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "PIM_EXPIRY_SWEEP_WORKERS must be 1 or more, not 0"), ("two", "must be an integer, not 'two'")],
+)
+def test_the_number_of_sweep_workers_is_checked_at_start_up(value, message):
+    env = {**os.environ, "DJANGO_DEBUG": "1", "PIM_EXPIRY_SWEEP_WORKERS": value}
+    result = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", "import pim_portal.settings"],
+        env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr

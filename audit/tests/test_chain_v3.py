@@ -47,6 +47,11 @@ def test_the_version_3_message_is_the_documented_one():
         "36:12345678-1234-5678-1234-567812345678" "0:" "1:/" '15:{"a":1,"b":"é"}' "0:" "8:10.0.0.1" "0:"
     )  # fmt: skip
     assert message == expected.encode("utf-8")
+    # what the writer hashes: the tail put together before the chain head is locked
+    for seq in (7, 12345):
+        hashed = chain.v3_hash("ab" * 32, seq, chain.v3_tail(fields))
+        assert hashed == chain.event_hash("ab" * 32, {**fields, "seq": seq, "chain_version": 3})
+    assert chain.v3_hash("ab" * 32, 7, chain.v3_tail(fields)) == hashlib.sha256(message).hexdigest()
     assert chain.event_hash("ab" * 32, {**fields, "chain_version": 3}) == hashlib.sha256(message).hexdigest()
     # No version-3 message can be a version-2 one: those start with the previous hash.
     assert not message.startswith(("ab" * 32).encode())

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from audit import chain, chain_keys, event_exports
 from audit.event_exports import FIELDS
 from audit.models import AuditEvent
-from audit.services import audit_record, chain_head_save, chain_link, lock_chain_head
+from audit.services import audit_record, chain_head_save, chain_link, chain_prepare, lock_chain_head
 from audit.verify import audit_chain_verify
 from audit.walk import ChainWalker
 from common.exports import FORMULA_TRIGGERS, csv_chunks, safe_cell, xlsx_chunks
@@ -330,7 +330,7 @@ _INSERT = (
 
 def _add_events(count: int, batch: int = 10_000) -> None:
     """Append count properly chained events quickly: numbered, hashed and keyed exactly as
-    audit_record_many does (chain_link, chain_head_save), inserted with plain executemany
+    audit_record_many does (chain_prepare, chain_link, chain_head_save), inserted with plain executemany
     rather than through the ORM (only for speed)."""
     details_field = AuditEvent._meta.get_field("details")
     key = chain_keys.current()
@@ -340,7 +340,8 @@ def _add_events(count: int, batch: int = 10_000) -> None:
         stamp = connection.ops.adapt_datetimefield_value(at)
         rows = []
         for number in range(count):
-            fields = chain_link(head, {**BULK_EVENT, "occurred_at": at, "details": {"n": number}}, key=key)
+            fields = {**BULK_EVENT, "occurred_at": at, "details": {"n": number}}
+            chain_link(head, fields, chain_prepare(fields, key=key), key=key)
             details = details_field.get_db_prep_save(fields["details"], connection)
             rows.append(
                 (

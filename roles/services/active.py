@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import DirectoryGroup, User
 from audit.services import audit_record_many
-from common.db import retry_on_deadlock
+from common.db import many_ids, retry_on_deadlock
 from common.text import clean_text
 
 from ..directory_services import (
@@ -312,7 +312,7 @@ def active_assignments_expired_record(*, assignment_ids: Sequence[uuid.UUID], no
     caller writes the audit events)."""
     if not assignment_ids:
         return
-    ActiveAssignment.objects.filter(pk__in=assignment_ids, end_reason="").update(
+    ActiveAssignment.objects.filter(pk__in=many_ids(assignment_ids), end_reason="").update(
         end_reason=ActiveAssignment.EndReason.EXPIRED
     )
     directory_operations_enqueue_ids(
