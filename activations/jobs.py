@@ -5,7 +5,7 @@ is needed for access to end on time: reads compare ends_at with the clock."""
 
 import uuid
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -66,20 +66,16 @@ def _expire_batch(now: datetime, batch: int) -> tuple[int, bool]:
     """One batch in its own transaction: how many requests it closed, and whether it found
     a full batch due (there may be more)."""
     with transaction.atomic():
-        # The lock order: the active assignments, then the requests behind them (one a
-        # deactivation or a removal is ending right now is skipped: that closes it).
-        assignment_ids = list(
-            ActiveAssignment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(activation_request__status=Status.GRANTED, activation_request__ends_at__lte=now)
-            .order_by("activation_request__ends_at")
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not assignment_ids:
+        # The lock order: the active assignments, then the requests behind them, both in the
+        # claim; a pair either of which is locked elsewhere (a deactivation or a removal
+        # ending it right now, which closes it) is skipped.
+        request_ids = _requests_claim(now, batch)
+        if not request_ids:
             return 0, False
-        closed = _requests_expire(assignment_ids, now)
+        closed = _requests_expire(request_ids, now)
         active_assignments_expired_record(assignment_ids=[row.assignment_id for row in closed], now=now)
         audit_record_prepared(events=_expired_events(closed), at=now)
-    return len(closed), len(assignment_ids) == batch
+    return len(closed), len(request_ids) == batch
 
 
 class _Closed(NamedTuple):
@@ -97,39 +93,48 @@ class _Closed(NamedTuple):
     last_name: str
 
 
-def _requests_expire(assignment_ids: list[uuid.UUID], now: datetime) -> list[_Closed]:
-    """Claim the granted requests of the locked assignments (SKIP LOCKED) and close them as
-    Expired in one UPDATE ... RETURNING, which also reads what their audit events name (the
-    role's name, the requester's label columns); the rows closed, by end then id."""
+def _requests_claim(now: datetime, batch: int) -> list[Any]:
+    """Lock the first ``batch`` due granted requests and their active assignments, skipping
+    any pair of which either row is locked elsewhere; their ids (as the database gives them:
+    _requests_expire takes them back). Hand-written: the ORM locks related rows only through
+    select_related, with a model instance built per row."""
+    request, assignment = ActivationRequest._meta.db_table, ActiveAssignment._meta.db_table
+    features = connection.features
+    lock = (
+        " FOR UPDATE OF a, r SKIP LOCKED"
+        if features.has_select_for_update_skip_locked and features.has_select_for_update_of
+        else ""
+    )
+    sql = (
+        f"SELECT r.id FROM {assignment} a JOIN {request} r ON r.active_assignment_id = a.id "  # noqa: S608 - table names
+        f"WHERE r.status = %s AND r.ends_at <= %s ORDER BY r.ends_at LIMIT %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.GRANTED.value, connection.ops.adapt_datetimefield_value(now), batch])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _requests_expire(request_ids: list[Any], now: datetime) -> list[_Closed]:
+    """Close the claimed (locked) requests as Expired in one UPDATE ... RETURNING, which also
+    reads what their audit events name (the role's name, the requester's label columns); the
+    rows closed, by end then id."""
     request, role, user = ActivationRequest._meta, Role._meta, User._meta
-    pk_field = ActiveAssignment._meta.pk
-    assert pk_field is not None  # noqa: S101 - for the type checker
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     if connection.vendor == "postgresql":  # one array parameter, not a thousand
-        match, ids = "= ANY(%s::uuid[])", [[str(pk) for pk in assignment_ids]]
+        match, ids = "= ANY(%s)", [request_ids]
     else:
-        match = "IN ({})".format(", ".join(["%s"] * len(assignment_ids)))
-        ids = [pk_field.get_db_prep_value(pk, connection) for pk in assignment_ids]
+        match, ids = "IN ({})".format(", ".join(["%s"] * len(request_ids))), request_ids
     # scalar subqueries, not UPDATE ... FROM: SQLite's RETURNING names the updated table only
     names = ", ".join(
         f"(SELECT {column} FROM {user.db_table} WHERE id = {request.db_table}.requester_id)"  # noqa: S608 - table and column names
         for column in ("username", "display_name", "first_name", "last_name")
     )
     sql = (
-        f"WITH claimed AS (SELECT id FROM {request.db_table} "  # noqa: S608 - placeholders only
-        f"WHERE active_assignment_id {match} AND status = %s{skip_locked}) "
-        f"UPDATE {request.db_table} SET status = %s, closed_at = %s "
-        "WHERE id IN (SELECT id FROM claimed) AND status = %s "
+        f"UPDATE {request.db_table} SET status = %s, closed_at = %s "  # noqa: S608 - placeholders only
+        f"WHERE id {match} AND status = %s "
         "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, "
         f"(SELECT name FROM {role.db_table} WHERE id = {request.db_table}.role_id), {names}"
     )
-    params = [
-        *ids,
-        Status.GRANTED.value,
-        Status.EXPIRED.value,
-        connection.ops.adapt_datetimefield_value(now),
-        Status.GRANTED.value,
-    ]
+    params = [Status.EXPIRED.value, connection.ops.adapt_datetimefield_value(now), *ids, Status.GRANTED.value]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
