@@ -118,29 +118,36 @@ def _requests_expire(request_ids: list[Any], now: datetime) -> list[_Closed]:
     """Close the claimed (locked) requests as Expired in one UPDATE ... RETURNING, which also
     reads what their audit events name (the role's name, the requester's label columns); the
     rows closed, by end then id."""
-    request, role, user = ActivationRequest._meta, Role._meta, User._meta
-    if connection.vendor == "postgresql":  # one array parameter, not a thousand
-        match, ids = "= ANY(%s)", [request_ids]
-    else:
-        match, ids = "IN ({})".format(", ".join(["%s"] * len(request_ids))), request_ids
-    # scalar subqueries, not UPDATE ... FROM: SQLite's RETURNING names the updated table only
-    names = ", ".join(
-        f"(SELECT {column} FROM {user.db_table} WHERE id = {request.db_table}.requester_id)"  # noqa: S608 - table and column names
-        for column in ("username", "display_name", "first_name", "last_name")
-    )
-    sql = (
-        f"UPDATE {request.db_table} SET status = %s, closed_at = %s "  # noqa: S608 - placeholders only
-        f"WHERE id {match} AND status = %s "
-        "RETURNING id, kind, scope, ends_at, active_assignment_id, role_id, "
-        f"(SELECT name FROM {role.db_table} WHERE id = {request.db_table}.role_id), {names}"
-    )
+    request, role, user = ActivationRequest._meta.db_table, Role._meta.db_table, User._meta.db_table
+    returning = "id, kind, scope, ends_at, active_assignment_id, role_id"
+    names = ("username", "display_name", "first_name", "last_name")
+    if connection.vendor == "postgresql":
+        # one array parameter, not a thousand; the names by a join
+        sql = (
+            f"UPDATE {request} r SET status = %s, closed_at = %s FROM {role} ro, {user} u "  # noqa: S608 - table names
+            "WHERE r.id = ANY(%s) AND r.status = %s AND ro.id = r.role_id AND u.id = r.requester_id "
+            "RETURNING "
+            + ", ".join(
+                [*(f"r.{column}" for column in returning.split(", ")), "ro.name", *(f"u.{n}" for n in names)]
+            )
+        )
+        ids = [request_ids]
+    else:  # SQLite's RETURNING names the updated table only: the names by subqueries
+        sql = (
+            f"UPDATE {request} SET status = %s, closed_at = %s "  # noqa: S608 - table names, placeholders
+            f"WHERE id IN ({', '.join(['%s'] * len(request_ids))}) AND status = %s "
+            f"RETURNING {returning}, (SELECT name FROM {role} WHERE id = {request}.role_id), "
+            + ", ".join(f"(SELECT {n} FROM {user} WHERE id = {request}.requester_id)" for n in names)  # noqa: S608 - names
+        )
+        ids = request_ids
     params = [Status.EXPIRED.value, connection.ops.adapt_datetimefield_value(now), *ids, Status.GRANTED.value]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # a foreign key's value converts as the key it points at
+    meta = ActivationRequest._meta
     fields = [
-        getattr(request.get_field(name), "target_field", request.get_field(name))
+        getattr(meta.get_field(name), "target_field", meta.get_field(name))
         for name in ("id", "kind", "scope", "ends_at", "active_assignment", "role")
     ]
     if any(column_converters(each) for each in fields):  # SQLite: text for times and ids

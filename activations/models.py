@@ -85,7 +85,12 @@ class ActivationRequest(models.Model):
         related_name="change_requests",
         db_index=False,  # activations_target_idx
     )
-    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="+")
+    role = models.ForeignKey(
+        Role,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # activations_role_pending_idx
+    )
     scope = models.CharField(max_length=400)
     status = models.CharField(max_length=20, choices=Status.choices)
     # Requested start (scheduled activation); None: at grant. The clock starts at grant.
@@ -167,12 +172,14 @@ class ActivationRequest(models.Model):
                 fields=["ends_at"], condition=Q(status="granted"), name="activations_granted_ends_idx"
             ),
             models.Index(fields=["requester", "-created_at"], name="activations_requester_idx"),
-            # My roles' pending requests of an eligibility (selectors); a deletion's PROTECT
-            # check of an eligibility (none is ever deleted) scans the table
+            # My roles' pending requests of an eligibility (selectors), a role's pending
+            # requests (a policy change re-checks them); a deletion's PROTECT check of an
+            # eligibility or a role (none is deleted that ever had a request) scans the table
             models.Index(
-                fields=["eligible"],
-                condition=Q(status="pending_approval"),
-                name="activations_eligible_idx",
+                fields=["eligible"], condition=Q(status="pending_approval"), name="activations_eligible_idx"
+            ),
+            models.Index(
+                fields=["role"], condition=Q(status="pending_approval"), name="activations_role_pending_idx"
             ),
             models.Index(
                 fields=["active_target"],

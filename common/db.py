@@ -66,7 +66,7 @@ def many_ids(ids: Sequence[Any], *, db_type: str = "uuid") -> Any:
     elsewhere the ids as they are."""
     if connection.vendor != "postgresql":
         return list(ids)
-    return RawSQL(f"SELECT unnest(%s::{db_type}[])", [[str(pk) for pk in ids]])  # noqa: S611 - a type name
+    return RawSQL(f"SELECT unnest(%s::{db_type}[])", [list(ids)])  # noqa: S611 - a type name
 
 
 def in_parallel(work: Callable[[], int], *, workers: int) -> int:

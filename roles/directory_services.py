@@ -142,7 +142,7 @@ def _operations_insert_select(assignment_ids: list, operation: str, now: datetim
         "FROM unnest(%s::uuid[]) WITH ORDINALITY AS ids(id, n) ORDER BY ids.n RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, [str(pk) for pk in assignment_ids]])
+        cursor.execute(sql, [*params, list(assignment_ids)])
         return [row[0] for row in cursor.fetchall()]
 
 
