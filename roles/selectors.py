@@ -105,28 +105,30 @@ def holding_sql(
     else:
         person_sql, person = "SELECT id FROM accounts_user WHERE username = %s AND is_active", user
     scopes = scope_ancestors(scope)
+    # The person and the roles named are resolved once (WITH), for both branches below.
+    ctes, cte_params = [f"person AS ({person_sql})"], [person]
     role_params: list[Any]
     if isinstance(role, Role):
         role_sql, role_params = "= %s", [uuid_field.get_db_prep_value(role.pk, connection)]
-        named_sql, named_params = "SELECT 1", []
-    elif isinstance(role, GroupAccessRef):
-        roles_sql, role_params = role.roles_sql()
-        role_sql = f"IN ({roles_sql})"
-        named_sql, named_params = f"SELECT count(*) FROM ({roles_sql}) named", list(role_params)  # noqa: S608
+        named_sql = "SELECT 1"
     else:
-        try:
-            role_pk: uuid.UUID | None = uuid.UUID(role)
-        except ValueError:
-            role_pk = None
-        # By template id, or by id: two index lookups (UNION, not an OR: a role matching both
-        # ways counts once).
-        roles_sql = "SELECT id FROM roles_role WHERE template_id = %s"
-        role_params = [role]
-        if role_pk is not None:
-            roles_sql += " UNION SELECT id FROM roles_role WHERE id = %s"
-            role_params.append(uuid_field.get_db_prep_value(role_pk, connection))
-        role_sql = f"IN ({roles_sql})"
-        named_sql, named_params = f"SELECT count(*) FROM ({roles_sql}) named", list(role_params)  # noqa: S608
+        if isinstance(role, GroupAccessRef):
+            roles_sql, roles_params = role.roles_sql()
+        else:
+            try:
+                role_pk: uuid.UUID | None = uuid.UUID(role)
+            except ValueError:
+                role_pk = None
+            # By template id, or by id: two index lookups (UNION, not an OR: a role matching
+            # both ways counts once).
+            roles_sql, roles_params = "SELECT id FROM roles_role WHERE template_id = %s", [role]
+            if role_pk is not None:
+                roles_sql += " UNION SELECT id FROM roles_role WHERE id = %s"
+                roles_params.append(uuid_field.get_db_prep_value(role_pk, connection))
+        ctes.append(f"named AS ({roles_sql})")
+        cte_params += roles_params
+        role_sql, role_params = "IN (SELECT id FROM named)", []
+        named_sql = "SELECT count(*) FROM named"
     covers = (
         f"role_id {role_sql} AND scope IN ({', '.join(['%s'] * len(scopes))}) AND starts_at <= %s "
         "AND (ends_at IS NULL OR ends_at > %s) AND (ended_at IS NULL OR ended_at > %s)"
@@ -134,18 +136,19 @@ def holding_sql(
     covers_params = [*role_params, *scopes, when, when, when]
     # Only fixed fragments are formatted in; every value is a bound parameter.
     sql = (
-        f"SELECT ({named_sql}) AS named, best.id, best.until FROM (SELECT 1 AS one) one LEFT JOIN ("  # noqa: S608
+        f"WITH {', '.join(ctes)} "  # noqa: S608
+        f"SELECT ({named_sql}) AS named, best.id, best.until FROM (SELECT 1 AS one) one LEFT JOIN ("
         f"SELECT a.id, {_EFFECTIVE_END_SQL} AS until FROM ("
         "SELECT id, ends_at, ended_at FROM roles_activeassignment "
-        f"WHERE user_id = ({person_sql}) AND {covers} "
+        f"WHERE user_id = (SELECT id FROM person) AND {covers} "
         "UNION ALL "
         "SELECT id, ends_at, ended_at FROM roles_activeassignment WHERE group_id IN ("
-        f"SELECT directorygroup_id FROM accounts_directorygroup_members WHERE user_id = ({person_sql})"
-        f") AND {covers}"
+        "SELECT directorygroup_id FROM accounts_directorygroup_members "
+        f"WHERE user_id = (SELECT id FROM person)) AND {covers}"
         ") a ORDER BY until DESC NULLS FIRST, a.id LIMIT 1"
         ") best ON 1 = 1"
     )
-    params = [*named_params, person, *covers_params, person, *covers_params]
+    params = [*cte_params, *covers_params, *covers_params]
     return sql, params
 
 
