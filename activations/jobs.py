@@ -36,10 +36,10 @@ def activation_expire_due(
 ) -> int:
     """Close granted activations whose end has passed: status Expired, the assignment's end
     reason, a directory revoke, one audit event each. Set-based, one transaction per batch:
-    the due assignments are locked (SKIP LOCKED), their requests claimed and closed by one
-    UPDATE ... RETURNING (SKIP LOCKED too), the assignments marked by one UPDATE, the revokes
-    and the audit events inserted in bulk (the chain computed in one pass under the head's
-    lock), and the revokes reach the broker as one message after commit.
+    one claim locks the due requests with their assignments (SKIP LOCKED), one UPDATE ...
+    RETURNING closes the requests, one UPDATE marks the assignments, the revokes and the audit
+    events are inserted in bulk (the chain computed in one pass under the head's lock), and
+    the revokes reach the broker as one message after commit.
 
     A backlog (the first batch full: after downtime, or a wave of activations ending at once)
     is shared by ``workers`` threads on their own connections (PIM_EXPIRY_SWEEP_WORKERS;
@@ -66,9 +66,9 @@ def _expire_batch(now: datetime, batch: int) -> tuple[int, bool]:
     """One batch in its own transaction: how many requests it closed, and whether it found
     a full batch due (there may be more)."""
     with transaction.atomic():
-        # The lock order: the active assignments, then the requests behind them, both in the
-        # claim; a pair either of which is locked elsewhere (a deactivation or a removal
-        # ending it right now, which closes it) is skipped.
+        # The claim locks each request with its assignment and never waits (SKIP LOCKED), so
+        # it cannot deadlock with a deactivation or a removal (which lock the assignment,
+        # then the request): a pair either of which one holds is skipped; that one closes it.
         request_ids = _requests_claim(now, batch)
         if not request_ids:
             return 0, False

@@ -18,7 +18,8 @@ The lock order is the one in roles.services:
   eligibility, then the request (transitions._lock_basis);
 - deactivating and revoking lock the activation's assignment, then the request (as roles does
   when it ends the assignment: eligible_remove, active_remove, a deactivated account);
-- the jobs claim with SKIP LOCKED in the same order (activation_expire_due: assignments first).
+- the jobs claim with SKIP LOCKED, which never waits (activation_expire_due locks each due
+  request with its assignment in one claim and skips a pair either of which is taken).
 
 A transition that loses a race is refused with the state it finds: TransitionNotAllowed, or
 ActivationConflict ("already active", "already ended"), both 409 in the API. A deadlock or a
