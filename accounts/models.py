@@ -98,7 +98,7 @@ class User(AbstractUser):
     @staticmethod
     def label_of(username: str, display_name: str, first_name: str, last_name: str) -> str:
         """label from the columns, for set-based jobs that read rows, not users."""
-        name = display_name or f"{first_name} {last_name}".strip()  # or get_full_name()
+        name = display_name or f"{first_name} {last_name}".strip()  # AbstractUser.get_full_name()
         return f"{name} <{username}>" if name else username
 
 

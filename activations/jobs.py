@@ -119,25 +119,27 @@ def _requests_expire(request_ids: list[Any], now: datetime) -> list[_Closed]:
     reads what their audit events name (the role's name, the requester's label columns); the
     rows closed, by end then id."""
     request, role, user = ActivationRequest._meta.db_table, Role._meta.db_table, User._meta.db_table
-    returning = "id, kind, scope, ends_at, active_assignment_id, role_id"
+    columns = ("id", "kind", "scope", "ends_at", "active_assignment_id", "role_id")
     names = ("username", "display_name", "first_name", "last_name")
     if connection.vendor == "postgresql":
         # one array parameter, not a thousand; the names by a join
+        returning = [*(f"r.{c}" for c in columns), "ro.name", *(f"u.{n}" for n in names)]
         sql = (
             f"UPDATE {request} r SET status = %s, closed_at = %s FROM {role} ro, {user} u "  # noqa: S608 - table names
             "WHERE r.id = ANY(%s) AND r.status = %s AND ro.id = r.role_id AND u.id = r.requester_id "
-            "RETURNING "
-            + ", ".join(
-                [*(f"r.{column}" for column in returning.split(", ")), "ro.name", *(f"u.{n}" for n in names)]
-            )
+            f"RETURNING {', '.join(returning)}"
         )
         ids = [request_ids]
     else:  # SQLite's RETURNING names the updated table only: the names by subqueries
+        returning = [
+            *columns,
+            f"(SELECT name FROM {role} WHERE id = {request}.role_id)",  # noqa: S608 - table names
+            *(f"(SELECT {n} FROM {user} WHERE id = {request}.requester_id)" for n in names),  # noqa: S608
+        ]
         sql = (
             f"UPDATE {request} SET status = %s, closed_at = %s "  # noqa: S608 - table names, placeholders
             f"WHERE id IN ({', '.join(['%s'] * len(request_ids))}) AND status = %s "
-            f"RETURNING {returning}, (SELECT name FROM {role} WHERE id = {request}.role_id), "
-            + ", ".join(f"(SELECT {n} FROM {user} WHERE id = {request}.requester_id)" for n in names)  # noqa: S608 - names
+            f"RETURNING {', '.join(returning)}"
         )
         ids = request_ids
     params = [Status.EXPIRED.value, connection.ops.adapt_datetimefield_value(now), *ids, Status.GRANTED.value]

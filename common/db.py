@@ -59,14 +59,14 @@ def retry_on_deadlock(service: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def many_ids(ids: Sequence[Any], *, db_type: str = "uuid") -> Any:
-    """The value for an ``__in`` lookup over many ids (thousands, from a set-based job): on
-    PostgreSQL one array parameter, ``IN (SELECT unnest(%s::uuid[]))``, instead of a
+def many_ids(ids: Sequence[Any]) -> Any:
+    """The value for an ``__in`` lookup over many UUID keys (thousands, from a set-based job):
+    on PostgreSQL one array parameter, ``IN (SELECT unnest(%s::uuid[]))``, instead of a
     placeholder per id, which the driver and the server would each parse anew at every call;
     elsewhere the ids as they are."""
     if connection.vendor != "postgresql":
         return list(ids)
-    return RawSQL(f"SELECT unnest(%s::{db_type}[])", [list(ids)])  # noqa: S611 - a type name
+    return RawSQL("SELECT unnest(%s::uuid[])", [list(ids)])
 
 
 def in_parallel(work: Callable[[], int], *, workers: int) -> int:
