@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, models, transaction
 from django.db.models.expressions import RawSQL
 
 logger = logging.getLogger(__name__)
@@ -111,16 +111,20 @@ def fetchone_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None
     PIM_DB_PREPARED_STATEMENTS is off) it is a server-side prepared statement on the
     request's own connection and transaction: planned once per connection, not at every call
     (Django's own cursors bind parameters client-side, so PostgreSQL plans each statement
-    anew). Logged like any query, so the query-count tests still see it."""
-    if connection.vendor != "postgresql" or not getattr(settings, "PIM_DB_PREPARED_STATEMENTS", True):
-        with connection.cursor() as cursor:
+    anew). Logged like any query, so the query-count tests still see it.
+
+    It is on the path of every authorization check, so it does little else: the connection
+    wrapper is looked up once, not through ``django.db.connection``'s per-attribute proxy."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not settings.PIM_DB_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             first: tuple[Any, ...] | None = cursor.fetchone()
             return first
     import psycopg
 
-    connection.ensure_connection()
-    raw = connection.connection
+    db.ensure_connection()
+    raw = db.connection
     # Django turns psycopg's prepared statements off (prepare_threshold None) so that poolers
     # work; for this statement only they are on (the threshold is never reached by Django's
     # own client-side-bound statements, and it is put back at once).
@@ -129,13 +133,13 @@ def fetchone_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None
     try:
         if threshold is None:
             raw.prepare_threshold = 2**31 - 1
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
             cursor.execute(sql, params, prepare=True)
             row = cursor.fetchone()
     finally:
         raw.prepare_threshold = threshold
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+    if db.queries_logged:
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
     return row
 
 

@@ -1,6 +1,7 @@
 """Reads about roles and assignments. Authorization lives here: the *_get_for_* selectors
 answer 404 for objects the user may not see."""
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +45,9 @@ class GroupAccessRef:
     access: str
 
     def roles_sql(self) -> tuple[str, list[Any]]:
-        """The role's id by the unique (governed_group, group_access) index: one lookup."""
+        """The role's id by the unique (governed_group, group_access) index: one lookup (an
+        Entra object id first by the partial external_id index, which a prepared statement's
+        generic plan can use only when the query repeats the index's condition)."""
         if self.group.isdigit():
             return "SELECT id FROM roles_role WHERE governed_group_id = %s AND group_access = %s", [
                 int(self.group),
@@ -52,7 +55,8 @@ class GroupAccessRef:
             ]
         return (
             "SELECT id FROM roles_role WHERE governed_group_id = ("
-            "SELECT id FROM accounts_directorygroup WHERE external_id = %s) AND group_access = %s",
+            "SELECT id FROM accounts_directorygroup WHERE external_id = %s AND external_id <> '') "
+            "AND group_access = %s",
             [self.group.lower(), self.access],
         )
 
@@ -99,45 +103,62 @@ def holding_sql(
     uuid_field = ActiveAssignment._meta.pk
     assert uuid_field is not None  # noqa: S101 - for the type checker
     when = connection.ops.adapt_datetimefield_value(at)
-    person: Any
-    if isinstance(user, User):
-        person_sql, person = "SELECT id FROM accounts_user WHERE id = %s AND is_active", user.pk
-    else:
-        person_sql, person = "SELECT id FROM accounts_user WHERE username = %s AND is_active", user
     scopes = scope_ancestors(scope)
-    # The person and the roles named are resolved once (WITH), for both branches below.
-    ctes, cte_params = [f"person AS ({person_sql})"], [person]
-    role_params: list[Any]
+    params: list[Any] = [user.pk if isinstance(user, User) else user]
+    role_params: list[Any] = []
+    named_sql: str | None = None
     if isinstance(role, Role):
-        role_sql, role_params = "= %s", [uuid_field.get_db_prep_value(role.pk, connection)]
-        named_sql = "SELECT 1"
+        role_params = [uuid_field.get_db_prep_value(role.pk, connection)]
+    elif isinstance(role, GroupAccessRef):
+        named_sql, named_params = role.roles_sql()
+        params += named_params
     else:
-        if isinstance(role, GroupAccessRef):
-            roles_sql, roles_params = role.roles_sql()
-        else:
-            try:
-                role_pk: uuid.UUID | None = uuid.UUID(role)
-            except ValueError:
-                role_pk = None
-            # By template id, or by id: two index lookups (UNION, not an OR: a role matching
-            # both ways counts once).
-            roles_sql, roles_params = "SELECT id FROM roles_role WHERE template_id = %s", [role]
-            if role_pk is not None:
-                roles_sql += " UNION SELECT id FROM roles_role WHERE id = %s"
-                roles_params.append(uuid_field.get_db_prep_value(role_pk, connection))
-        ctes.append(f"named AS ({roles_sql})")
-        cte_params += roles_params
-        role_sql, role_params = "IN (SELECT id FROM named)", []
-        named_sql = "SELECT count(*) FROM named"
+        try:
+            role_pk: uuid.UUID | None = uuid.UUID(role)
+        except ValueError:
+            role_pk = None
+        # By template id, or by id: two index lookups, never an OR. The second leaves out a
+        # role the first found, so a role matching both ways counts once without a UNION's
+        # sort. "<> ''" repeats the template index's condition: without it a prepared
+        # statement's generic plan cannot use that partial index and scans every role.
+        named_sql, params = _NAMED_BY_TEMPLATE_SQL, [*params, role]
+        if role_pk is not None:
+            named_sql += _NAMED_BY_ID_SQL
+            params += [uuid_field.get_db_prep_value(role_pk, connection), role]
+    covers_params = [*role_params, *scopes, when, when, when]
+    return _holding_text(isinstance(user, User), named_sql, len(scopes)), [
+        *params,
+        *covers_params,
+        *covers_params,
+    ]
+
+
+_NAMED_BY_TEMPLATE_SQL = "SELECT id FROM roles_role WHERE template_id = %s AND template_id <> ''"
+_NAMED_BY_ID_SQL = " UNION ALL SELECT id FROM roles_role WHERE id = %s AND template_id <> %s"
+
+
+@functools.lru_cache(maxsize=32)
+def _holding_text(person_by_id: bool, named_sql: str | None, scopes: int) -> str:
+    """holding_sql's text, one per shape (built once: it is on every check's path). The
+    person and the roles named are resolved once (WITH), for both branches."""
+    person = "id = %s" if person_by_id else "username = %s"
+    # Only fixed fragments are formatted in; every value is a bound parameter.
+    ctes = [f"person AS (SELECT id FROM accounts_user WHERE {person} AND is_active)"]  # noqa: S608
+    if named_sql is None:  # a Role: its id is a parameter
+        role_sql, count_sql = "= %s", "SELECT 1"
+    else:
+        ctes.append(f"named AS ({named_sql})")
+        # One role, as an equality the (user, role, scope) index answers like a Role's id (no
+        # semi-join over the roles named): when the reference names several, the answer is
+        # AmbiguousRole whatever this finds.
+        role_sql, count_sql = "= (SELECT id FROM named LIMIT 1)", "SELECT count(*) FROM named"
     covers = (
-        f"role_id {role_sql} AND scope IN ({', '.join(['%s'] * len(scopes))}) AND starts_at <= %s "
+        f"role_id {role_sql} AND scope IN ({', '.join(['%s'] * scopes)}) AND starts_at <= %s "
         "AND (ends_at IS NULL OR ends_at > %s) AND (ended_at IS NULL OR ended_at > %s)"
     )
-    covers_params = [*role_params, *scopes, when, when, when]
-    # Only fixed fragments are formatted in; every value is a bound parameter.
-    sql = (
+    return (
         f"WITH {', '.join(ctes)} "  # noqa: S608
-        f"SELECT ({named_sql}) AS named, best.id, best.until FROM (SELECT 1 AS one) one LEFT JOIN ("
+        f"SELECT ({count_sql}) AS named, best.id, best.until FROM (SELECT 1 AS one) one LEFT JOIN ("
         f"SELECT a.id, {_EFFECTIVE_END_SQL} AS until FROM ("
         "SELECT id, ends_at, ended_at FROM roles_activeassignment "
         f"WHERE user_id = (SELECT id FROM person) AND {covers} "
@@ -148,8 +169,6 @@ def holding_sql(
         ") a ORDER BY until DESC NULLS FIRST, a.id LIMIT 1"
         ") best ON 1 = 1"
     )
-    params = [*cte_params, *covers_params, *covers_params]
-    return sql, params
 
 
 def holding_from_row(row: "tuple[object, ...] | None", offset: int = 0) -> Holding:

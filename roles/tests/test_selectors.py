@@ -4,7 +4,14 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from roles.selectors import permissions_from_active_roles, role_holding, user_holds_role
+from roles.selectors import (
+    AmbiguousRole,
+    GroupAccessRef,
+    Holding,
+    permissions_from_active_roles,
+    role_holding,
+    user_holds_role,
+)
 from tests.factories import ActiveAssignmentFactory, DirectoryGroupFactory, RoleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +97,44 @@ def test_a_portal_role_at_a_narrower_scope_grants_no_portal_permission():
     role = RoleFactory(grants_permissions=["roles.view_role"])
     assignment = ActiveAssignmentFactory(role=role, scope="/apps/payroll")
     assert permissions_from_active_roles(user=assignment.user) == set()
+
+
+def test_a_role_named_both_by_its_id_and_by_its_template_id_counts_once():
+    """A role whose template id is its own id (as text) is one role, not an ambiguous two."""
+    assignment = ActiveAssignmentFactory()
+    role = assignment.role
+    role.template_id = str(role.pk)
+    role.save()
+
+    holding = role_holding(user=assignment.user.username, role=str(role.pk))
+
+    assert holding.active and holding.assignment_id == assignment.pk
+
+
+def test_an_id_that_is_another_roles_template_id_is_ambiguous():
+    assignment = ActiveAssignmentFactory()
+    RoleFactory(kind="azure", template_id=str(assignment.role.pk))
+
+    with pytest.raises(AmbiguousRole):
+        role_holding(user=assignment.user.username, role=str(assignment.role.pk))
+
+
+def test_an_empty_reference_names_no_role_even_where_roles_have_no_template_id():
+    """template_id "" means "none": it names nothing (and so is not ambiguous either)."""
+    assignment = ActiveAssignmentFactory()
+    RoleFactory()
+    assert assignment.role.template_id == ""
+
+    assert role_holding(user=assignment.user.username, role="") == Holding(active=False)
+
+
+def test_an_empty_group_reference_names_no_group_even_where_groups_have_no_object_id():
+    """external_id "" means "not in Entra": it names no group (nor fails on several)."""
+    member = UserFactory()
+    for group in (DirectoryGroupFactory(), DirectoryGroupFactory()):  # portal-only groups
+        group.members.add(member)
+        role = RoleFactory(kind="group", governed_group=group, group_access="member")
+        ActiveAssignmentFactory(user=member, role=role)
+        assert role_holding(user=member.username, role=GroupAccessRef(str(group.pk), "member")).active
+
+    assert role_holding(user=member.username, role=GroupAccessRef("", "member")) == Holding(active=False)
