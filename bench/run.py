@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -1699,6 +1700,7 @@ def bench_explain(gen: Generator, fixtures: dict, db) -> dict:
     sql, params = holding_sql(user=username, role=str(role_id), scope="/", at=now)
     with connection.cursor() as cursor:
         plans["role_holding by name (the check)"] = _explain(cursor, sql, params)
+        plans["role_holding by name, generic plan (as prepared)"] = _explain_generic(cursor, sql, params)
         page = PAGES[0][1]
         client = signed_in_client(fixtures)
         from django.test.utils import CaptureQueriesContext
@@ -1718,6 +1720,22 @@ def bench_explain(gen: Generator, fixtures: dict, db) -> dict:
 def _explain(cursor, sql: str, params) -> str:
     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
     return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _explain_generic(cursor, sql: str, params) -> str:
+    """The plan a prepared statement settles on after its first runs: planned once for any
+    values, so it may only use what the text itself proves (e.g. a partial index's condition
+    must be in the query, not only in the values)."""
+    numbers = iter(range(1, len(params) + 1))
+    prepared = re.sub(r"%s", lambda _: f"${next(numbers)}", sql)
+    cursor.execute("SET plan_cache_mode = force_generic_plan")
+    cursor.execute("PREPARE bench_explain_generic AS " + prepared)
+    try:
+        values = ", ".join(["%s"] * len(params))
+        return _explain(cursor, f"EXECUTE bench_explain_generic({values})", params)
+    finally:
+        cursor.execute("DEALLOCATE bench_explain_generic")
+        cursor.execute("RESET plan_cache_mode")
 
 
 if __name__ == "__main__":
