@@ -1,12 +1,12 @@
 """Activation requests (and extension / renewal requests) and their approvals."""
 
-import uuid
 from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from common.ids import uuid7
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 
 
@@ -58,7 +58,7 @@ class ActivationRequest(models.Model):
         Status.GRANTED: {Status.EXPIRED, Status.DEACTIVATED, Status.REVOKED},
     }
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)  # time-ordered: common.ids
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ACTIVATE)
     requester = models.ForeignKey(  # indexed by activations_requester_idx, which starts with it
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activation_requests", db_index=False

@@ -87,6 +87,27 @@ def new_uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
+def time_uuid(rng: random.Random, at: datetime) -> uuid.UUID:
+    """The id the portal would have given a row made at ``at``: assignments and activation
+    requests get time-ordered (version 7) UUIDs, common.ids.uuid7. Generated data with random
+    ids would scatter the rows a job touches together (the activations ending now, which
+    started hours ago) over every index keyed by id."""
+    millis = int(at.timestamp() * 1000)
+    value = (millis << 80) | rng.getrandbits(80)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC variant
+    return uuid.UUID(int=value)
+
+
+# The same in SQL, for rows the server writes (INSERT ... SELECT): a random UUID's first six
+# bytes replaced by the time in milliseconds, its version bits made 7.
+TIME_UUID_SQL = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+    "substring(int8send(floor(extract(epoch FROM {at}) * 1000)::bigint) FROM 3) FROM 1 FOR 6), "
+    "52, 1), 53, 1), 'hex')::uuid"
+)
+
+
 def machine(pg_version: str) -> dict:
     ram = 0
     try:
@@ -369,19 +390,34 @@ class Generator:
         def rows():
             for pair in pairs:
                 user, role = self.user_ids[pair // len(roles)], roles[pair % len(roles)]
-                pk = new_uuid(self.rng)
-                self.user_eligible.append((pk, user, role))
-                yield self._eligible_row(pk, None, user, role)
+                row = self._eligible_row(None, user, role)
+                self.user_eligible.append((row[0], user, role))
+                yield row
             for _ in range(group_rows):
                 group = self.rng.choice(self.group_ids)
-                yield self._eligible_row(new_uuid(self.rng), group, None, self.rng.choice(roles))
+                yield self._eligible_row(group, None, self.rng.choice(roles))
 
         self.counts["eligible"] = self.copy("roles_eligibleassignment", columns, rows())
 
-    def _eligible_row(self, pk, group, user, role) -> tuple:
+    def _eligible_row(self, group, user, role) -> tuple:
         starts = self.ago(timedelta(days=1), timedelta(days=365))
         ends = None if self.rng.random() < 0.2 else self.now + timedelta(days=self.rng.randint(30, 365))
-        return (pk, "/", starts, ends, "bench", starts, None, "", None, None, group, user, role, None)
+        return (
+            time_uuid(self.rng, starts),
+            "/",
+            starts,
+            ends,
+            "bench",
+            starts,
+            None,
+            "",
+            None,
+            None,
+            group,
+            user,
+            role,
+            None,
+        )
 
     def activations(self) -> None:
         """Historical (closed) activations, plus open ones on distinct eligibilities (one open
@@ -416,7 +452,7 @@ class Generator:
                 else:  # started already (held now), ending 10 minutes to its duration from now
                     ends = self.now + timedelta(minutes=self.rng.randint(10, duration.seconds // 60 - 1))
                 granted = ends - duration
-                pk = new_uuid(self.rng)
+                pk = time_uuid(self.rng, granted)
                 yield (pk, "/", granted, ends, "bench", granted, None, "activation", "",
                        None, None, None, user, eligible, role, None)  # fmt: skip
                 requests.append(self._request(eligible, user, role, "granted", granted, duration, pk, None))
@@ -457,7 +493,8 @@ class Generator:
                 copy.write_row((index, eligible, user, role))
         db.execute(
             "CREATE TEMP TABLE bench_history AS "
-            "SELECT gen_random_uuid() AS assignment_id, gen_random_uuid() AS request_id, "
+            f"SELECT {TIME_UUID_SQL.format(at='picked.granted')} AS assignment_id, "
+            f"{TIME_UUID_SQL.format(at='picked.granted')} AS request_id, "
             "e.id AS eligible_id, e.user_id, e.role_id, picked.granted, "
             "picked.hours * interval '1 hour' AS duration, "
             "picked.g %% 5 = 0 AS deactivated FROM ("
@@ -504,8 +541,9 @@ class Generator:
         created = (granted or self.now) - timedelta(minutes=1)
         ends = granted + duration if granted else None
         return (
-            new_uuid(self.rng), "activate", "/", status, None, duration, "bench", "", "", granted, 0, created,
-            None, granted, "", granted, ends, closed, None, assignment, None, eligible, user, role,
+            time_uuid(self.rng, created), "activate", "/", status, None, duration, "bench", "", "",
+            granted, 0, created, None, granted, "", granted, ends, closed, None, assignment, None,
+            eligible, user, role,
         )  # fmt: skip
 
     # The audit log.
@@ -555,7 +593,7 @@ class Generator:
                     "action": action,
                     "outcome": outcome,
                     "target_type": "activations.activationrequest",
-                    "target_id": str(new_uuid(self.rng)),
+                    "target_id": str(time_uuid(self.rng, occurred)),
                     "target_label": f"activation request {role_name} by {requester}",
                     "role_id": str(role),
                     "role_label": role_name,

@@ -10,6 +10,8 @@ from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
 
+from common.ids import uuid7
+
 if TYPE_CHECKING:
     from accounts.models import DirectoryGroup, User
 
@@ -249,7 +251,7 @@ class AssignmentQuerySet(models.QuerySet[_AssignmentT]):
 class Assignment(models.Model):
     """What eligible and active assignments share: who, which role, where, when."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)  # time-ordered: common.ids
     # No index of their own: each concrete model's (user, role, ...) and (group, role, ...)
     # indexes start with them, and every index more is one more write per row.
     user = models.ForeignKey(

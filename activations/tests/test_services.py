@@ -52,6 +52,19 @@ def test_role_without_approval_is_granted_at_once_with_one_event(requester):
     assert event.details["duration_seconds"] == 7200
 
 
+def test_a_request_and_its_assignment_get_ids_ordered_by_when_they_were_made(requester, clock):
+    """Time-ordered ids (common.ids.uuid7): the rows of one moment sit together in every
+    index keyed by id, which the expiry sweep reads and writes together hours later."""
+    request = request_activation(requester, eligible_for(requester, role_with()))
+    clock.shift(timedelta(milliseconds=1))
+    later = request_activation(requester, eligible_for(requester, role_with()))
+
+    for row in (request, request.active_assignment):
+        assert row.pk.version == 7
+        assert row.pk.int >> 80 == int(T0.timestamp() * 1000)
+    assert request.pk < later.pk and request.active_assignment.pk < later.active_assignment.pk
+
+
 def test_granting_records_a_directory_grant_in_the_same_transaction(requester):
     role = role_with()
     request = request_activation(requester, eligible_for(requester, role))
