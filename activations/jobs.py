@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import AuditEntry, audit_record_many, audit_record_prepared
-from common.db import in_parallel
+from common.db import in_parallel, uuid_array
 from notifications.services import email_queue
 from roles.models import ActiveAssignment, EligibleAssignment, Role
 from roles.notification_matrix import assignment_ending_notify
@@ -126,10 +126,10 @@ def _requests_expire(request_ids: list[Any], now: datetime) -> list[_Closed]:
         returning = [*(f"r.{c}" for c in columns), "ro.name", *(f"u.{n}" for n in names)]
         sql = (
             f"UPDATE {request} r SET status = %s, closed_at = %s FROM {role} ro, {user} u "  # noqa: S608 - table names
-            "WHERE r.id = ANY(%s) AND r.status = %s AND ro.id = r.role_id AND u.id = r.requester_id "
+            "WHERE r.id = ANY(%s::uuid[]) AND r.status = %s AND ro.id = r.role_id AND u.id = r.requester_id "
             f"RETURNING {', '.join(returning)}"
         )
-        ids = [request_ids]
+        ids = [uuid_array(request_ids)]
     else:  # SQLite's RETURNING names the updated table only: the names by subqueries
         returning = [
             *columns,

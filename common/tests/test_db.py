@@ -1,13 +1,15 @@
 import logging
 import threading
+import uuid
 
 import psycopg.errors
 import pytest
 from django.db import OperationalError, connection, transaction
 
 from accounts.models import User
-from common.db import is_retryable, retry_on_deadlock
-from tests.factories import UserFactory
+from common.db import is_retryable, many_ids, retry_on_deadlock, uuid_array
+from roles.models import EligibleAssignment
+from tests.factories import EligibleAssignmentFactory, UserFactory
 
 
 def aborted(error_class):
@@ -120,3 +122,24 @@ def test_two_transactions_locking_in_opposite_orders_both_finish(caplog):
     assert results == ["done", "done"]
     assert len(attempts) == 3  # PostgreSQL aborted one; it ran again once
     assert "deadlock detected" in caplog.text
+
+
+def test_uuid_array_is_the_text_of_a_uuid_array_and_takes_nothing_but_uuids():
+    first, second = uuid.UUID(int=1), uuid.UUID(int=2, version=4)
+
+    assert uuid_array([first, str(second).upper()]) == f"{{{first},{second}}}"
+    assert uuid_array([]) == "{}"
+    with pytest.raises(ValueError):  # a comma would otherwise add an id of its own
+        uuid_array([f"{first},{second}"])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_many_ids_selects_exactly_the_rows_named():
+    users = [UserFactory() for _ in range(3)]
+    named = [EligibleAssignmentFactory(user=user).pk for user in users[:2]]
+    EligibleAssignmentFactory(user=users[2])
+
+    assert set(EligibleAssignment.objects.filter(pk__in=many_ids(named)).values_list("pk", flat=True)) == set(
+        named
+    )
