@@ -1586,7 +1586,7 @@ def main() -> None:
         help="several scales in one run, e.g. 0.02,0.2,1.0 (growth factors per figure)",
     )
     parser.add_argument("--samples", type=int, default=2000, help="authorization checks timed per variant")
-    parser.add_argument("--page-requests", type=int, default=50, help="requests timed per portal page")
+    parser.add_argument("--page-requests", type=int, default=200, help="requests timed per portal page")
     parser.add_argument("--http-seconds", type=float, default=10.0, help="seconds of load per HTTP figure")
     parser.add_argument("--seed", type=int, default=6, help="seed of the data generator")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
