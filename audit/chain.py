@@ -154,9 +154,7 @@ def v3_tail(fields: Mapping[str, Any]) -> str:
 def v3_hash(prev_hash: str, seq: int, tail: str) -> str:
     """The version-3 hash of the event at seq after prev_hash, given its v3_tail: the same
     bytes as v3_message, put together from the part that depends on the chain and the rest."""
-    return hashlib.sha256(
-        (V3_PREFIX + prev_hash + "\n" + _v3_tokens([str(seq)]) + tail).encode("utf-8")
-    ).hexdigest()
+    return hashlib.sha256(v3_message(prev_hash, [str(seq)]) + tail.encode("utf-8")).hexdigest()
 
 
 def version_of(fields: Mapping[str, Any]) -> int:

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
+from common.ids import uuid7_of  # noqa: E402 - pure Python, no Django: importable before setup
+
 # SPEC 6's sizes at --scale 1.0.
 FULL = {
     "users": 100_000,
@@ -92,11 +94,7 @@ def time_uuid(rng: random.Random, at: datetime) -> uuid.UUID:
     requests get time-ordered (version 7) UUIDs, common.ids.uuid7. Generated data with random
     ids would scatter the rows a job touches together (the activations ending now, which
     started hours ago) over every index keyed by id."""
-    millis = int(at.timestamp() * 1000)
-    value = (millis << 80) | rng.getrandbits(80)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC variant
-    return uuid.UUID(int=value)
+    return uuid7_of(int(at.timestamp() * 1000), rng.getrandbits(80))
 
 
 # The same in SQL, for rows the server writes (INSERT ... SELECT): a random UUID's first six
@@ -402,22 +400,8 @@ class Generator:
     def _eligible_row(self, group, user, role) -> tuple:
         starts = self.ago(timedelta(days=1), timedelta(days=365))
         ends = None if self.rng.random() < 0.2 else self.now + timedelta(days=self.rng.randint(30, 365))
-        return (
-            time_uuid(self.rng, starts),
-            "/",
-            starts,
-            ends,
-            "bench",
-            starts,
-            None,
-            "",
-            None,
-            None,
-            group,
-            user,
-            role,
-            None,
-        )
+        return (time_uuid(self.rng, starts), "/", starts, ends, "bench", starts, None, "", None, None,
+                group, user, role, None)  # fmt: skip
 
     def activations(self) -> None:
         """Historical (closed) activations, plus open ones on distinct eligibilities (one open

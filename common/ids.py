@@ -16,8 +16,14 @@ def uuid7() -> uuid.UUID:
     page per row. The id tells when the row was made, to the millisecond, which the rows'
     own created_at/starts_at say anyway; 74 random bits keep it unguessable. (Python 3.14 has
     uuid.uuid7; 3.11 does not.)"""
-    millis = time.time_ns() // 1_000_000
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    return uuid7_of(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
+
+
+def uuid7_of(millis: int, random_bits: int) -> uuid.UUID:
+    """The version-7 UUID of a time in milliseconds and 80 random bits (of which the version
+    and variant replace six): uuid7's layout, for callers that bring their own time and
+    randomness (the bench's data generator, seeded)."""
+    value = (millis << 80) | (random_bits & ((1 << 80) - 1))
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC 9562 variant
     return uuid.UUID(int=value)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from common.broker import task_publish
+from common.db import uuid_array
 
 from .directory import (
     DirectoryError,
@@ -142,7 +143,7 @@ def _operations_insert_select(assignment_ids: list, operation: str, now: datetim
         "FROM unnest(%s::uuid[]) WITH ORDINALITY AS ids(id, n) ORDER BY ids.n RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, list(assignment_ids)])
+        cursor.execute(sql, [*params, uuid_array(assignment_ids)])
         return [row[0] for row in cursor.fetchall()]
 
 
